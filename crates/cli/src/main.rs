@@ -1,0 +1,34 @@
+//! `kmortem`: the one binary. Each subcommand is a thin shell over a library crate and lives in
+//! its own module under `cmd/`.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Linux kernel post-mortem: find crashes in logs, symbolize them, read vmcores, explain them,
+/// match them to known fixes, and watch a fleet.
+#[derive(Parser)]
+#[command(name = "kmortem", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Oops(cmd::oops::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Oops(a) => cmd::oops::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kmortem: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
