@@ -191,4 +191,7 @@ pub struct Report {
     pub end_line: usize,
     /// The report's own lines, with timestamps and syslog prefixes stripped.
     pub text: String,
+    /// `true` when the input ended inside the report (no end marker was seen).
+    #[serde(default)]
+    pub truncated: bool,
 }
