@@ -167,6 +167,20 @@ pub fn clean(line: &[u8], in_kmsg: bool) -> Clean<'_> {
         };
     }
     s = strip_syslog(s);
+    // syzkaller's consoleOutputRe also accepts `** N printk messages dropped ** ` and a
+    // login prompt glued in front of the stamp.
+    if s.starts_with(b"** ") {
+        if let Some(p) = memchr::memmem::find(s, b" ** ") {
+            if memchr::memmem::find(&s[..p], b"printk messages dropped").is_some() {
+                s = &s[p + 4..];
+            }
+        }
+    }
+    if let Some(p) = memchr::memmem::find(&s[..s.len().min(120)], b" login: ") {
+        if console_stamp(&s[p + 8..]).is_some() {
+            s = &s[p + 8..];
+        }
+    }
     let mut ctx = Ctx::None;
     let stamp = console_stamp(s).or_else(|| human_stamp(s));
     if let Some(n) = stamp {

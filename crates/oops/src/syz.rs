@@ -14,10 +14,13 @@ const SRC: &str = r"([a-zA-Z0-9-_/.]+\.[a-z]+:[0-9]+)";
 const ADDR: &str = r"0x[0-9a-f]+";
 
 fn expand(re: &str) -> String {
+    // Go's RE2 reads `\<` as a literal `<`; Rust's regex reads it as a word boundary.
     re.replace("{{PC}}", PC)
         .replace("{{FUNC}}", FUNC)
         .replace("{{SRC}}", SRC)
         .replace("{{ADDR}}", ADDR)
+        .replace("\\<", "<")
+        .replace("\\>", ">")
 }
 
 pub(crate) fn compile(re: &str) -> Regex {
@@ -368,8 +371,53 @@ const SKIP: &[&str] = &[
     "dump_backtrace",
     "stack_trace",
     "arch_stack_walk",
-    "unwind_",
     "__pfx_",
+    "trace_hardirqs",
+    "print_usage_bug",
+    "^kfree",
+    "kvfree",
+    "print_report",
+    "hex_dump",
+    "crc16",
+    "crc_itu_t",
+    "crc32",
+    "^xas_",
+    "^klist_",
+    "walk_stackframe",
+    "__do_kernel_fault",
+    "do_kernel_fault",
+    "debug_print_object",
+    "debug_check_no_locks",
+    "wait_for_completion",
+    "usb_kill_urb",
+    "usb_kill_anchored_urbs",
+    "usb_control_msg",
+    "usb_bulk_msg",
+    "device_remove_file",
+    "assertfail",
+    "__stack_chk_fail",
+    "^iput$",
+    "dput$",
+    "^mark_buffer_dirty",
+    "^ida_free",
+    "^ida_alloc",
+    "^drop_nlink",
+    "^cleanup_srcu_struct",
+    "^lock_timer_base",
+    "^skb_(?:put|push|pull|panic|over_panic|under_panic)$",
+    "^rhashtable_lookup",
+    "^rht_",
+    "^find_lock_entries",
+    "folios_put",
+    "^__folio_put",
+    "^aes_(?:en|de)crypt",
+    "^str(?:n?cmp|n?cpy|n?len|str|nstr|chr|rchr|casecmp|lcpy|sep|spn|cspn|pbrk)$",
+    "_noprof$",
+    "do_tag_check_fault",
+    "do_translation_fault",
+    "do_mem_abort",
+    "el1_abort",
+    "el1h_64_sync",
 ];
 
 /// Stack starts: after one of these, frames follow.
@@ -432,30 +480,30 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
         (
             "BUG:",
             vec![
+                f(r"BUG: KASAN: double-free or invalid-free in {{FUNC}}", "KASAN: invalid-free in %[2]v")
+                    .alt(&["invalid-free in %[2]v"])
+                    .stack(st(&[r"BUG: KASAN: double-free or invalid-free in {{FUNC}}", CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["slab_", "kfree", "kvfree", "vunmap", "vfree"])),
+                f(r"BUG: KASAN: (?:double|invalid)-free in {{FUNC}}", "KASAN: invalid-free in %[2]v")
+                    .alt(&["invalid-free in %[2]v"])
+                    .stack(st(&[r"BUG: KASAN: (?:double|invalid)-free in {{FUNC}}", CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["slab_", "kfree", "kvfree", "vunmap", "vfree"])),
                 f(r"BUG: KASAN: ([a-z\-]+) in {{FUNC}}(?:.*\n)+?.*(Read|Write) (?:of size|at addr) (?:[0-9a-f]+)", "KASAN: %[1]v %[3]v in %[4]v")
                     .alt(&["bad-access in %[4]v"])
                     .stack(st(&[r"BUG: KASAN: (?:[a-z\-]+) in {{FUNC}}", CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["slab_", "kfree", "vunmap", "vfree", "__free", "__memcpy_", "ioread", "iowrite"])),
-                f(r"BUG: KASAN: ([a-z\-]+) on address(?:.*\n)+?.*(Read|Write) of size ([0-9]+)", "KASAN: %[1]v %[2]v of size %[3]v").corrupted(),
-                f(r"BUG: KASAN: (.*)", "KASAN: %[1]v").corrupted(),
-                f(r"BUG: KASAN: double-free or invalid-free in {{FUNC}}", "KASAN: invalid-free in %[2]v")
-                    .alt(&["invalid-free in %[2]v"])
-                    .stack(st(&[r"BUG: KASAN: double-free or invalid-free in {{FUNC}}", CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["slab_", "kfree", "vunmap", "vfree", "free"])),
-                f(r"BUG: KASAN: (?:double|invalid)-free in {{FUNC}}", "KASAN: invalid-free in %[2]v")
-                    .alt(&["invalid-free in %[2]v"])
-                    .stack(st(&[r"BUG: KASAN: (?:double|invalid)-free in {{FUNC}}", CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["slab_", "kfree", "vunmap", "vfree", "free"])),
+                f(r"BUG: KASAN: ([a-z\-]+) on address(?:.*\n)+?.*(Read|Write) of size ([0-9]+)", "KASAN: %[1]v %[2]v").corrupted(),
                 f(r"BUG: KASAN: null-ptr-deref on address", "KASAN: null-ptr-deref").corrupted(),
+                f(r"BUG: KASAN: (.*)", "KASAN: %[1]v").corrupted(),
                 f(r"BUG: KMSAN: kernel-usb-infoleak", "KMSAN: kernel-usb-infoleak in %[2]v")
                     .alt(&["KMSAN origin in %[3]v"])
-                    .stack(st(&[CALL, TRACE]).skip(&["usb_submit_urb", "usb_start_wait_urb", "usb_bulk_msg", "usb_interrupt_msg", "usb_control_msg"])),
+                    .stack(st(&[r"BUG: KMSAN: kernel-usb-infoleak in {{FUNC}}", TRACE]).parts2(&[CALL, TRACE]).skip(&["usb_submit_urb", "usb_start_wait_urb", "usb_bulk_msg", "usb_interrupt_msg", "usb_control_msg"])),
                 f(r"BUG: KMSAN: kernel-infoleak-after-free", "KMSAN: kernel-infoleak-after-free in %[1]v")
                     .alt(&["bad-access in %[1]v"])
                     .stack(st(&[CALL, TRACE]).skip(&["copy_to_user", "copyout", "_copy_to_iter", "copy_to_iter"])),
                 f(r"BUG: KMSAN: kernel-infoleak", "KMSAN: kernel-infoleak in %[1]v")
                     .alt(&["bad-access in %[1]v"])
-                    .stack(st(&[CALL, TRACE]).skip(&["copy_to_user", "copyout", "_copy_to_iter", "copy_to_iter", "copy_page_to_iter", "copy_user", "__skb_datagram_iter_"])),
+                    .stack(st(&[r"BUG: KMSAN: kernel-infoleak in {{FUNC}}", TRACE]).parts2(&[CALL, TRACE]).skip(&["copy_to_user", "copyout", "_copy_to_iter", "copy_to_iter", "copy_page_to_iter", "copy_user", "instrument_copy", "copy_mc_to_user", "_copy_to_user"])),
                 f(r"BUG: KMSAN: ([a-z\-]+) in {{FUNC}}", "KMSAN: %[1]v in %[3]v")
                     .alt(&["bad-access in %[3]v"])
-                    .stack(st(&[CALL, TRACE]).skip(&["alloc_skb", "netlink_ack", "netlink_rcv_skb"])),
+                    .stack(st(&[r"BUG: KMSAN: (?:[a-z\-]+) in {{FUNC}}", TRACE]).parts2(&[CALL, TRACE])),
                 f(r"BUG: KCSAN: data-race in {{FUNC}} / {{FUNC}}", "KCSAN: data-race in %[1]v / %[2]v").nostack(),
                 f(r"BUG: KCSAN: data-race in {{FUNC}}", "KCSAN: data-race in %[2]v")
                     .stack(st(&[r"(?:read|write|modified).*to 0x[0-9a-f]+ of [0-9]+ bytes by (?:task|interrupt|irq)", TRACE])),
@@ -489,14 +537,14 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .stack(st(&[CALL, TRACE]).skip(&["spin_", "_lock", "_unlock"])),
                 f(r"BUG: soft lockup", "BUG: soft lockup in %[1]v")
                     .alt(&["stall in %[1]v"])
-                    .stack(st(&[RIP, TRACE]).parts2(&[CALL, TRACE]).ex(Stall)),
+                    .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).ex(Stall)),
                 f(r"BUG: .*still has locks held!", "BUG: still has locks held in %[1]v")
                     .stack(st(&[r"did not release|still has locks held", CALL, TRACE])),
                 f(r"BUG: lock held when returning to user space", "BUG: lock held when returning to user space in %[1]v")
                     .nostack()
                     .stack(st(&[r"lock held when returning to user space", r"at: (?:{{PC}} +)?{{FUNC}}"])),
                 f(r"BUG: bad unlock balance detected!", "BUG: bad unlock balance in %[1]v")
-                    .stack(st(&[r"is trying to release lock", r"at: (?:{{PC}} +)?{{FUNC}}"])),
+                    .stack(st(&[r"is trying to release lock", TRACE])),
                 f(r"BUG: held lock freed!", "BUG: held lock freed in %[1]v")
                     .stack(st(&[r"is freeing memory", CALL, TRACE])),
                 f(r"BUG: Bad rss-counter state", "BUG: Bad rss-counter state").nostack(),
@@ -540,17 +588,17 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
         (
             "WARNING:",
             vec![
-                f(r"WARNING: .*lib/debugobjects\.c.* (?:debug_print|debug_check)", "WARNING: ODEBUG bug in %[1]v")
+                f(r"WARNING: (?:.*lib/debugobjects\.c.* (?:debug_print|debug_check)|(?:\[.*\] )?lib/debugobjects\.c:[0-9]+ at )", "WARNING: ODEBUG bug in %[1]v")
                     .stack(st(&[r"ODEBUG:.*(?:object|free)", CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["debug_object", "debug_check", "free_obj", "destroy_", "kfree", "delete", "timer", "__do_softirq"])),
-                f(r"WARNING: .*mm/usercopy\.c.* usercopy_warn", "WARNING: bad usercopy in %[1]v")
+                f(r"WARNING: (?:.*mm/usercopy\.c.* usercopy_warn|(?:\[.*\] )?mm/usercopy\.c:[0-9]+ at )", "WARNING: bad usercopy in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).skip(&["usercopy", "__check"])),
-                f(r"WARNING: .*lib/kobject\.c.* kobject_", "WARNING: kobject bug in %[1]v")
+                f(r"WARNING: (?:.*lib/kobject\.c.* kobject_|(?:\[.*\] )?lib/kobject\.c:[0-9]+ at )", "WARNING: kobject bug in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["kobject_"])),
                 f(r"WARNING: .*fs/proc/generic\.c.* proc_register", "WARNING: proc registration bug in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).skip(&["proc_"])),
-                f(r"WARNING: .*lib/refcount\.c.* refcount_", "WARNING: refcount bug in %[1]v")
+                f(r"WARNING: (?:.*lib/refcount\.c.* refcount_|(?:\[.*\] )?lib/refcount\.c:[0-9]+ at )", "WARNING: refcount bug in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["refcount", "kobject_"])),
-                f(r"WARNING: .*kernel/locking/lockdep\.c.*lock_", "WARNING: locking bug in %[1]v")
+                f(r"WARNING: (?:.*kernel/locking/lockdep\.c.*lock_|(?:\[.*\] )?kernel/locking/lockdep\.c:[0-9]+ at )", "WARNING: locking bug in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["lock_sock", "lock_"])),
                 f(r"WARNING: .*still has locks held!", "WARNING: still has locks held in %[1]v")
                     .stack(st(&[r"did not release|still has locks held", CALL, TRACE])),
@@ -559,13 +607,16 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"WARNING: lock held when returning to user space", "WARNING: lock held when returning to user space in %[1]v")
                     .nostack()
                     .stack(st(&[r"lock held when returning to user space", r"at: (?:{{PC}} +)?{{FUNC}}"])),
-                f(r"WARNING: .*mm/.*\.c.* k?.?malloc", "WARNING: kmalloc bug in %[1]v")
+                f(r"WARNING: (?:.*mm/.*\.c.* k?.?malloc|(?:\[.*\] )?mm/(?:slab|slub|slab_common|page_alloc)\.c:[0-9]+ at k?.?malloc)", "WARNING: kmalloc bug in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["kmalloc", "krealloc", "slab", "kmem"])),
                 f(r"WARNING: .*mm/vmalloc\.c.*__vmalloc_node", "WARNING: zero-size vmalloc in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["vmalloc"])),
-                f(r"WARNING: .* at {{SRC}} usb_submit_urb", "WARNING in %[3]v/usb_submit_urb")
+                f(r"WARNING: (?:.* at {{SRC}} usb_submit_urb|(?:\[.*\] )?{{SRC}} at usb_submit_urb)", "WARNING in %[3]v/usb_submit_urb")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["usb_submit_urb", "usb_start_wait_urb", "usb_bulk_msg", "usb_interrupt_msg", "usb_control_msg"])),
                 f(r"WARNING: .* at {{SRC}} {{FUNC}}", "WARNING in %[3]v")
+                    .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE])),
+                // 6.17+ prints `WARNING: [cond] file.c:123 at func+0x1/0x2, CPU: comm/pid`.
+                f(r"WARNING: (?:\[.*\] )?{{SRC}} at ", "WARNING in %[2]v")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE])),
                 f(r"WARNING: possible circular locking dependency detected", "possible deadlock in %[1]v")
                     .report(r"WARNING: possible circular locking dependency detected(?:.*\n)+?.*is trying to acquire lock")
@@ -585,7 +636,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"WARNING: kernel stack regs at [0-9a-f]+ in [^ ]* has bad '([^']+)' value", "WARNING: kernel stack regs has bad '%[1]v' value").nostack(),
                 f(r"WARNING: kernel stack frame pointer at [0-9a-f]+ in [^ ]* has bad value", "WARNING: kernel stack frame pointer has bad value").nostack(),
                 f(r"WARNING: bad unlock balance detected!", "WARNING: bad unlock balance in %[1]v")
-                    .stack(st(&[r"is trying to release lock", r"at: (?:{{PC}} +)?{{FUNC}}"])),
+                    .stack(st(&[r"is trying to release lock", TRACE])),
                 f(r"WARNING: held lock freed!", "WARNING: held lock freed in %[1]v")
                     .stack(st(&[r"is freeing memory", CALL, TRACE])),
                 f(r"WARNING: kernel stack regs", "WARNING: kernel stack regs has bad value").nostack(),
@@ -598,6 +649,9 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 r"WARNING: Unprivileged eBPF is enabled",
                 r"WARNING: fbcon: Driver '(.*)' missed to adjust virtual screen size",
                 r"WARNING: See https.* for mitigation options\.",
+                // arch/x86/kernel/cpu/bugs.c mitigation notes, not bugs.
+                r"WARNING: kernel not compiled with",
+                r"[A-Za-z0-9_-]+ \([^)]*\): WARNING:",
             ],
         ),
         (
@@ -617,7 +671,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .stack(st(&[CALL, TRACE])),
                 f(r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", "INFO: rcu detected stall in %[1]v")
                     .alt(&["stall in %[1]v"])
-                    .stack(st(&[r"apic_timer_interrupt|Exception stack|el1h_64_irq|\<IRQ\>", RIP, TRACE]).parts2(&[r"(?:apic_timer_interrupt|Exception stack|el1h_64_irq|\<IRQ\>)", TRACE]).skip(&["apic_timer_interrupt", "rcu"]).ex(Stall)),
+                    .stack(st(&[r"apic_timer_interrupt", RIP, TRACE]).parts2(&[r"(?:apic_timer_interrupt|Exception stack|el1h_64_irq)", TRACE]).skip(&["apic_timer_interrupt", "rcu"]).ex(Stall)),
                 f(r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", "INFO: rcu detected stall").nostack(),
                 f(r"INFO: trying to register non-static key", "INFO: trying to register non-static key in %[1]v")
                     .stack(st(&[CALL, TRACE]).skip(&["stack", "lock", "IRQ"])),
@@ -639,12 +693,15 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
             vec![
                 r"INFO: lockdep is turned off",
                 r"INFO: Stall ended before state dump start",
-                r"INFO: NMI handler .* took too long to run",
+                r"INFO: NMI handler",
+                r"CAM_INFO:",
+                r"INFO: recovery required on readonly",
+                // Filesystem and driver messages that merely contain the word
+                // (`EXT4-fs (sda1): INFO: ...`, `XFS (loop4): WARNING: ...`).
+                r"[A-Za-z0-9_-]+ \([^)]*\): INFO:",
                 r"_INFO::",
                 r"INFO: sys_.* is not present in /proc/kallsyms",
                 r"INFO: no syscalls can create resource",
-                r"INFO: rcu_[a-z]+ detected stalls? on CPUs/tasks:\s*$",
-                r"INFO: task .* blocked for more than .*\n?.*\n?.* task .* blocked",
             ],
         ),
         (
@@ -682,12 +739,13 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: ([a-zA-Z0-9_]+)", "kernel panic: stack is corrupted in %[1]v"),
                 f(r"Kernel panic - not syncing: corrupted stack end detected inside scheduler", "kernel panic: corrupted stack end in %[1]v")
                     .alt(&["stack-overflow in %[1]v"])
-                    .stack(st(&[CALL, TRACE]).skip(&["schedule", "retint_kernel"])),
+                    .stack(st(&[CALL, TRACE]).skip(&["schedule", "retint_kernel"]).ex(Stall)),
                 f(r"Kernel panic - not syncing: kernel stack overflow", "kernel stack overflow in %[1]v")
                     .alt(&["stack-overflow in %[1]v"])
                     .stack(st(&[CALL, TRACE]).skip(&["bad_stack"])),
                 f(r"Kernel panic - not syncing: Out of memory and no killable processes", "kernel panic: Out of memory and no killable processes").nostack(),
                 f(r"Kernel panic - not syncing: Fatal exception", "kernel panic: Fatal exception").corrupted(),
+                f(r"Kernel panic - not syncing: panic_on_warn set", "kernel panic: panic_on_warn set"),
                 f(r"Kernel panic - not syncing: (.*)", "kernel panic: %[1]v"),
             ],
             vec![
@@ -729,6 +787,12 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
             vec![],
         ),
         (
+            // 5.x+ x86 prints `divide_error: 0000 [#1]`.
+            "divide_error:",
+            vec![f(r"divide_error: ", "divide error in %[1]v").stack(FAULT_STACK)],
+            vec![],
+        ),
+        (
             "invalid opcode:",
             vec![f(r"invalid opcode: ", "invalid opcode in %[1]v").stack(FAULT_STACK)],
             vec![],
@@ -749,7 +813,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
         (
             "Booting the kernel.",
             vec![f(r"Booting the kernel\.", "unexpected kernel reboot").nostack()],
-            vec![],
+            vec![r"(?m)^.+Booting the kernel"],
         ),
         (
             "unregister_netdevice: waiting for",
@@ -794,8 +858,8 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
             vec![],
         ),
         (
-            "VFS: Close: file count is zero",
-            vec![f(r"VFS: Close: file count is zero", "VFS: Close: file count is zero (use-after-free)").corrupted()],
+            "VFS: Close: file count is",
+            vec![f(r"VFS: Close: file count is (?:zero|0)", "VFS: Close: file count is zero (use-after-free)").corrupted()],
             vec![],
         ),
         (
@@ -811,7 +875,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
         (
             "panic: ",
             vec![f(r"panic: .*\n(?:.*\n)*?goroutine [0-9]+", "go runtime error").nostack()],
-            vec![],
+            vec![r"^.+panic: "],
         ),
         (
             "panicked at",
@@ -1024,7 +1088,12 @@ fn extract_stall(frames: &[String]) -> (Vec<String>, Option<&'static str>) {
     for frame in frames {
         if anchors.is_match(frame.as_bytes()) {
             if frame.contains("smp_call_function") {
-                return (vec![frame.clone()], None);
+                // All the smp_call_function* flavours are one bucket.
+                let mut v = vec!["smp_call_function".to_string()];
+                if frame != "smp_call_function" {
+                    v.push(frame.clone());
+                }
+                return (v, None);
             }
             return (prev.into_iter().cloned().collect(), None);
         }
@@ -1108,6 +1177,11 @@ fn extract_stack_impl(
                         return (vec![], Some("corrupted line in report"));
                     }
                     if matches_any(ln, stack_start_res()) {
+                        // The trace ends here; the rest of the report is still checked for
+                        // interleaved fault-injection stacks.
+                        if lines[li..].iter().any(|l| matches_any(l, corrupted_line_res())) {
+                            return (vec![], Some("corrupted line in report"));
+                        }
                         pi += 1;
                         continue 'parts;
                     }
@@ -1188,6 +1262,15 @@ pub(crate) fn describe(text: &str, oops_idx: usize) -> Desc {
                 })
             })
             .collect();
+        // A raw address in the title (`Kernel stack is corrupted in: ffffffff8343632e`) is
+        // named through the trace: the frame printed at the same address.
+        for a in args.iter_mut() {
+            if a.len() >= 8 && a.len() <= 16 && a.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if let Some(f) = function_at(out, a) {
+                    *a = f;
+                }
+            }
+        }
         let mut corrupted = None;
         let mut variants = Vec::new();
         if let Some(stack) = &f.stack {
@@ -1246,6 +1329,17 @@ pub(crate) fn describe(text: &str, oops_idx: usize) -> Desc {
         }
     }
     d
+}
+
+fn function_at(text: &[u8], addr: &str) -> Option<String> {
+    let needle = format!("[<{addr}>]");
+    let p = memchr::memmem::find(text, needle.as_bytes())?;
+    let rest = &text[p + needle.len()..];
+    let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    let line = std::str::from_utf8(&rest[..end]).ok()?.trim_start();
+    let line = line.strip_prefix("? ").unwrap_or(line);
+    let name = line.split(['+', ' ', '.']).next()?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')).then(|| name.to_string())
 }
 
 /// Port of syzkaller's `isCorrupted` for Linux.
@@ -1393,5 +1487,22 @@ mod tests {
         assert_eq!(frame_variants("__se_sys_mremap").0, "mremap");
         assert_eq!(frame_variants("sys_openat2").0, "openat2");
         assert_eq!(frame_variants("compat_SyS_mount").0, "mount");
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn frame_regex_matches() {
+        let l = b" [<ffffffff810ec8b2>] drop_spte+0x162/0x260";
+        assert!(frame_res()[0].is_match(l));
+        assert!(frame_res()[0].is_match(b" ipcomp_init_state+0x1/0x2"));
+        let s = st(&[RIP, CALL, TRACE]).build();
+        assert!(!s.skip.is_match(b"drop_spte"), "skip matches drop_spte");
+        let text = "kernel BUG at x.c:1!\nRIP: 0010:[<ffffffff810d9c93>]  [<ffffffff810d9c93>] pte_list_remove+0x3b3/0x3d0\nCall Trace:\n [<ffffffff810ec8b2>] drop_spte+0x162/0x260\n";
+        let (f, c) = extract_stack(text.as_bytes(), &s);
+        assert_eq!(f, vec!["pte_list_remove".to_string()], "{c:?}");
     }
 }
