@@ -35,6 +35,8 @@ const MAX_REPORT_LINES: usize = 2000;
 const MAX_IDLE_LINES: usize = 40;
 /// Reports open at the same time (different caller ids). The oldest is closed beyond it.
 const MAX_OPEN: usize = 8;
+/// Lines of its context a frozen report still reads for its title.
+const MAX_TITLE_EXTRA: usize = 300;
 /// After `---[ end trace`, wait this many own lines for a `Kernel panic` that belongs to it.
 const PANIC_GRACE: usize = 6;
 
@@ -74,6 +76,10 @@ struct Open {
     /// Own lines seen since an end marker, if one was seen.
     closing: Option<usize>,
     panicked: bool,
+    /// Ended by the next report in the same task/CPU context, but still collecting that
+    /// context's lines for title extraction (syzkaller reads the whole context's output).
+    frozen: bool,
+    title_extra: Vec<String>,
 }
 
 impl Open {
@@ -88,6 +94,8 @@ impl Open {
             seen_trace: false,
             closing: None,
             panicked: false,
+            frozen: false,
+            title_extra: Vec::new(),
         }
     }
 }
@@ -298,9 +306,23 @@ impl Scanner {
             None
         };
 
+        // Frozen reports of this context read it for their title only.
+        let mut k = 0;
+        while k < self.open.len() {
+            let o = &mut self.open[k];
+            if o.frozen && o.ctx == ctx {
+                o.title_extra.push(text.to_string());
+                if o.title_extra.len() >= MAX_TITLE_EXTRA {
+                    let o = self.open.remove(k);
+                    done.extend(finish_open(o));
+                    continue;
+                }
+            }
+            k += 1;
+        }
         // Route the line to the open report of its context, if any.
         let mut consumed = false;
-        if let Some(i) = self.open.iter().position(|o| o.ctx == ctx) {
+        if let Some(i) = self.open.iter().position(|o| o.ctx == ctx && !o.frozen) {
             let o = &mut self.open[i];
             let mut close_now = false;
             let mut reprocess = false;
@@ -393,7 +415,17 @@ impl Scanner {
                     close_now = true;
                 }
             }
-            if close_now {
+            if close_now
+                && reprocess
+                && matches!(ctx, Ctx::Task(_) | Ctx::Cpu(_))
+                && o.oops.is_some()
+            {
+                // Folklore: with CONFIG_PRINTK_CALLER the task's own lines after a second
+                // report still belong to the first one's text (syzkaller's reportEnd rule for
+                // caller contexts). Pinned by tests/golden/second_report_same_task.log.
+                o.frozen = true;
+                o.title_extra.push(text.to_string());
+            } else if close_now {
                 let o = self.open.remove(i);
                 done.extend(finish_open(o));
                 consumed = !reprocess;
@@ -425,8 +457,9 @@ impl Scanner {
             .open
             .into_iter()
             .flat_map(|mut o| {
-                let truncated =
-                    o.closing.is_none() && !o.lines.iter().any(|l| is_end_marker(&l.text));
+                let truncated = !o.frozen
+                    && o.closing.is_none()
+                    && !o.lines.iter().any(|l| is_end_marker(&l.text));
                 if truncated {
                     o.last_relevant = o.lines.len() - 1;
                 }
@@ -521,20 +554,22 @@ fn build_report(o: &Open) -> Report {
         // report (panic_on_warn's second stack).
         let mut t = String::new();
         let mut text_lines = 0;
-        for l in lines {
-            if o.ctx != Ctx::None && questionable(&l.text) {
+        let all = lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .chain(o.title_extra.iter().map(String::as_str));
+        for l in all {
+            if o.ctx != Ctx::None && questionable(l) {
                 continue;
             }
             text_lines += 1;
-            if l.text
-                .contains("Disabling lock debugging due to kernel taint")
-            {
+            if l.contains("Disabling lock debugging due to kernel taint") {
                 continue;
             }
-            if text_lines > 25 && l.text.contains("Kernel panic - not syncing") {
+            if text_lines > 25 && l.contains("Kernel panic - not syncing") {
                 break;
             }
-            t.push_str(&l.text);
+            t.push_str(l);
             t.push('\n');
         }
         let d = syz::describe(&t, oi);

@@ -324,11 +324,9 @@ const SKIP: &[&str] = &[
     "program_check_exception",
     "program_check_common",
     "del_timer",
-    "flush_work",
     "__cancel_work_timer",
     "cancel_work_sync",
     "try_to_grab_pending",
-    "flush_workqueue",
     "drain_workqueue",
     "destroy_workqueue",
     "queue_work",
@@ -351,8 +349,6 @@ const SKIP: &[&str] = &[
     "unregister_netdev",
     "sysfs_remove",
     "__sysfs_remove",
-    "__kernfs_remove",
-    "kernfs_remove",
     "^abort$",
     "mem_cgroup",
     "rcu_lock",
@@ -397,6 +393,16 @@ const SKIP: &[&str] = &[
     "assertfail",
     "__stack_chk_fail",
     "^iput$",
+    "el1_sync_handler",
+    "el1h_64_sync_handler",
+    "^el1_sync$",
+    "^__mod_timer$",
+    "^mod_timer$",
+    "^add_timer",
+    "truncate_inode_pages",
+    "^aesti_(?:en|de)crypt",
+    "^__flush_work",
+    "^flush_work$",
     "dput$",
     "^mark_buffer_dirty",
     "^ida_free",
@@ -492,8 +498,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"BUG: KASAN: ([a-z\-]+) on address(?:.*\n)+?.*(Read|Write) of size ([0-9]+)", "KASAN: %[1]v %[2]v").corrupted(),
                 f(r"BUG: KASAN: null-ptr-deref on address", "KASAN: null-ptr-deref").corrupted(),
                 f(r"BUG: KASAN: (.*)", "KASAN: %[1]v").corrupted(),
-                f(r"BUG: KMSAN: kernel-usb-infoleak", "KMSAN: kernel-usb-infoleak in %[2]v")
-                    .alt(&["KMSAN origin in %[3]v"])
+                f(r"BUG: KMSAN: kernel-usb-infoleak", "KMSAN: kernel-usb-infoleak in %[1]v")
                     .stack(st(&[r"BUG: KMSAN: kernel-usb-infoleak in {{FUNC}}", TRACE]).parts2(&[CALL, TRACE]).skip(&["usb_submit_urb", "usb_start_wait_urb", "usb_bulk_msg", "usb_interrupt_msg", "usb_control_msg"])),
                 f(r"BUG: KMSAN: kernel-infoleak-after-free", "KMSAN: kernel-infoleak-after-free in %[1]v")
                     .alt(&["bad-access in %[1]v"])
@@ -504,7 +509,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"BUG: KMSAN: ([a-z\-]+) in {{FUNC}}", "KMSAN: %[1]v in %[3]v")
                     .alt(&["bad-access in %[3]v"])
                     .stack(st(&[r"BUG: KMSAN: (?:[a-z\-]+) in {{FUNC}}", TRACE]).parts2(&[CALL, TRACE])),
-                f(r"BUG: KCSAN: data-race in {{FUNC}} / {{FUNC}}", "KCSAN: data-race in %[1]v / %[2]v").nostack(),
+                f(r"BUG: KCSAN: data-race in ([a-zA-Z0-9_]+) / ([a-zA-Z0-9_]+)", "KCSAN: data-race in %[1]v / %[2]v").nostack(),
                 f(r"BUG: KCSAN: data-race in {{FUNC}}", "KCSAN: data-race in %[2]v")
                     .stack(st(&[r"(?:read|write|modified).*to 0x[0-9a-f]+ of [0-9]+ bytes by (?:task|interrupt|irq)", TRACE])),
                 f(r"BUG: KCSAN: assert: race in {{FUNC}}", "KCSAN: assert: race in %[2]v")
@@ -563,7 +568,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"BUG: using smp_processor_id\(\) in preemptible", "BUG: using smp_processor_id() in preemptible code in %[1]v")
                     .stack(st(&[CALL, TRACE]).skip(&["dump_stack", "preemption", "preempt", "debug_", "processor_id", "this_cpu"])),
                 f(r"BUG: workqueue leaked lock or atomic", "BUG: workqueue leaked lock or atomic in %[1]v")
-                    .stack(st(&[r"last function: {{FUNC}}"])),
+                    .stack(st(&[r"last function: ([a-zA-Z0-9_]+)"])),
                 f(r"BUG: scheduling while atomic", "BUG: scheduling while atomic in %[1]v")
                     .stack(st(&[CALL, TRACE]).skip(&["schedule"])),
                 f(r"BUG: memory leak", "memory leak in %[1]v")
@@ -599,11 +604,11 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"WARNING: (?:.*lib/refcount\.c.* refcount_|(?:\[.*\] )?lib/refcount\.c:[0-9]+ at )", "WARNING: refcount bug in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["refcount", "kobject_"])),
                 f(r"WARNING: (?:.*kernel/locking/lockdep\.c.*lock_|(?:\[.*\] )?kernel/locking/lockdep\.c:[0-9]+ at )", "WARNING: locking bug in %[1]v")
-                    .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["lock_sock", "lock_"])),
+                    .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["lock_sock", "release_sock", "lock_"])),
                 f(r"WARNING: .*still has locks held!", "WARNING: still has locks held in %[1]v")
                     .stack(st(&[r"did not release|still has locks held", CALL, TRACE])),
                 f(r"WARNING: Nested lock was not taken", "WARNING: nested lock was not taken in %[1]v")
-                    .stack(st(&[CALL, TRACE])),
+                    .stack(st(&[r"at: (?:{{PC}} +)?{{FUNC}}", CALL, TRACE])),
                 f(r"WARNING: lock held when returning to user space", "WARNING: lock held when returning to user space in %[1]v")
                     .nostack()
                     .stack(st(&[r"lock held when returning to user space", r"at: (?:{{PC}} +)?{{FUNC}}"])),
@@ -620,9 +625,9 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE])),
                 f(r"WARNING: possible circular locking dependency detected", "possible deadlock in %[1]v")
                     .report(r"WARNING: possible circular locking dependency detected(?:.*\n)+?.*is trying to acquire lock")
-                    .stack(st(&[r"at: (?:{{PC}} +)?{{FUNC}}", r"at: (?:{{PC}} +)?{{FUNC}}", TRACE]).skip(&["lock_sock", "flush_workqueue", "flush_work"])),
+                    .stack(st(&[r"at: (?:{{PC}} +)?{{FUNC}}", r"at: (?:{{PC}} +)?{{FUNC}}", TRACE]).skip(&["lock_sock"])),
                 f(r"WARNING: possible irq lock inversion dependency detected", "possible deadlock in %[1]v")
-                    .stack(st(&[CALL, TRACE])),
+                    .stack(st(&[r"at: (?:{{PC}} +)?{{FUNC}}", CALL, TRACE])),
                 f(r"WARNING: .*-safe -> .*-unsafe lock order detected", "possible deadlock in %[1]v")
                     .stack(st(&[r"which became (?:.*) at:", TRACE])),
                 f(r"WARNING: possible recursive locking detected", "possible deadlock in %[1]v")
@@ -661,7 +666,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .report(r"INFO: possible circular locking dependency detected \](?:.*\n)+?.*is trying to acquire lock")
                     .stack(st(&[r"at: (?:{{PC}} +)?{{FUNC}}", r"at: (?:{{PC}} +)?{{FUNC}}", TRACE]).skip(&["lock_sock"])),
                 f(r"INFO: possible irq lock inversion dependency detected", "possible deadlock in %[1]v")
-                    .stack(st(&[CALL, TRACE])),
+                    .stack(st(&[r"at: (?:{{PC}} +)?{{FUNC}}", CALL, TRACE])),
                 f(r"INFO: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected", "possible deadlock in %[1]v")
                     .stack(st(&[r"which became SOFTIRQ-irq-unsafe at:", TRACE])),
                 f(r"INFO: possible recursive locking detected", "possible deadlock in %[1]v")
@@ -695,6 +700,8 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 r"INFO: Stall ended before state dump start",
                 r"INFO: NMI handler",
                 r"CAM_INFO:",
+                // Kernel INFO headers always have a space after the colon.
+                r"INFO:[^ ]",
                 r"INFO: recovery required on readonly",
                 // Filesystem and driver messages that merely contain the word
                 // (`EXT4-fs (sda1): INFO: ...`, `XFS (loop4): WARNING: ...`).
@@ -854,12 +861,12 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
         ),
         (
             "VFS: Busy inodes after unmount",
-            vec![f(r"VFS: Busy inodes after unmount", "VFS: Busy inodes after unmount (use-after-free)").corrupted()],
+            vec![f(r"VFS: Busy inodes after unmount", "VFS: Busy inodes after unmount (use-after-free)").nostack()],
             vec![],
         ),
         (
             "VFS: Close: file count is",
-            vec![f(r"VFS: Close: file count is (?:zero|0)", "VFS: Close: file count is zero (use-after-free)").corrupted()],
+            vec![f(r"VFS: Close: file count is (?:zero|0)", "VFS: Close: file count is zero (use-after-free)").nostack()],
             vec![],
         ),
         (
@@ -1086,7 +1093,8 @@ fn extract_stall(frames: &[String]) -> (Vec<String>, Option<&'static str>) {
     let anchors = stall_anchors();
     let mut prev: Option<&String> = frames.first();
     for frame in frames {
-        if anchors.is_match(frame.as_bytes()) {
+        let stripped = frame_variants(frame).0;
+        if anchors.is_match(frame.as_bytes()) || anchors.is_match(stripped.as_bytes()) {
             if frame.contains("smp_call_function") {
                 // All the smp_call_function* flavours are one bucket.
                 let mut v = vec!["smp_call_function".to_string()];
@@ -1143,9 +1151,24 @@ fn extract_hang(frames: &[String]) -> (Vec<String>, Option<&'static str>) {
     (vec![], Some("all frames are skipped"))
 }
 
+/// Itanium C++ names (`_Z8fakeNameiii`) as the bare function name, like syzkaller's demangle.
+fn demangle(f: &[u8]) -> &[u8] {
+    let Some(rest) = f.strip_prefix(b"_Z") else {
+        return f;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let Ok(n) = std::str::from_utf8(&rest[..digits])
+        .unwrap_or("")
+        .parse::<usize>()
+    else {
+        return f;
+    };
+    rest.get(digits..digits + n).unwrap_or(f)
+}
+
 fn append_frames(frames: &mut Vec<String>, caps: &regex::bytes::Captures<'_>, skip: &Regex) {
     for g in caps.iter().skip(1).flatten() {
-        let fr = g.as_bytes();
+        let fr = demangle(g.as_bytes());
         if fr.is_empty() || skip.is_match(fr) {
             continue;
         }
@@ -1179,7 +1202,10 @@ fn extract_stack_impl(
                     if matches_any(ln, stack_start_res()) {
                         // The trace ends here; the rest of the report is still checked for
                         // interleaved fault-injection stacks.
-                        if lines[li..].iter().any(|l| matches_any(l, corrupted_line_res())) {
+                        if lines[li..]
+                            .iter()
+                            .any(|l| matches_any(l, corrupted_line_res()))
+                        {
                             return (vec![], Some("corrupted line in report"));
                         }
                         pi += 1;
@@ -1339,7 +1365,8 @@ fn function_at(text: &[u8], addr: &str) -> Option<String> {
     let line = std::str::from_utf8(&rest[..end]).ok()?.trim_start();
     let line = line.strip_prefix("? ").unwrap_or(line);
     let name = line.split(['+', ' ', '.']).next()?;
-    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')).then(|| name.to_string())
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then(|| name.to_string())
 }
 
 /// Port of syzkaller's `isCorrupted` for Linux.
@@ -1360,12 +1387,16 @@ pub(crate) fn is_corrupted(
     }
     let r = report.as_bytes();
     let has = |s: &str| memchr::memmem::find(r, s.as_bytes()).is_some();
+    let any_frame = r
+        .split(|&b| b == b'\n')
+        .any(|l| matches_any(l, frame_res()));
     if !has("Call Trace")
         && !has("backtrace")
         && !has("Call trace")
         && !has("Backtrace")
         && !has("Allocated")
         && !has("Freed")
+        && !any_frame
     {
         return Some("no stack trace in report");
     }
@@ -1395,7 +1426,7 @@ pub(crate) fn is_corrupted(
             return Some("no frames in a stack trace");
         }
     }
-    if !has_trace {
+    if !has_trace && !any_frame {
         return Some("no stack trace in report");
     }
     None
