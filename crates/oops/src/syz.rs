@@ -393,6 +393,10 @@ const SKIP: &[&str] = &[
     "assertfail",
     "__stack_chk_fail",
     "^iput$",
+    "^crypto_",
+    "^drbg_",
+    "cipher_crypt",
+    "^xts_(?:en|de)crypt",
     "el1_sync_handler",
     "el1h_64_sync_handler",
     "^el1_sync$",
@@ -544,14 +548,14 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .alt(&["stall in %[1]v"])
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).ex(Stall)),
                 f(r"BUG: .*still has locks held!", "BUG: still has locks held in %[1]v")
-                    .stack(st(&[r"did not release|still has locks held", CALL, TRACE])),
+                    .stack(st(&[r"did not release|still has locks held", r"at: (?:{{PC}} +)?{{FUNC}}", CALL, TRACE])),
                 f(r"BUG: lock held when returning to user space", "BUG: lock held when returning to user space in %[1]v")
                     .nostack()
                     .stack(st(&[r"lock held when returning to user space", r"at: (?:{{PC}} +)?{{FUNC}}"])),
                 f(r"BUG: bad unlock balance detected!", "BUG: bad unlock balance in %[1]v")
                     .stack(st(&[r"is trying to release lock", TRACE])),
                 f(r"BUG: held lock freed!", "BUG: held lock freed in %[1]v")
-                    .stack(st(&[r"is freeing memory", CALL, TRACE])),
+                    .stack(st(&[r"is freeing memory", r"at: (?:{{PC}} +)?{{FUNC}}", CALL, TRACE])),
                 f(r"BUG: Bad rss-counter state", "BUG: Bad rss-counter state").nostack(),
                 f(r"BUG: non-zero nr_ptes on freeing mm", "BUG: non-zero nr_ptes on freeing mm").nostack(),
                 f(r"BUG: non-zero pgtables_bytes on freeing mm", "BUG: non-zero pgtables_bytes on freeing mm").nostack(),
@@ -576,7 +580,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"BUG: .*stack guard page was hit at", "BUG: stack guard page was hit in %[1]v")
                     .alt(&["stack-overflow in %[1]v"])
                     .stack(FAULT_STACK),
-                f(r"BUG: Invalid wait context", "BUG: Invalid wait context in %[1]v")
+                f(r"BUG: Invalid wait context", "WARNING: locking bug in %[1]v")
                     .stack(st(&[r"is trying to lock:", r"at: (?:{{PC}} +)?{{FUNC}}"])),
                 f(r"BUG: MAX_STACK_TRACE_ENTRIES too low!", "BUG: MAX_STACK_TRACE_ENTRIES too low!").nostack(),
                 f(r"BUG: unable to handle kernel", "BUG: unable to handle kernel").corrupted(),
@@ -606,7 +610,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"WARNING: (?:.*kernel/locking/lockdep\.c.*lock_|(?:\[.*\] )?kernel/locking/lockdep\.c:[0-9]+ at )", "WARNING: locking bug in %[1]v")
                     .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).skip(&["lock_sock", "release_sock", "lock_"])),
                 f(r"WARNING: .*still has locks held!", "WARNING: still has locks held in %[1]v")
-                    .stack(st(&[r"did not release|still has locks held", CALL, TRACE])),
+                    .stack(st(&[r"did not release|still has locks held", r"at: (?:{{PC}} +)?{{FUNC}}", CALL, TRACE])),
                 f(r"WARNING: Nested lock was not taken", "WARNING: nested lock was not taken in %[1]v")
                     .stack(st(&[r"at: (?:{{PC}} +)?{{FUNC}}", CALL, TRACE])),
                 f(r"WARNING: lock held when returning to user space", "WARNING: lock held when returning to user space in %[1]v")
@@ -643,7 +647,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"WARNING: bad unlock balance detected!", "WARNING: bad unlock balance in %[1]v")
                     .stack(st(&[r"is trying to release lock", TRACE])),
                 f(r"WARNING: held lock freed!", "WARNING: held lock freed in %[1]v")
-                    .stack(st(&[r"is freeing memory", CALL, TRACE])),
+                    .stack(st(&[r"is freeing memory", r"at: (?:{{PC}} +)?{{FUNC}}", CALL, TRACE])),
                 f(r"WARNING: kernel stack regs", "WARNING: kernel stack regs has bad value").nostack(),
             ],
             vec![

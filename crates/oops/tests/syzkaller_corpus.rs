@@ -81,7 +81,6 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 }
 
 #[test]
-#[ignore = "work in progress: bars not met yet (run with --ignored)"]
 fn syzkaller_corpus_conformance() {
     let dir = shared().join("corpus/syzkaller/report");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
