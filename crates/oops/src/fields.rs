@@ -101,7 +101,10 @@ pub(crate) fn parse_cpu_line(line: &str) -> Option<CpuLine> {
             // may be printed together (`OE`).
             let tok_end = t[i..].find(' ').map_or(t.len(), |e| i + e);
             let tok = &t[i..tok_end];
-            if tok.bytes().all(|c| c.is_ascii_uppercase()) && tok.len() <= 4 {
+            // RHEL prints `------------ T` (unsupported-hardware marker) among the flags.
+            if (tok.bytes().all(|c| c.is_ascii_uppercase()) && tok.len() <= 4)
+                || tok.bytes().all(|c| c == b'-')
+            {
                 last_flag_end = tok_end;
                 i = tok_end;
             } else {
@@ -500,6 +503,14 @@ mod tests {
         assert_eq!(c.taint.as_deref(), Some("G           OE"));
         assert_eq!(c.release.as_deref(), Some("6.1.0-53-cloud-amd64"));
         assert_eq!(c.build.as_deref(), Some("#1 Debian 6.1.187-1"));
+    }
+
+    #[test]
+    fn cpu_line_rhel() {
+        // RHEL 7 adds `------------ T` between the taint flags and the release.
+        let c = parse_cpu_line("CPU: 0 PID: 0 Comm: swapper/0 Tainted: G        W  OE  ------------ T 3.10.0-514.26.2.el7.x86_64 #1").unwrap();
+        assert_eq!(c.release.as_deref(), Some("3.10.0-514.26.2.el7.x86_64"));
+        assert_eq!(c.taint.as_deref(), Some("G        W  OE  ------------ T"));
     }
 
     #[test]

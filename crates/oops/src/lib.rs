@@ -546,6 +546,7 @@ fn build_report(o: &Open) -> Report {
         end_line,
         text: full_text,
         truncated: false,
+        source: None,
     };
 
     if let Some(oi) = o.oops {
@@ -750,6 +751,13 @@ fn generic_frame(f: &str) -> bool {
 
 fn signature(r: &Report) -> String {
     let mut picked: Vec<&str> = Vec::new();
+    // The faulting function heads the key: x86 traces start at its caller.
+    if let Some(f) = r.ip.as_ref().and_then(|ip| ip.function.as_deref()) {
+        let base = fields::base_function(f);
+        if !base.is_empty() && !generic_frame(base) {
+            picked.push(base);
+        }
+    }
     let first_stack = r.frames.first().map(|f| f.stack.clone());
     for f in &r.frames {
         if Some(&f.stack) != first_stack.as_ref() {
@@ -765,11 +773,6 @@ fn signature(r: &Report) -> String {
         picked.push(base);
         if picked.len() == 3 {
             break;
-        }
-    }
-    if picked.is_empty() {
-        if let Some(f) = r.ip.as_ref().and_then(|ip| ip.function.as_deref()) {
-            picked.push(fields::base_function(f));
         }
     }
     if picked.is_empty() {
