@@ -107,6 +107,8 @@ impl Open {
 pub struct Scanner {
     line_no: usize,
     in_kmsg: bool,
+    /// Context of the last kernel line, to tell a log cut inside a report.
+    last_ctx: Option<Ctx>,
     open: Vec<Open>,
 }
 
@@ -298,6 +300,7 @@ impl Scanner {
         self.in_kmsg = input::parse_kmsg(line).is_some();
         let text = c.text;
         let ctx = c.ctx;
+        self.last_ctx = Some(ctx);
         let hit = prefilter().is_match(text.as_bytes());
         let header = if hit { syz::match_oops(&text) } else { None };
         let extra = if hit && header.is_none() {
@@ -453,14 +456,19 @@ impl Scanner {
 
     /// End of input: returns the reports still open (a log that ends mid-report).
     pub fn finish(self) -> Vec<Report> {
+        let last_ctx = self.last_ctx;
         let mut out: Vec<Report> = self
             .open
             .into_iter()
             .flat_map(|mut o| {
                 let truncated = !o.frozen
+                    && last_ctx == Some(o.ctx)
+                    && o.idle == 0
                     && o.closing.is_none()
                     && !o.lines.iter().any(|l| is_end_marker(&l.text));
-                if truncated {
+                // At the end of input the report keeps all its lines (syzkaller reads to the
+                // end too); only a report in its grace period drops the trailing ones.
+                if o.closing.is_none() {
                     o.last_relevant = o.lines.len() - 1;
                 }
                 let mut r = finish_open(o);
@@ -669,6 +677,34 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
                 r.kernel_release = c.release;
                 r.kernel_build = c.build;
             }
+            continue;
+        }
+        // `      Not tainted 6.1.0-56-cloud-amd64 #1 Debian 6.1.192-2` (hung task, lockdep).
+        if r.kernel_release.is_none()
+            && (ts.starts_with("Not tainted ") || ts.starts_with("Tainted: "))
+        {
+            if let Some(c) = fields::parse_cpu_line(&format!("CPU: 0 PID: 0 Comm: ? {ts}")) {
+                r.taint = c.taint;
+                r.kernel_release = c.release;
+                r.kernel_build = c.build;
+            }
+            continue;
+        }
+        // Hung tasks: `task:postgres        state:D stack:0     pid:4182  ppid:4100 ...`.
+        if r.pid.is_none() && ts.starts_with("task:") && ts.contains(" pid:") {
+            let comm = ts["task:".len()..]
+                .split(" state:")
+                .next()
+                .unwrap_or("")
+                .trim();
+            if !comm.is_empty() {
+                r.comm = Some(comm.to_string());
+            }
+            r.pid = ts
+                .split(" pid:")
+                .nth(1)
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|p| p.parse().ok());
             continue;
         }
         if let Some(h) = ts.strip_prefix("Hardware name: ") {
