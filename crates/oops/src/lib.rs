@@ -40,10 +40,35 @@ const MAX_TITLE_EXTRA: usize = 300;
 /// After `---[ end trace`, wait this many own lines for a `Kernel panic` that belongs to it.
 const PANIC_GRACE: usize = 6;
 
+/// What can open a report: the oops headers and kmortem's own events. Used to skip quickly over
+/// the (vast) parts of a log where no report is open.
+fn start_filter() -> &'static AhoCorasick {
+    static P: OnceLock<AhoCorasick> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut pats: Vec<&str> = syz::headers();
+        pats.extend_from_slice(&[
+            "invoked oom-killer",
+            "Killed process",
+            "mce: [Hardware Error]",
+        ]);
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(pats)
+            .expect("static patterns")
+    })
+}
+
+/// Newlines in `b` (auto-vectorised).
+fn count_newlines(b: &[u8]) -> usize {
+    b.chunks(1 << 12)
+        .map(|c| c.iter().filter(|&&x| x == b'\n').count())
+        .sum()
+}
+
 fn prefilter() -> &'static AhoCorasick {
     static P: OnceLock<AhoCorasick> = OnceLock::new();
     P.get_or_init(|| {
-        let mut pats: Vec<&str> = syz::table().iter().map(|o| o.header).collect();
+        let mut pats: Vec<&str> = syz::headers();
         pats.extend_from_slice(&[
             "invoked oom-killer",
             "Killed process",
@@ -106,6 +131,8 @@ impl Open {
 #[derive(Debug, Default)]
 pub struct Scanner {
     line_no: usize,
+    /// The start of a line not yet ended by `\n` ([`Scanner::feed`]), capped at [`MAX_LINE`].
+    partial: Vec<u8>,
     in_kmsg: bool,
     /// Context of the last kernel line, to tell a log cut inside a report.
     last_ctx: Option<Ctx>,
@@ -297,7 +324,7 @@ impl Scanner {
         if c.skip {
             return done;
         }
-        self.in_kmsg = input::parse_kmsg(line).is_some();
+        self.in_kmsg = c.kmsg;
         let text = c.text;
         let ctx = c.ctx;
         self.last_ctx = Some(ctx);
@@ -454,11 +481,79 @@ impl Scanner {
         done
     }
 
+    /// Feed a chunk of raw input of any size (not necessarily ending at a line boundary); the
+    /// fast path for big logs. While no report is open, lines that cannot start one are skipped
+    /// with one vectorised multi-pattern search instead of being decoded one by one.
+    pub fn feed(&mut self, mut data: &[u8]) -> Vec<Report> {
+        let mut out = Vec::new();
+        if !self.partial.is_empty() {
+            match memchr::memchr(b'\n', data) {
+                None => {
+                    self.push_partial(data);
+                    return out;
+                }
+                Some(i) => {
+                    self.push_partial(&data[..i]);
+                    let line = std::mem::take(&mut self.partial);
+                    out.extend(self.push_line(&line));
+                    data = &data[i + 1..];
+                }
+            }
+        }
+        loop {
+            if self.open.is_empty() {
+                match start_filter().find(data) {
+                    None => {
+                        let rest = match memchr::memrchr(b'\n', data) {
+                            Some(j) => {
+                                self.line_no += count_newlines(&data[..=j]);
+                                &data[j + 1..]
+                            }
+                            None => data,
+                        };
+                        self.in_kmsg = false;
+                        self.last_ctx = None;
+                        self.push_partial(rest);
+                        return out;
+                    }
+                    Some(m) => {
+                        let ls = memchr::memrchr(b'\n', &data[..m.start()]).map_or(0, |p| p + 1);
+                        if ls > 0 {
+                            self.line_no += count_newlines(&data[..ls]);
+                            self.in_kmsg = false;
+                            self.last_ctx = None;
+                        }
+                        data = &data[ls..];
+                    }
+                }
+            }
+            match memchr::memchr(b'\n', data) {
+                None => {
+                    self.push_partial(data);
+                    return out;
+                }
+                Some(i) => {
+                    out.extend(self.push_line(&data[..i]));
+                    data = &data[i + 1..];
+                }
+            }
+        }
+    }
+
+    fn push_partial(&mut self, b: &[u8]) {
+        let room = (MAX_LINE + 1).saturating_sub(self.partial.len());
+        self.partial.extend_from_slice(&b[..b.len().min(room)]);
+    }
+
     /// End of input: returns the reports still open (a log that ends mid-report).
-    pub fn finish(self) -> Vec<Report> {
+    pub fn finish(mut self) -> Vec<Report> {
+        let mut done = Vec::new();
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            done.extend(self.push_line(&line));
+        }
         let last_ctx = self.last_ctx;
-        let mut out: Vec<Report> = self
-            .open
+        let mut out: Vec<Report> = std::mem::take(&mut self.open)
             .into_iter()
             .flat_map(|mut o| {
                 let truncated = !o.frozen
@@ -478,8 +573,9 @@ impl Scanner {
                 r
             })
             .collect();
-        out.sort_by_key(|r| r.start_line);
-        out
+        done.append(&mut out);
+        done.sort_by_key(|r| r.start_line);
+        done
     }
 }
 
