@@ -712,6 +712,18 @@ fn build_report(o: &Open) -> Report {
 }
 
 fn extra_title(r: &Report, lines: &[Line]) -> String {
+    let mut t = extra_title_raw(r, lines);
+    if t.len() > 120 {
+        let mut cut = 120;
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        t.truncate(cut);
+    }
+    t
+}
+
+fn extra_title_raw(r: &Report, lines: &[Line]) -> String {
     match r.kind {
         Kind::Oom => {
             // `Out of memory: Killed process 1234 (java) total-vm:...`
@@ -1126,4 +1138,105 @@ pub fn parse(input: &[u8]) -> Vec<Report> {
     out.extend(s.finish());
     out.sort_by_key(|r| r.start_line);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(log: &str) -> Report {
+        let mut r = parse(log.as_bytes());
+        assert_eq!(r.len(), 1, "{r:#?}");
+        r.remove(0)
+    }
+
+    /// Folklore: x86 hard lockups come from the NMI watchdog (kernel/watchdog_hld.c) and
+    /// print the interrupted context's registers and trace.
+    #[test]
+    fn hard_lockup() {
+        let r = one("[ 9.0] NMI watchdog: Watchdog detected hard LOCKUP on cpu 3\n[ 9.0] CPU: 3 PID: 1 Comm: x Not tainted 5.4.0 #1\n[ 9.0] RIP: 0010:spin_loop_fn+0x5/0x10 [bad]\n[ 9.0] Call Trace:\n[ 9.0]  <NMI>\n[ 9.0]  bad_ioctl+0x20/0x40 [bad]\n[ 9.0]  do_syscall_64+0x33/0x80\n");
+        assert_eq!(r.kind, Kind::HardLockup);
+        assert_eq!(r.title, "BUG: hard lockup in bad_ioctl");
+        assert_eq!(r.frames[0].context, Context::Nmi);
+    }
+
+    /// OOM kills are events, and the report ends at the `Killed process` line.
+    #[test]
+    fn oom_is_an_event() {
+        let r = parse(b"[1.0] a invoked oom-killer: gfp_mask=0x0\n[1.1] Out of memory: Killed process 12 (a) total-vm:1kB\n[1.2] BUG: soft lockup - CPU#0 stuck for 22s! [b:1]\n");
+        assert_eq!(r.len(), 2);
+        assert!(r[0].kind.is_event());
+        assert_eq!(r[0].title, "OOM: killed process a");
+        assert_eq!(r[0].end_line, 2);
+        assert_eq!(r[1].kind, Kind::SoftLockup);
+    }
+
+    /// syzkaller's `reportStartIgnores`: `invalid opcode` after `kernel BUG at` and the panic
+    /// after an oops do not start reports of their own.
+    #[test]
+    fn follow_on_headers_join_the_report() {
+        let r = parse(b"[1.0] kernel BUG at mm/x.c:1!\n[1.0] invalid opcode: 0000 [#1] SMP\n[1.0] RIP: 0010:foo+0x1/0x2\n[1.0] Call Trace:\n[1.0]  bar+0x1/0x2\n[1.0] ---[ end trace 0 ]---\n[1.1] Kernel panic - not syncing: Fatal exception\n");
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!(r[0].title, "kernel BUG in foo");
+        assert_eq!(r[0].panic_message.as_deref(), Some("Fatal exception"));
+        assert_eq!(r[0].end_line, 7);
+    }
+
+    /// A panic on its own is a report.
+    #[test]
+    fn lone_panic() {
+        let r = one("[1.0] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n");
+        assert_eq!(
+            r.title,
+            "kernel panic: VFS: Unable to mount root fs on unknown-block(NUM,NUM)"
+        );
+        assert_eq!(r.kind, Kind::Panic);
+    }
+
+    /// Very long lines are cut at MAX_LINE, NULs do not hide text, and nothing panics on
+    /// garbage.
+    #[test]
+    fn hostile_input() {
+        let mut log = vec![b'A'; 10 * MAX_LINE];
+        log.extend_from_slice(b"\n\0\0BUG: soft lockup - CPU#0 stuck\xff\xfe\n");
+        let r = parse(&log);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].title.starts_with("BUG: soft lockup"));
+        assert_eq!(r[0].start_line, 2);
+        for junk in [
+            &b"\n\n\n"[..],
+            b"[",
+            b"[ 1.0]",
+            b"Code: <",
+            b"RIP: 0010:",
+            b"CPU: 1 PID:",
+            b"\xff",
+        ] {
+            let _ = parse(junk);
+        }
+    }
+
+    /// `feed` with arbitrary chunk boundaries finds the same reports as `parse`.
+    #[test]
+    fn feed_chunking_agrees() {
+        let log = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/interleaved_callers.log"
+        ))
+        .unwrap();
+        let mut padded = b"noise line\n".repeat(50);
+        padded.extend_from_slice(&log);
+        padded.extend_from_slice(&b"more noise\n".repeat(80));
+        let want = parse(&padded);
+        for chunk in [1, 7, 64, 4096] {
+            let mut s = Scanner::new();
+            let mut got = Vec::new();
+            for c in padded.chunks(chunk) {
+                got.extend(s.feed(c));
+            }
+            got.extend(s.finish());
+            got.sort_by_key(|r| r.start_line);
+            assert_eq!(got, want, "chunk size {chunk}");
+        }
+    }
 }

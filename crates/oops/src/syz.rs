@@ -858,6 +858,15 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
             vec![],
         ),
         (
+            // Not in syzkaller's table (its VMs do not run the NMI watchdog); titled like a soft
+            // lockup. `NMI watchdog: Watchdog detected hard LOCKUP on cpu 3` (kernel/watchdog_hld.c).
+            "Watchdog detected hard LOCKUP",
+            vec![f(r"Watchdog detected hard LOCKUP", "BUG: hard lockup in %[1]v")
+                .alt(&["stall in %[1]v"])
+                .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).ex(Stall))],
+            vec![],
+        ),
+        (
             "int3:",
             vec![f(r"int3: ", "int3 in %[1]v").stack(FAULT_STACK)],
             vec![],
