@@ -639,7 +639,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .report(r"WARNING: inconsistent lock state(?:.*\n)+?.*takes(?:.*\n)+?.*at: (?:{{PC}} +)?{{FUNC}}")
                     .stack(st(&[CALL, TRACE])),
                 f(r"WARNING: suspicious RCU usage", "WARNING: suspicious RCU usage in %[2]v")
-                    .report(r"WARNING: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}")
+                    .report(r"WARNING: suspicious RCU usage.*\n.*\n-+\n.*?{{SRC}}")
                     .stack(st(&[CALL, TRACE]).skip(&["rcu", "kmem", "slab"])),
                 f(r"WARNING: kernel stack regs at [0-9a-f]+ in [^ ]* has bad '([^']+)' value", "WARNING: kernel stack regs has bad '%[1]v' value").nostack(),
                 f(r"WARNING: kernel stack frame pointer at [0-9a-f]+ in [^ ]* has bad value", "WARNING: kernel stack frame pointer has bad value").nostack(),
@@ -684,7 +684,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"INFO: trying to register non-static key", "INFO: trying to register non-static key in %[1]v")
                     .stack(st(&[CALL, TRACE]).skip(&["stack", "lock", "IRQ"])),
                 f(r"INFO: suspicious RCU usage", "INFO: suspicious RCU usage in %[2]v")
-                    .report(r"INFO: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}")
+                    .report(r"INFO: suspicious RCU usage.*\n.*\n-+\n.*?{{SRC}}")
                     .stack(st(&[CALL, TRACE]).skip(&["rcu", "kmem", "slab"])),
                 f(r"INFO: task .* blocked for more than [0-9]+ seconds", "INFO: task hung in %[1]v")
                     .alt(&["hang in %[1]v"])

@@ -235,7 +235,12 @@ fn print_human(out: &mut impl Write, n: usize, r: &Report, brief: bool) -> std::
             format!("trap at byte {t}")
         });
         writeln!(out, "  code ({}, {trap}):", c.arch)?;
-        writeln!(out, "    {}", s.trim_end())?;
+        if c.arch == "x86_64" {
+            writeln!(out, "    {}", s.trim_end())?;
+        } else {
+            // Instruction words as the kernel printed them, the faulting one in `(..)`.
+            writeln!(out, "    {}", c.raw)?;
+        }
     }
     if !r.modules.is_empty() {
         writeln!(out, "  modules:   {}", r.modules.join(" "))?;
