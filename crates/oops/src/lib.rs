@@ -1216,6 +1216,24 @@ mod tests {
         }
     }
 
+    /// Extended netconsole with the `r` option: the release is the first comma field.
+    #[test]
+    fn netconsole_extended_with_release() {
+        let log = b"6.1.0-53-cloud-amd64,4,900,1000,-;BUG: kernel NULL pointer dereference, address: 0000000000000008\n\
+6.1.0-53-cloud-amd64,4,901,1001,-;CPU: 0 PID: 7 Comm: kworker/0:1 Not tainted 6.1.0-53-cloud-amd64 #1 Debian 6.1.187-1\n\
+6.1.0-53-cloud-amd64,4,902,1002,-;RIP: 0010:nvme_poll+0x1c/0x40 [nvme]\n\
+6.1.0-53-cloud-amd64,4,903,1003,-;Call Trace:\n\
+6.1.0-53-cloud-amd64,4,904,1004,-; blk_mq_poll+0x3e/0x80\n";
+        let r = one(std::str::from_utf8(log).unwrap());
+        assert_eq!(
+            r.title,
+            "BUG: unable to handle kernel NULL pointer dereference in nvme_poll"
+        );
+        assert_eq!(r.fault_address, Some(8));
+        assert_eq!(r.frames[0].function, "blk_mq_poll");
+        assert_eq!(r.kernel_release.as_deref(), Some("6.1.0-53-cloud-amd64"));
+    }
+
     /// `feed` with arbitrary chunk boundaries finds the same reports as `parse`.
     #[test]
     fn feed_chunking_agrees() {
