@@ -35,6 +35,8 @@ const MAX_REPORT_LINES: usize = 2000;
 const MAX_IDLE_LINES: usize = 40;
 /// Reports open at the same time (different caller ids). The oldest is closed beyond it.
 const MAX_OPEN: usize = 8;
+/// After an end marker, at most this many lines (register reprint) before the panic.
+const MAX_CLOSING_LINES: usize = 40;
 /// Lines of its context a frozen report still reads for its title.
 const MAX_TITLE_EXTRA: usize = 300;
 /// After `---[ end trace`, wait this many own lines for a `Kernel panic` that belongs to it.
@@ -100,6 +102,8 @@ struct Open {
     seen_trace: bool,
     /// Own lines seen since an end marker, if one was seen.
     closing: Option<usize>,
+    /// Line count when the end marker was seen.
+    closing_at: usize,
     panicked: bool,
     /// Ended by the next report in the same task/CPU context, but still collecting that
     /// context's lines for title extraction (syzkaller reads the whole context's output).
@@ -118,6 +122,7 @@ impl Open {
             last_relevant: 0,
             seen_trace: false,
             closing: None,
+            closing_at: 0,
             panicked: false,
             frozen: false,
             title_extra: Vec::new(),
@@ -400,11 +405,18 @@ impl Scanner {
                     });
                     o.last_relevant = o.lines.len() - 1;
                     consumed = true;
-                } else if n + 1 >= PANIC_GRACE || extra.is_some() {
+                } else if extra.is_some()
+                    || (!relevant(&text) && n + 1 >= PANIC_GRACE)
+                    || o.lines.len() >= o.closing_at + MAX_CLOSING_LINES
+                {
                     close_now = true;
                     reprocess = true;
                 } else {
-                    o.closing = Some(n + 1);
+                    // Folklore: after `---[ end trace` x86 reprints RIP, Code and the registers
+                    // (oops_end -> __show_regs) before `Kernel panic - not syncing`; those lines
+                    // do not use up the grace. Pinned by the lab's console logs and
+                    // lib::tests::panic_after_register_reprint.
+                    o.closing = Some(n + usize::from(!relevant(&text)));
                     o.lines.push(Line {
                         no: self.line_no,
                         text: text.to_string(),
@@ -431,6 +443,7 @@ impl Scanner {
                         close_now = true;
                     } else {
                         o.closing = Some(0);
+                        o.closing_at = o.lines.len();
                     }
                 } else if relevant(&text) {
                     o.last_relevant = n;
@@ -1180,6 +1193,28 @@ mod tests {
         assert_eq!(r[0].title, "kernel BUG in foo");
         assert_eq!(r[0].panic_message.as_deref(), Some("Fatal exception"));
         assert_eq!(r[0].end_line, 7);
+    }
+
+    #[test]
+    fn panic_after_register_reprint() {
+        let mut log = String::from("[1.0] BUG: kernel NULL pointer dereference, address: 0000000000000000\n[1.0] RIP: 0010:f+0x1/0x2\n[1.0] Call Trace:\n[1.0]  g+0x1/0x2\n[1.0] ---[ end trace 0000000000000000 ]---\n[1.0] RIP: 0010:f+0x1/0x2\n");
+        for r in [
+            "RSP: 0018:0 EFLAGS: 0",
+            "RAX: 0 RBX: 0 RCX: 0",
+            "RDX: 0 RSI: 0 RDI: 0",
+            "RBP: 0 R08: 0 R09: 0",
+            "R10: 0 R11: 0 R12: 0",
+            "R13: 0 R14: 0 R15: 0",
+            "FS:  0(0000) GS:0(0000) knlGS:0",
+            "CS:  0010 DS: 0000 ES: 0000 CR0: 0",
+            "CR2: 0 CR3: 0 CR4: 0",
+        ] {
+            log.push_str(&format!("[1.0] {r}\n"));
+        }
+        log.push_str("[1.1] Kernel panic - not syncing: Fatal exception\n[1.1] Kernel Offset: disabled\n[1.1] ---[ end Kernel panic - not syncing: Fatal exception ]---\n");
+        let r = one(&log);
+        assert_eq!(r.panic_message.as_deref(), Some("Fatal exception"));
+        assert_eq!(r.end_line, 18);
     }
 
     /// A panic on its own is a report.
