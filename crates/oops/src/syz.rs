@@ -358,8 +358,6 @@ const SKIP: &[&str] = &[
     "asm_exc_",
     "do_page_fault",
     "page_fault$",
-    "__bad_area",
-    "bad_area",
     "do_kern_addr_fault",
     "spurious_kernel_fault",
     "show_stack",
@@ -1229,6 +1227,10 @@ fn extract_stack_impl(
                         return (vec![], Some("corrupted line in report"));
                     }
                     if matches_any(ln, stack_start_res()) {
+                        if frames.is_empty() {
+                            // Nothing usable yet (all skipped): the next trace may have it.
+                            continue;
+                        }
                         // The trace ends here; the rest of the report is still checked for
                         // interleaved fault-injection stacks.
                         if lines[li..]
