@@ -663,6 +663,7 @@ fn build_report(o: &Open) -> Report {
         end_line,
         text: full_text,
         truncated: false,
+        guilty_file: None,
         source: None,
     };
 
@@ -721,7 +722,78 @@ fn build_report(o: &Open) -> Report {
         };
     }
     r.signature = signature(&r);
+    r.guilty_file = guilty_file(&r.text, r.guilty_frame.as_deref());
     r
+}
+
+/// syzkaller's guilty-file rule: the first `path/file.c:123` of a frame line that is not in
+/// generic code.
+fn guilty_file(text: &str, frame: Option<&str>) -> Option<String> {
+    static IGN: OnceLock<regex::Regex> = OnceLock::new();
+    let ign = IGN.get_or_init(|| {
+        regex::Regex::new(concat!(
+            r"^(?:.*\.h|lib/.*|virt/lib/.*|mm/kasan/.*|mm/kmsan/.*|kernel/kcov\.c|mm/sl.b\.c|",
+            r"mm/slab_common\.c|mm/filemap\.c|mm/folio-compat\.c|mm/truncate\.c|mm/memory\.c|mm/percpu.*|",
+            r"mm/vmalloc\.c|mm/page_alloc\.c|mm/mempool\.c|mm/util\.c|kernel/rcu/.*|",
+            r"arch/.*/kernel/traps\.c|arch/.*/kernel/unwind.*\.c|arch/.*/mm/fault\.c|",
+            r"arch/.*/mm/physaddr\.c|arch/.*/kernel/stacktrace\.c|arch/.*/kernel/apic/apic\.c|",
+            r"arch/arm64/kernel/entry.*\.c|arch/arm64/kernel/syscall\.c|\./arch/.*\.h|",
+            r"kernel/locking/.*|kernel/panic\.c|kernel/printk/printk.*\.c|kernel/softirq\.c|",
+            r"kernel/kthread\.c|kernel/sched/.*\.c|kernel/stacktrace\.c|kernel/time/timer\.c|",
+            r"kernel/workqueue\.c|net/core/dev\.c|net/core/sock\.c|net/core/skbuff\.c|",
+            r"fs/proc/generic\.c|drivers/usb/core/urb\.c|mm/page_owner\.c|mm/gup\.c|",
+            r"kernel/entry/common\.c|arch/x86/entry/.*|kernel/exit\.c|kernel/signal\.c|kernel/fork\.c|",
+            r"mm/kfence/.*|kernel/kcsan/.*|kernel/irq/.*|kernel/time/.*|kernel/bpf/core\.c|",
+            r".*\.S|arch/.*/lib/.*|arch/.*/kernel/irq.*\.c|arch/.*/kernel/process\.c|arch/.*/kernel/apic/.*)$"
+        ))
+        .expect("static regex")
+    });
+    static SRC: OnceLock<regex::Regex> = OnceLock::new();
+    let src = SRC.get_or_init(|| {
+        regex::Regex::new(r"\s\(?((?:\./)?[a-zA-Z0-9_\-][a-zA-Z0-9_\-./]*\.[chS]):[0-9]+")
+            .expect("static regex")
+    });
+    let files = |line: &str| -> Vec<String> {
+        src.captures_iter(line)
+            .map(|c| normalize_path(&c[1]))
+            .collect()
+    };
+    // The frame the title names decides when its file is not generic.
+    if let Some(fr) = frame {
+        for line in text.lines() {
+            let t = line.trim_start().trim_start_matches("? ");
+            if t.starts_with(fr) && t[fr.len()..].starts_with(['+', ' ', '.']) {
+                if let Some(f) = files(line).into_iter().find(|f| !ign.is_match(f)) {
+                    return Some(f);
+                }
+                break;
+            }
+        }
+    }
+    for line in text.lines() {
+        if !line.contains("+0x") && !line.contains("[inline]") {
+            continue;
+        }
+        if let Some(f) = files(line).into_iter().find(|f| !ign.is_match(f)) {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// `arch/x86/kvm/../../../virt/kvm/eventfd.c` -> `virt/kvm/eventfd.c`.
+fn normalize_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "." | "" => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
 }
 
 fn extra_title(r: &Report, lines: &[Line]) -> String {

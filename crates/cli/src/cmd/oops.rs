@@ -222,6 +222,9 @@ fn print_human(out: &mut impl Write, n: usize, r: &Report, brief: bool) -> std::
         writeln!(out, "  panic:     {p}")?;
     }
     writeln!(out, "  signature: {}", r.signature)?;
+    if let Some(g) = &r.guilty_file {
+        writeln!(out, "  guilty:    {g}")?;
+    }
     if !r.frames.is_empty() {
         let mut stack = "";
         let mut ctx: Option<Context> = None;
