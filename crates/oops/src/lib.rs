@@ -1289,6 +1289,27 @@ mod tests {
         assert_eq!(r.end_line, 18);
     }
 
+    #[test]
+    fn rcu_stall_modern() {
+        let log = "[12.8] rcu: INFO: rcu_preempt self-detected stall on CPU\n\
+[12.8] rcu: \t0-....: (711 ticks this GP) idle=8f4c/1/0x4000000000000000 softirq=311/311 fqs=358\n\
+[12.8] CPU: 0 PID: 105 Comm: kmlab-spin Tainted: G           OE      6.1.0-56-cloud-amd64 #1  Debian 6.1.192-2\n\
+[12.8] RIP: 0010:kmlab_spin_reader.constprop.0+0x1b/0x20 [kmlab]\n\
+[12.8] Call Trace:\n\
+[12.8]  <TASK>\n\
+[12.8]  kmlab_spin_reader_thread+0xa/0x10 [kmlab]\n\
+[12.8]  kthread+0xda/0x100\n\
+[12.8]  ? kthread_complete_and_exit+0x20/0x20\n\
+[12.8]  ret_from_fork+0x22/0x30\n\
+[12.8]  </TASK>\n";
+        let r = one(log);
+        assert_eq!(
+            r.title,
+            "INFO: rcu detected stall in kmlab_spin_reader_thread"
+        );
+        assert_eq!(r.kind, Kind::RcuStall);
+    }
+
     /// A panic on its own is a report.
     #[test]
     fn lone_panic() {
