@@ -10,6 +10,14 @@
 //! assert_eq!(reports.len(), 1);
 //! ```
 //!
+//! Entry points: [`parse`] for a whole log in memory; [`Scanner::push_line`] for a stream of
+//! lines (netconsole, `/dev/kmsg`); [`Scanner::feed`] for big files read in chunks (the fast
+//! path: it skips non-report lines with one vectorised search). All three give the same reports.
+//! OOM kills come out as reports of kind [`Kind::Oom`] ([`Kind::is_event`]), not crashes.
+//!
+//! Not handled: reassembly of extended-netconsole fragments (`ncfrag=`); each fragment is read
+//! as its own line.
+//!
 //! How it works: every line is decoded ([`clean`]: stamps, caller ids, syslog/kmsg prefixes),
 //! then checked against the oops header table (one Aho-Corasick pass, so the scan is linear and
 //! cheap). A header opens a report in the line's context; the report's own lines are collected
@@ -325,6 +333,12 @@ impl Scanner {
     pub fn push_line(&mut self, line: &[u8]) -> Vec<Report> {
         self.line_no += 1;
         let mut done = Vec::new();
+        // Fast path: nothing open and nothing that could open a report.
+        if self.open.is_empty() && !start_filter().is_match(line) {
+            self.in_kmsg = false;
+            self.last_ctx = None;
+            return done;
+        }
         let c = clean::clean(line, self.in_kmsg);
         if c.skip {
             return done;
