@@ -18,7 +18,7 @@
 //! Not handled: reassembly of extended-netconsole fragments (`ncfrag=`); each fragment is read
 //! as its own line.
 //!
-//! How it works: every line is decoded ([`clean`]: stamps, caller ids, syslog/kmsg prefixes),
+//! How it works: every line is decoded ([`clean_line`]: stamps, caller ids, syslog/kmsg prefixes),
 //! then checked against the oops header table (one Aho-Corasick pass, so the scan is linear and
 //! cheap). A header opens a report in the line's context; the report's own lines are collected
 //! until it ends (end-of-trace marker, the next report in the same context, or too many unrelated
