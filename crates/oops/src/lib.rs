@@ -716,6 +716,17 @@ fn build_report(o: &Open) -> Report {
         alts.dedup();
         alts.retain(|a| *a != title && !a.is_empty());
         r.kind = kind_of(&title);
+        // Folklore: without CONFIG_BUG_ON_DATA_CORRUPTION, list debugging only WARNs
+        // (`list_add corruption. next->prev should be prev ...` then `WARNING: ... at
+        // lib/list_debug.c`); the title stays syzkaller's, the kind says what it is.
+        // Pinned by lib::tests::list_corruption_warning.
+        if matches!(r.kind, Kind::Warning | Kind::KernelBug)
+            && (r.text.contains("list_add corruption")
+                || r.text.contains("list_del corruption")
+                || r.text.contains("lib/list_debug.c"))
+        {
+            r.kind = Kind::ListCorruption;
+        }
         r.crash_type = crash_type(&title).to_string();
         r.title = title;
         r.alt_titles = alts;
@@ -1333,6 +1344,13 @@ mod tests {
             "INFO: rcu detected stall in kmlab_spin_reader_thread"
         );
         assert_eq!(r.kind, Kind::RcuStall);
+    }
+
+    #[test]
+    fn list_corruption_warning() {
+        let r = one("[5.0] list_add corruption. next->prev should be prev (ffff888003c0b2f8), but was 0000000000000000. (next=ffff888003c0b2f0).\n[5.0] WARNING: CPU: 1 PID: 9 at lib/list_debug.c:29 __list_add_valid+0x7e/0xa0\n[5.0] RIP: 0010:__list_add_valid+0x7e/0xa0\n[5.0] Call Trace:\n[5.0]  enqueue_entity+0x214/0x540\n[5.0]  enqueue_task_fair+0x9c/0x4b0\n[5.0] ---[ end trace 0000000000000000 ]---\n");
+        assert_eq!(r.title, "WARNING in enqueue_entity");
+        assert_eq!(r.kind, Kind::ListCorruption);
     }
 
     /// A panic on its own is a report.
