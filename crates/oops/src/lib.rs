@@ -853,6 +853,19 @@ fn extra_title_raw(r: &Report, lines: &[Line]) -> String {
             }
         }
         Kind::MachineCheck => {
+            // `mce: [Hardware Error]: CPU 12: Machine Check: 0 Bank 7: cc003f000008009f`: the
+            // bank names the failing unit (memory controller, cache, bus), so it is the title.
+            for l in lines {
+                if let Some(p) = l.text.find(" Bank ") {
+                    let bank: String = l.text[p + 6..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit())
+                        .collect();
+                    if !bank.is_empty() {
+                        return format!("machine check: bank {bank}");
+                    }
+                }
+            }
             let first = lines.first().map_or("", |l| l.text.as_str());
             let rest = first
                 .split("mce: [Hardware Error]:")
@@ -996,7 +1009,7 @@ fn generic_frame(f: &str) -> bool {
     static R: OnceLock<regex::Regex> = OnceLock::new();
     let re = R.get_or_init(|| {
         regex::Regex::new(
-            r"^(?:dump_stack|show_stack|dump_backtrace|panic|__warn|warn_slowpath|report_bug|handle_bug|exc_|asm_exc_|do_trap|do_error_trap|do_invalid_op|invalid_op|fixup_|kasan|__kasan|kmsan|__msan|kcsan|ubsan|__ubsan|print_|check_memory_region|__asan|__sanitizer|kmem_cache|kmalloc|__kmalloc|kfree|__kmem|slab_|___slab|__slab|krealloc|vmalloc|__vmalloc|kvmalloc|alloc_pages|__alloc_pages|lock_acquire|lock_release|__lock_acquire|_raw_spin|_raw_read|_raw_write|do_raw_spin|spin_|mutex_|__mutex|down_|up_|rwsem|lockdep|mark_lock|refcount_|__refcount|kref_|page_fault|do_page_fault|do_user_addr_fault|__do_page_fault|__bad_area|bad_area|no_context|do_kern_addr_fault|page_fault_oops|kernelmode_fixup_or_oops|__die|die|oops_|nmi_|watchdog|rcu_dump|print_cpu_stall|rcu_sched_clock_irq|update_process_times|tick_|hrtimer|__hrtimer|sysvec_|asm_sysvec|apic_timer|smp_apic_timer|__sysvec|__list_add_valid|__list_del_entry_valid|list_|__schedule|schedule|sched_show_task|show_regs|__show_regs|should_fail|memcpy|memset|memmove|__memcpy|__memset|strlen|strcpy|copy_user|_copy_to_user|_copy_from_user|__might_sleep|__might_resched|___might_sleep|__might_fault|debug_object|hung_task|watchdog_timer|arch_trigger|trigger_|nmi_cpu_backtrace|rcu_|lock_sock|release_sock|__lock_sock)"
+            r"^(?:dump_stack|show_stack|dump_backtrace|panic|__warn|warn_slowpath|report_bug|handle_bug|exc_|asm_exc_|do_trap|do_error_trap|do_invalid_op|invalid_op|fixup_|kasan|__kasan|kmsan|__msan|kcsan|ubsan|__ubsan|print_|check_memory_region|__asan|__sanitizer|kmem_cache|kmalloc|__kmalloc|kfree|__kmem|slab_|___slab|__slab|krealloc|vmalloc|__vmalloc|kvmalloc|alloc_pages|__alloc_pages|lock_acquire|lock_release|__lock_acquire|_raw_spin|_raw_read|_raw_write|do_raw_spin|spin_|mutex_|__mutex|down_|up_|rwsem|lockdep|mark_lock|refcount_|__refcount|kref_|page_fault|do_page_fault|do_user_addr_fault|__do_page_fault|__bad_area|bad_area|no_context|do_kern_addr_fault|page_fault_oops|kernelmode_fixup_or_oops|__die|die|oops_|nmi_|watchdog|rcu_dump|print_cpu_stall|rcu_sched_clock_irq|update_process_times|tick_|hrtimer|__hrtimer|sysvec_|asm_sysvec|apic_timer|smp_apic_timer|__sysvec|__list_add_valid|__list_del_entry_valid|list_|__schedule|schedule|sched_show_task|show_regs|__show_regs|should_fail|memcpy|memset|memmove|__memcpy|__memset|strlen|strcpy|copy_user|_copy_to_user|_copy_from_user|__might_sleep|__might_resched|___might_sleep|__might_fault|debug_object|hung_task|watchdog_timer|arch_trigger|trigger_|nmi_cpu_backtrace|rcu_|lock_sock|release_sock|__lock_sock|__stack_chk_fail)"
         )
         .expect("static regex")
     });
