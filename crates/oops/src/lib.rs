@@ -1192,18 +1192,9 @@ fn crash_type(title: &str) -> &'static str {
         "UBSAN"
     } else if has("NULL pointer dereference") {
         "NULL-POINTER-DEREFERENCE"
-    } else if has("unable to handle kernel")
-        || t.starts_with("general protection fault")
-        || has("corrupted list")
-        || has("bad usercopy")
-        || has("stack is corrupted")
-        || has("stack guard page")
-        || has("corrupted stack end")
-        || t.starts_with("Unhandled fault")
-        || has("(use-after-free)")
-        || t.starts_with("PANIC: double fault")
-        || t.starts_with("stack segment")
-    {
+    } else if has("bad usercopy") {
+        "BUG"
+    } else if has("unable to handle kernel") || has("corrupted list") || has("stack guard page") {
         "MEMORY_SAFETY_BUG"
     } else if t.starts_with("INFO: task hung")
         || t.starts_with("INFO: task can't die")
@@ -1232,9 +1223,10 @@ fn crash_type(title: &str) -> &'static str {
         || has("Invalid wait context")
     {
         "LOCKDEP"
+    } else if has("in preemptible code") {
+        "LOCKDEP"
     } else if has("scheduling while atomic")
         || has("sleeping function called")
-        || has("in preemptible code")
         || has("workqueue leaked")
     {
         "ATOMIC_SLEEP"
@@ -1245,8 +1237,6 @@ fn crash_type(title: &str) -> &'static str {
     } else if t.starts_with("kernel BUG")
         || t.starts_with("BUG:")
         || t.starts_with("invalid opcode")
-        || t.starts_with("divide error")
-        || t.starts_with("int3")
     {
         "BUG"
     } else if t.starts_with("unexpected kernel reboot") {
