@@ -1220,10 +1220,9 @@ fn crash_type(title: &str) -> &'static str {
         || has("spinlock")
         || has("rwlock")
         || has("MAX_STACK_TRACE_ENTRIES")
+        || has("in preemptible code")
         || has("Invalid wait context")
     {
-        "LOCKDEP"
-    } else if has("in preemptible code") {
         "LOCKDEP"
     } else if has("scheduling while atomic")
         || has("sleeping function called")
