@@ -1407,6 +1407,25 @@ mod tests {
         assert_eq!(r.kernel_release.as_deref(), Some("6.1.0-53-cloud-amd64"));
     }
 
+    /// A 10 MB line without `\n` fed in chunks keeps at most MAX_LINE bytes in memory and the
+    /// line numbers stay right.
+    #[test]
+    fn feed_endless_line() {
+        let mut s = Scanner::new();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..10 {
+            assert!(s.feed(&chunk).is_empty());
+            assert!(s.partial.len() <= MAX_LINE + 1);
+        }
+        let mut out = s.feed(
+            b"\n[1.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009\n",
+        );
+        out.extend(s.finish());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].start_line, 2);
+        assert_eq!(out[0].title, "kernel panic: Attempted to kill init!");
+    }
+
     /// `feed` with arbitrary chunk boundaries finds the same reports as `parse`.
     #[test]
     fn feed_chunking_agrees() {
