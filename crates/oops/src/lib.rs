@@ -15,8 +15,7 @@
 //! path: it skips non-report lines with one vectorised search). All three give the same reports.
 //! OOM kills come out as reports of kind [`Kind::Oom`] ([`Kind::is_event`]), not crashes.
 //!
-//! Not handled: reassembly of extended-netconsole fragments (`ncfrag=`); each fragment is read
-//! as its own line.
+//! Extended-netconsole fragments (`ncfrag=`) are joined by sequence number before parsing.
 //!
 //! How it works: every line is decoded ([`clean_line`]: stamps, caller ids, syslog/kmsg prefixes),
 //! then checked against the oops header table (one Aho-Corasick pass, so the scan is linear and
@@ -60,6 +59,8 @@ fn start_filter() -> &'static AhoCorasick {
             "invoked oom-killer",
             "Killed process",
             "mce: [Hardware Error]",
+            // A header may be split across extended-netconsole fragments.
+            ",ncfrag=",
         ]);
         aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::LeftmostFirst)
@@ -149,6 +150,8 @@ pub struct Scanner {
     in_kmsg: bool,
     /// Context of the last kernel line, to tell a log cut inside a report.
     last_ctx: Option<Ctx>,
+    /// Extended-netconsole fragments being reassembled: (seq, header, total, text so far).
+    frags: Vec<(u64, String, usize, Vec<u8>)>,
     open: Vec<Open>,
 }
 
@@ -338,6 +341,20 @@ impl Scanner {
             self.in_kmsg = false;
             self.last_ctx = None;
             return done;
+        }
+        // Folklore: netconsole splits a message longer than ~1000 bytes into fragments
+        // (`,ncfrag=<offset>/<total>` before the `;`, Documentation/networking/netconsole.rst);
+        // a long `Modules linked in:` line is the usual victim. Fragments are joined by seq, in
+        // any order, and the whole message is parsed as one line. Pinned by
+        // lib::tests::netconsole_fragments.
+        if let Some(rec) = input::parse_kmsg(line) {
+            if let Some((off, total)) = rec.ncfrag {
+                self.line_no -= 1;
+                return match self.reassemble(&rec, off as usize, total as usize) {
+                    Some(whole) => self.push_line(&whole),
+                    None => done,
+                };
+            }
         }
         let c = clean::clean(line, self.in_kmsg);
         if c.skip {
@@ -565,6 +582,50 @@ impl Scanner {
                 }
             }
         }
+    }
+
+    /// Add one fragment; returns the whole record (as a plain kmsg line) once complete.
+    fn reassemble(
+        &mut self,
+        rec: &input::KmsgRecord<'_>,
+        off: usize,
+        total: usize,
+    ) -> Option<Vec<u8>> {
+        const MAX_MSG: usize = 64 * 1024;
+        const MAX_PENDING: usize = 16;
+        if total == 0 || total > MAX_MSG || off >= total {
+            return None;
+        }
+        let idx = match self.frags.iter().position(|f| f.0 == rec.seq) {
+            Some(i) => i,
+            None => {
+                if self.frags.len() >= MAX_PENDING {
+                    self.frags.remove(0);
+                }
+                let mut head = format!("{},{},{},-", rec.pri, rec.seq, rec.ts_usec);
+                if let Some(c) = rec.caller {
+                    head.push_str(&format!(",caller={c}"));
+                }
+                self.frags.push((rec.seq, head, total, Vec::new()));
+                self.frags.len() - 1
+            }
+        };
+        let f = &mut self.frags[idx];
+        // Fragments carry raw bytes of the message; place each at its offset.
+        if f.3.len() < off + rec.text.len() {
+            f.3.resize((off + rec.text.len()).min(total), 0);
+        }
+        let n = rec.text.len().min(total - off);
+        f.3[off..off + n].copy_from_slice(&rec.text[..n]);
+        // Complete when every byte up to `total` has arrived (escaped text has no NUL).
+        if f.3.len() < f.2 || f.3.contains(&0) {
+            return None;
+        }
+        let (_, head, _, text) = self.frags.remove(idx);
+        let mut line = head.into_bytes();
+        line.push(b';');
+        line.extend_from_slice(&text);
+        Some(line)
     }
 
     fn push_partial(&mut self, b: &[u8]) {
@@ -1424,6 +1485,22 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].start_line, 2);
         assert_eq!(out[0].title, "kernel panic: Attempted to kill init!");
+    }
+
+    #[test]
+    fn netconsole_fragments() {
+        let hdr = "BUG: kernel NULL pointer dereference, address: 0000000000000008";
+        let (a, b) = hdr.split_at(20);
+        let log = format!(
+            "4,900,1000,-,ncfrag=20/{t};{b}\n4,900,1000,-,ncfrag=0/{t};{a}\n4,901,1001,-;RIP: 0010:nvme_poll+0x1c/0x40 [nvme]\n4,902,1002,-;Call Trace:\n4,903,1003,-; blk_mq_poll+0x3e/0x80\n",
+            t = hdr.len()
+        );
+        let r = parse(log.as_bytes());
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!(
+            r[0].title,
+            "BUG: unable to handle kernel NULL pointer dereference in nvme_poll"
+        );
     }
 
     /// `feed` with arbitrary chunk boundaries finds the same reports as `parse`.
