@@ -279,8 +279,8 @@ SCENARIOS = [
          title="BUG: unable to handle kernel NULL pointer dereference in kmlab_estats_update_mss",
          func="kmlab_estats_update_mss", dumps=["elf", "kdump-zlib"]),
     dict(name="leaf_cfs_rq", kind="list_corruption",
-         title="BUG: corrupted list in kmlab_list_add_leaf_cfs_rq",
-         func="kmlab_list_add_leaf_cfs_rq", dumps=SMALL),
+         title="BUG: corrupted list in kmlab_enqueue_entity",
+         func="kmlab_enqueue_entity", dumps=SMALL),
     dict(name="timer_reinit", kind="general_protection_fault",
          title="general protection fault in __run_timers", func="__run_timers", dumps=SMALL),
     dict(name="wrong_cpu_index", kind="paging_request",
@@ -775,6 +775,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", help="comma-separated scenario names")
     ap.add_argument("--force", action="store_true", help="rebuild the selected scenarios")
+    ap.add_argument("--reverse", action="store_true", help="build scenarios in reverse order")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
     ap.add_argument("--markdown", action="store_true", help="the README's scenario table")
     ap.add_argument("--console-only", action="store_true",
@@ -815,6 +816,8 @@ def main():
     ensure_venv()
     only = set(a.only.split(",")) if a.only else None
     todo = [sc for sc in SCENARIOS if not only or sc["name"] in only]
+    if a.reverse:
+        todo.reverse()
     jobs = int(os.environ.get("KMORTEM_LAB_JOBS", "2"))
     import concurrent.futures
     n = 0
