@@ -597,16 +597,14 @@ def timed(cmd, out_path, timings, key, cwd=None, env=None):
 
 
 CRASH_CMDS = [("sys", "sys"), ("bt", "bt"), ("bt-a", "bt -a"), ("log", "log"), ("ps", "ps"),
-              ("mod", "mod"), ("kmem-i", "kmem -i"), ("struct-task", "struct task_struct")]
+              ("mod", "mod"), ("kmem-i", "kmem -i"), ("struct-task", "task -x")]
 
 
 def crash_oracle(dump, tag, odir, vmlinux, timings, per_command):
     """crash with every command in one session (outputs split by redirection)."""
     cmds = []
     for fname, c in CRASH_CMDS:
-        if fname == "struct-task":
-            # struct of the panic task: crash's current context is the panic task
-            c = "struct task_struct -x"
+        # `task -x`: the struct task_struct of crash's current context, the panic task
         cmds.append(f"{c} > crash-{fname}{tag}.txt")
     cmds.append("quit")
     cmdfile = os.path.join(odir, f"crash{tag}.cmds")
@@ -614,13 +612,11 @@ def crash_oracle(dump, tag, odir, vmlinux, timings, per_command):
         f.write("\n".join(cmds) + "\n")
     timed(["crash", "-s", "--no_scroll", vmlinux, dump, "-i", cmdfile],
           os.path.join(odir, f"crash-session{tag}.txt"), timings, f"crash-session{tag}", cwd=odir)
-    # struct task_struct with no address prints the type; re-run for the current task
     if per_command:
         for fname, c in CRASH_CMDS:
             cf = os.path.join(odir, f"crash-{fname}{tag}.cmd")
             with open(cf, "w") as f:
-                f.write(("struct task_struct -x" if fname == "struct-task" else c) +
-                        " > /dev/null\nquit\n")
+                f.write(c + " > /dev/null\nquit\n")
             timed(["crash", "-s", "--no_scroll", vmlinux, dump, "-i", cf],
                   os.path.join(odir, f".crash-{fname}{tag}.timing-run.txt"), timings,
                   f"crash-{fname}{tag}", cwd=odir)
