@@ -832,7 +832,8 @@ def main():
     if failed:
         sys.exit(f"lab: {len(failed)} scenario(s) failed: {', '.join(failed)}")
     write_stamp(os.path.join(d, "lab.json.tmp"), "")
-    summary = {"kernel": info, "scenarios": [sc["name"] for sc in SCENARIOS]}
+    summary = {"kernel": info, "scenarios": [sc["name"] for sc in SCENARIOS],
+               "last_run_seconds": round(time.time() - T0), "last_run_built": n}
     json.dump(summary, open(os.path.join(d, "lab.json"), "w"), indent=2)
     os.unlink(os.path.join(d, "lab.json.tmp"))
     log(f"lab ready in {d} ({n} scenario(s) built, {time.time() - T0:.0f}s)")
