@@ -25,6 +25,7 @@ VENV = os.path.join(CACHE, "venv")
 # Debian 12's own cloud flavour meta-package: its Depends names the newest 6.1 ABI.
 META_PACKAGE = "linux-image-cloud-amd64"
 T0 = time.time()
+MODULE_HASH = None
 # Bump when the layout or the content of scenario outputs changes (invalidates every scenario).
 LAB_FORMAT = 1
 
@@ -126,17 +127,21 @@ def fetch_kernel(rel, d):
 
 
 def build_module(rel, d):
+    """module/<hash>/kmlab.ko (built there, with its source: DWARF names that path), and a copy
+    at module/kmlab.ko. Each scenario's meta.json names the versioned .ko and source, so dumps
+    made with an older module stay consistent while a newer one is being built."""
     root = os.path.join(d, "root")
     src = os.path.join(LAB_SRC, "module")
     mdir = os.path.join(d, "module")
     h = file_sha(os.path.join(src, "kmlab.c"), os.path.join(src, "Kbuild"))
+    bdir = os.path.join(mdir, h)
     stamp = os.path.join(mdir, ".stamp")
     ko = os.path.join(mdir, "kmlab.ko")
-    if os.path.exists(ko) and stamp_ok(stamp, h):
+    if os.path.exists(ko) and os.path.exists(os.path.join(bdir, "kmlab.ko")) and \
+            stamp_ok(stamp, h):
         return h
     log("building kmlab.ko against the extracted headers")
-    shutil.rmtree(mdir, ignore_errors=True)
-    bdir = os.path.join(mdir, "build")
+    shutil.rmtree(bdir, ignore_errors=True)
     os.makedirs(bdir)
     for f in ("kmlab.c", "Kbuild"):
         shutil.copy(os.path.join(src, f), bdir)
@@ -148,7 +153,8 @@ def build_module(rel, d):
     cc = "gcc-12" if shutil.which("gcc-12") else "gcc"
     run(["make", "-s", "-C", hdr, "-f", os.path.join(common, "Makefile"), f"M={bdir}",
          f"CC={cc}", "modules"])
-    shutil.copy(os.path.join(bdir, "kmlab.ko"), ko)
+    shutil.copy(os.path.join(bdir, "kmlab.ko"), ko + ".tmp")
+    os.rename(ko + ".tmp", ko)
     write_stamp(stamp, h)
     return h
 
@@ -263,8 +269,8 @@ SCENARIOS = [
          func="kmlab_recv_reply",
          extra="hung_task_panic=1 sysctl.kernel.hung_task_timeout_secs=3", dumps=SMALL,
          timeout=180),
-    dict(name="rcu_stall", kind="rcu_stall", title="INFO: rcu detected stall in kmlab_rcu_reader_thread",
-         func="kmlab_rcu_reader_thread",
+    dict(name="rcu_stall", kind="rcu_stall", title="INFO: rcu detected stall in kmlab_reader_thread",
+         func="kmlab_reader_thread",
          extra="sysctl.kernel.panic_on_rcu_stall=1 rcupdate.rcu_cpu_stall_timeout=3",
          dumps=SMALL, timeout=180),
     dict(name="timer_null", kind="null_pointer_dereference",
@@ -679,7 +685,7 @@ def do_scenario(sc, d, info, hashes, force):
     os.makedirs(os.path.join(sdir, "oracle"))
     root = os.path.join(d, "root")
     vmlinux = os.path.join(root, f"usr/lib/debug/boot/vmlinux-{rel}")
-    ko = os.path.join(d, "module", "kmlab.ko")
+    ko = os.path.join(d, "module", MODULE_HASH, "kmlab.ko")
     cmdline, secs = boot_and_dump(sc, d, sdir, rel)
     made = makedumpfile_variants(sc, sdir, vmlinux)
     keep = set(sc["dumps"])
@@ -727,7 +733,7 @@ def do_scenario(sc, d, info, hashes, force):
         "vmlinux": vmlinux,
         "modules_debug_dir": os.path.join(root, f"usr/lib/debug/lib/modules/{rel}"),
         "kmlab_ko": ko,
-        "kmlab_source": os.path.join(LAB_SRC, "module", "kmlab.c"),
+        "kmlab_source": os.path.join(d, "module", MODULE_HASH, "kmlab.c"),
         "system_map": os.path.join(root, f"boot/System.map-{rel}"),
         "cmdline": cmdline,
         "kaslr": "nokaslr" not in flags,
@@ -809,6 +815,8 @@ def main():
     info = fetch_kernel(rel, d)
     mh = build_module(rel, d)
     ih = build_initramfs(rel, d, mh)
+    global MODULE_HASH
+    MODULE_HASH = mh
     ensure_venv()
     only = set(a.only.split(",")) if a.only else None
     todo = [sc for sc in SCENARIOS if not only or sc["name"] in only]
