@@ -10,6 +10,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod locate;
 pub mod symmap;
+pub mod trace;
 
 pub use dwarf::SourceFrame;
 pub use elf::{Binary, ElfKind};
