@@ -478,7 +478,14 @@ impl Binary {
         if !self.has_dwarf() {
             return Ok(Vec::new());
         }
-        self.dwarf_index()?.frames(addr)
+        let mut frames = self.dwarf_index()?.frames(addr)?;
+        // binutils names code without a DW_TAG_subprogram (assembly) from the symbol table.
+        if let Some(last) = frames.last_mut() {
+            if last.function.is_none() {
+                last.function = self.symtab_function(addr).map(str::to_string);
+            }
+        }
+        Ok(frames)
     }
 
     /// The compilation directory of the unit covering `addr` (the kernel build tree).

@@ -28,6 +28,8 @@ pub struct Sym {
     /// Section index, used to bound the last symbol of a section.
     pub section: usize,
     pub is_function: bool,
+    /// `STT_OBJECT`: never a function-name fallback.
+    pub is_object: bool,
 }
 
 /// A section we laid out (`ET_REL`) or found (`ET_EXEC`).
@@ -175,6 +177,7 @@ impl Binary {
                 size: sym.size(),
                 section: sec.0,
                 is_function: sym.kind() == object::SymbolKind::Text,
+                is_object: sym.kind() == object::SymbolKind::Data,
             });
         }
         symbols.sort_by(|a, b| {
@@ -298,6 +301,45 @@ impl Binary {
             (Some(n), None) => n.address - s.address,
             _ => s.size,
         }
+    }
+
+    /// The function name binutils falls back to when DWARF has no subprogram for an address
+    /// (assembly): `_bfd_elf_find_function`'s "better fit" among `STT_FUNC`/`STT_NOTYPE` symbols
+    /// of the same section: the closest start at or below; at the same start, one that covers the
+    /// address (the smallest, a function first), else the larger.
+    pub fn symtab_function(&self, addr: u64) -> Option<&'static str> {
+        let sec = self
+            .sections
+            .iter()
+            .find(|s| s.size > 0 && addr >= s.address && addr < s.address + s.size)?
+            .index;
+        let n = self.symbols.partition_point(|s| s.address <= addr);
+        let mut best: Option<&Sym> = None;
+        for s in self.symbols[..n].iter().rev() {
+            if s.section != sec || s.is_object {
+                continue;
+            }
+            if let Some(b) = best {
+                if s.address < b.address {
+                    break;
+                }
+                let b_covers = b.address + b.size > addr;
+                let s_covers = s.address + s.size > addr;
+                let better = if !b_covers {
+                    s.size > b.size
+                } else if s_covers {
+                    s.size < b.size || (s.size == b.size && s.is_function && !b.is_function)
+                } else {
+                    false
+                };
+                if better {
+                    best = Some(s);
+                }
+            } else {
+                best = Some(s);
+            }
+        }
+        best.map(|s| s.name)
     }
 
     /// Section name and offset in it, for an address of our layout (what binutils' `addr2line -j`

@@ -31,7 +31,9 @@ fn parse_sym(tok: &str) -> Option<(String, u64, Option<u64>)> {
         Some((sel, rest)) if sel.len() == 4 && sel.bytes().all(|b| b.is_ascii_hexdigit()) => rest,
         _ => tok,
     };
-    let tok = tok.trim_start_matches(['(', '<']).trim_end_matches([')', ',', '>']);
+    let tok = tok
+        .trim_start_matches(['(', '<'])
+        .trim_end_matches([')', ',', '>']);
     let plus = tok.rfind('+')?;
     let name = &tok[..plus];
     if name.is_empty()
@@ -128,11 +130,17 @@ mod tests {
     #[test]
     fn frames_in_lines() {
         let f = find_frame("[    4.460037]  vfs_write+0xc7/0x3f0").unwrap();
-        assert_eq!((f.function.as_str(), f.offset, f.size, f.is_ip), ("vfs_write", 0xc7, Some(0x3f0), false));
+        assert_eq!(
+            (f.function.as_str(), f.offset, f.size, f.is_ip),
+            ("vfs_write", 0xc7, Some(0x3f0), false)
+        );
         let f = find_frame("[    4.458648] RIP: 0010:kmlab_device_get+0x5/0x10 [kmlab]").unwrap();
         assert_eq!(f.module.as_deref(), Some("kmlab"));
         assert!(f.is_ip);
-        assert_eq!(&"[    4.458648] RIP: 0010:kmlab_device_get+0x5/0x10 [kmlab]"[f.start..f.end], "kmlab_device_get+0x5/0x10 [kmlab]");
+        assert_eq!(
+            &"[    4.458648] RIP: 0010:kmlab_device_get+0x5/0x10 [kmlab]"[f.start..f.end],
+            "kmlab_device_get+0x5/0x10 [kmlab]"
+        );
         let f = find_frame(" ? do_set_pte+0x18e/0x1e0").unwrap();
         assert_eq!(f.function, "do_set_pte");
         let f = find_frame(" [<ffffffff8134d4a3>] vfs_write+0xd3/0x1e0").unwrap();

@@ -215,7 +215,10 @@ fn read_input(log: &Option<PathBuf>) -> Result<Vec<u8>> {
             buf = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
         }
         _ => {
-            std::io::stdin().lock().read_to_end(&mut buf).context("cannot read standard input")?;
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("cannot read standard input")?;
         }
     }
     Ok(buf)
@@ -231,9 +234,16 @@ fn register_tokens(body: &str) -> Vec<(String, u64)> {
     while i + 1 < toks.len() {
         let t = toks[i];
         // `GS:ffff8b414f600000(0000)`: name and value in one token.
-        if let Some((name, v)) = t.split_once(':').filter(|(_, v)| !v.is_empty() && !t.ends_with(':')) {
+        if let Some((name, v)) = t
+            .split_once(':')
+            .filter(|(_, v)| !v.is_empty() && !t.ends_with(':'))
+        {
             let v = v.split('(').next().unwrap_or(v);
-            if (2..=6).contains(&name.len()) && v.len() <= 16 && !v.is_empty() && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if (2..=6).contains(&name.len())
+                && v.len() <= 16
+                && !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_hexdigit())
+            {
                 if let Ok(x) = u64::from_str_radix(v, 16) {
                     if !out.is_empty() {
                         out.push((name.to_ascii_lowercase(), x));
@@ -277,7 +287,7 @@ fn strip_stamp(line: &str) -> (usize, &str) {
 
 fn location(r: &Resolution, i: usize) -> Option<String> {
     let f = r.frames.get(i)?;
-    let file = f.short_file.as_deref().or(f.file.as_deref())?;
+    let file = kmortem_symbols::kernel_relative(f.short_file.as_deref().or(f.file.as_deref())?);
     Some(if f.discriminator > 0 && i == 0 {
         format!("{file}:{} (discriminator {})", f.line, f.discriminator)
     } else {
@@ -297,7 +307,9 @@ fn annotate(r: &Resolution) -> String {
         ));
     }
     if let Some((want, have)) = &r.build_id_mismatch {
-        s.push_str(&format!(" [build-id mismatch: trace {want}, binary {have}]"));
+        s.push_str(&format!(
+            " [build-id mismatch: trace {want}, binary {have}]"
+        ));
     }
     s
 }
@@ -312,7 +324,8 @@ fn code_address(sym: &Symbolizer, r: &Resolution) -> Option<u64> {
     if r.source == Source::None {
         return r.address;
     }
-    r.address.map(|a| a.wrapping_add(sym.kaslr_offset.unwrap_or(0)))
+    r.address
+        .map(|a| a.wrapping_add(sym.kaslr_offset.unwrap_or(0)))
 }
 
 fn source_context(dir: &Path, r: &Resolution) -> Option<SourceContext> {
@@ -359,7 +372,13 @@ struct PendingCode {
 }
 
 fn flush_code(out: &mut impl Write, p: PendingCode, regs: &BTreeMap<String, u64>) -> Result<()> {
-    let d = kmortem_disasm::decode(p.code.arch, &p.code.bytes, p.code.trap_index, p.address, regs);
+    let d = kmortem_disasm::decode(
+        p.code.arch,
+        &p.code.bytes,
+        p.code.trap_index,
+        p.address,
+        regs,
+    );
     for l in kmortem_disasm::render(&d).lines() {
         writeln!(out, "{}{l}", p.indent)?;
     }
@@ -412,7 +431,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let (stamp_end, body) = strip_stamp(line);
         let trimmed = body.trim_start();
         let is_code = trimmed.starts_with("Code:");
-        let reg_toks = if is_code { Vec::new() } else { register_tokens(trimmed) };
+        let reg_toks = if is_code {
+            Vec::new()
+        } else {
+            register_tokens(trimmed)
+        };
         // The register dump follows the Code: line on x86 (precedes it on arm64): decode once the
         // dump is over, so the operands can be evaluated.
         if let Some(p) = pending.as_mut() {
@@ -445,7 +468,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             regs.clear();
             last_ip = None;
             // User-mode RIP: `RIP: 0033:0x47b7a0`.
-            if let Some(v) = trimmed.split_whitespace().nth(1).and_then(|t| t.rsplit(':').next()) {
+            if let Some(v) = trimmed
+                .split_whitespace()
+                .nth(1)
+                .and_then(|t| t.rsplit(':').next())
+            {
                 if v.starts_with("0x") {
                     if let Ok(a) = parse_hex(v) {
                         last_ip = Some(user_ip(a));
@@ -482,7 +509,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     writeln!(out, "{}{pad}Source {}:", &line[..stamp_end], sc.file)?;
                     for l in sc.lines {
                         let mark = if l.faulting { ">" } else { " " };
-                        writeln!(out, "{}{pad}{mark}{:>6}  {}", &line[..stamp_end], l.line, l.text)?;
+                        writeln!(
+                            out,
+                            "{}{pad}{mark}{:>6}  {}",
+                            &line[..stamp_end],
+                            l.line,
+                            l.text
+                        )?;
                     }
                 }
             }
@@ -539,7 +572,11 @@ fn module_notes(sym: &mut Symbolizer, reports: &[kmortem_oops::Report]) -> Vec<S
     notes
 }
 
-fn debug_info(sym: &mut Symbolizer, release: Option<String>, reports: &[kmortem_oops::Report]) -> DebugInfo {
+fn debug_info(
+    sym: &mut Symbolizer,
+    release: Option<String>,
+    reports: &[kmortem_oops::Report],
+) -> DebugInfo {
     let mut modules = BTreeMap::new();
     for r in reports {
         for f in &r.frames {
@@ -561,7 +598,11 @@ fn debug_info(sym: &mut Symbolizer, release: Option<String>, reports: &[kmortem_
     }
 }
 
-fn decode_report(sym: &mut Symbolizer, r: &kmortem_oops::Report, source: Option<&Path>) -> ReportDecode {
+fn decode_report(
+    sym: &mut Symbolizer,
+    r: &kmortem_oops::Report,
+    source: Option<&Path>,
+) -> ReportDecode {
     let ip = r.ip.as_ref().and_then(|ip| {
         if ip.function.is_none() && ip.address.is_none() {
             return None;
@@ -591,11 +632,18 @@ fn decode_report(sym: &mut Symbolizer, r: &kmortem_oops::Report, source: Option<
         .collect();
     let code_address = ip.as_ref().and_then(|i| code_address(sym, i));
     let code = r.code.as_ref().and_then(|c| {
-        let arch = Arch::from_name(&c.arch).or_else(|| kmortem_disasm::code_line::parse(&c.raw).map(|l| l.arch))?;
+        let arch = Arch::from_name(&c.arch)
+            .or_else(|| kmortem_disasm::code_line::parse(&c.raw).map(|l| l.arch))?;
         if c.bytes.is_empty() {
             return None;
         }
-        Some(kmortem_disasm::decode(arch, &c.bytes, c.trap_index, code_address, &r.registers))
+        Some(kmortem_disasm::decode(
+            arch,
+            &c.bytes,
+            c.trap_index,
+            code_address,
+            &r.registers,
+        ))
     });
     let source = source.and_then(|d| ip.as_ref().and_then(|i| source_context(d, i)));
     ReportDecode {

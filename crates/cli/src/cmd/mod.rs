@@ -1,2 +1,2 @@
-pub mod oops;
 pub mod decode;
+pub mod oops;
