@@ -20,7 +20,11 @@ fn formatter() -> GasFormatter {
     o.set_displacement_leading_zeros(false);
     o.set_leading_zeros(false);
     o.set_space_after_operand_separator(false);
-    o.set_rip_relative_addresses(false);
+    // objdump prints `0x1b3edee(%rip)        # ffffffff82c39f50`; we append the same comment.
+    o.set_rip_relative_addresses(true);
+    o.set_always_show_scale(true);
+    o.set_show_zero_displacements(true);
+    o.set_show_useless_prefixes(true);
     f
 }
 
@@ -48,6 +52,14 @@ fn run(bytes: &[u8], start: usize, base: u64, trap: Option<usize>) -> Vec<Insn> 
             text.push_str("(bad)");
         } else {
             fmt.format(&ins, &mut text);
+            text = objdump_style(&ins, &bytes[pos..end], text);
+            if ins.is_ip_rel_memory_operand() {
+                text = format!(
+                    "{}        # {:x}",
+                    text.trim_end(),
+                    ins.ip_rel_memory_address()
+                );
+            }
         }
         out.push(Insn {
             address: base.wrapping_add(pos as u64),
@@ -59,6 +71,76 @@ fn run(bytes: &[u8], start: usize, base: u64, trap: Option<usize>) -> Vec<Insn> 
         });
     }
     out
+}
+
+/// Where iced's GAS output still differs from objdump's, rewrite it the objdump way.
+fn objdump_style(ins: &Instruction, bytes: &[u8], text: String) -> String {
+    // `always_show_scale` gives `(%rax,%rbx,1)` like objdump, but also `(%rbx,)` without index.
+    let mut t = text.replace(",)", ")");
+    let m = ins.mnemonic();
+    use iced_x86::Mnemonic as M;
+    match m {
+        // objdump names the implicit segments of string instructions.
+        M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Stosq
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Scasq
+        | M::Insb
+        | M::Insw
+        | M::Insd => {
+            t = t
+                .replace("(%rdi)", "%es:(%rdi)")
+                .replace("(%edi)", "%es:(%edi)");
+        }
+        M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq => {
+            if !t.contains("%xmm") {
+                t = t
+                    .replace("(%rsi)", "%ds:(%rsi)")
+                    .replace("(%rdi)", "%es:(%rdi)");
+            }
+        }
+        M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq | M::Outsb | M::Outsw | M::Outsd => {
+            t = t.replace("(%rsi)", "%ds:(%rsi)");
+        }
+        // Long NOPs padded with prefixes: objdump prints `data16 cs nopw 0x0(%rax,%rax,1)`.
+        M::Nop
+            if t.contains("%cs:")
+                || bytes
+                    .iter()
+                    .take_while(|&&b| b == 0x66 || b == 0x2e)
+                    .count()
+                    > 1 =>
+        {
+            let pre: Vec<u8> = bytes
+                .iter()
+                .copied()
+                .take_while(|&b| b == 0x66 || b == 0x2e)
+                .collect();
+            let n66 = pre.iter().filter(|&&b| b == 0x66).count();
+            let mut p = String::new();
+            for _ in 1..n66 {
+                p.push_str("data16 ");
+            }
+            if pre.contains(&0x2e) {
+                p.push_str("cs ");
+            }
+            t = format!("{p}{}", t.replace("%cs:", ""));
+        }
+        // binutils 2.40 prints `push 0x10(%rsp)` (no suffix) for memory pushes/pops.
+        M::Push | M::Pop => {
+            for (q, plain) in [("pushq  ", "push   "), ("popq   ", "pop    ")] {
+                if let Some(rest) = t.strip_prefix(q) {
+                    t = format!("{plain}{rest}");
+                }
+            }
+        }
+        _ => {}
+    }
+    t
 }
 
 pub(crate) fn decode(
