@@ -96,12 +96,12 @@ fn objdump_style(ins: &Instruction, bytes: &[u8], text: String) -> String {
                 .replace("(%rdi)", "%es:(%rdi)")
                 .replace("(%edi)", "%es:(%edi)");
         }
-        M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq => {
-            if !t.contains("%xmm") {
-                t = t
-                    .replace("(%rsi)", "%ds:(%rsi)")
-                    .replace("(%rdi)", "%es:(%rdi)");
-            }
+        M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq
+            if !t.contains("%xmm") =>
+        {
+            t = t
+                .replace("(%rsi)", "%ds:(%rsi)")
+                .replace("(%rdi)", "%es:(%rdi)");
         }
         M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq | M::Outsb | M::Outsw | M::Outsd => {
             t = t.replace("(%rsi)", "%ds:(%rsi)");
