@@ -91,7 +91,7 @@ fn code_lines_cut_from_vmlinux_match_objdump() {
     let mut bad = Vec::new();
     // Three 24 KiB windows spread over .text; every 5th instruction becomes a trapping one.
     for frac in [7u64, 41, 83] {
-        let start = base + (text.len() as u64 * frac / 100) & !0xf;
+        let start = (base + (text.len() as u64 * frac / 100)) & !0xf;
         let stop = start + 24 * 1024;
         let od = objdump(&vm, None, start, stop);
         for (i, (&a, t)) in od.iter().enumerate() {
