@@ -1,0 +1,746 @@
+#!/usr/bin/env python3
+"""The kmortem crash lab driver (called by lab/build; see lab/README.md).
+
+Builds, idempotently, under ~/.cache/kmortem/lab/<release>/:
+  debs/ root/ module/ initramfs.cpio.gz scenarios/<name>/{console.log,meta.json,vmcore.*,oracle/}
+Every step is skipped when its output exists and its input hash (stamp file) matches.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+LAB_SRC = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(LAB_SRC)
+CACHE = os.environ.get("KMORTEM_CACHE", os.path.expanduser("~/.cache/kmortem"))
+VENV = os.path.join(CACHE, "venv")
+# Debian 12's own cloud flavour meta-package: its Depends names the newest 6.1 ABI.
+META_PACKAGE = "linux-image-cloud-amd64"
+T0 = time.time()
+
+
+def log(msg):
+    print(f"[lab {time.time() - T0:6.1f}s] {msg}", flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def out(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def sha(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+    return h.hexdigest()[:16]
+
+
+def file_sha(*paths):
+    return sha(*[open(p, "rb").read() for p in paths])
+
+
+def stamp_ok(path, value):
+    try:
+        return open(path).read().strip() == value
+    except OSError:
+        return False
+
+
+def write_stamp(path, value):
+    with open(path, "w") as f:
+        f.write(value + "\n")
+
+
+# ------------------------------------------------------------------------------------ kernel
+
+
+def resolve_release():
+    """The release of the newest 6.1 cloud kernel: linux-image-cloud-amd64's Depends."""
+    env = os.environ.get("KMORTEM_LAB_RELEASE")
+    if env:
+        return env
+    for attempt in range(2):
+        try:
+            deps = out(["apt-cache", "depends", META_PACKAGE])
+            m = re.search(r"Depends: linux-image-(\d\S*-cloud-amd64)\b", deps)
+            if m:
+                return m.group(1)
+        except subprocess.CalledProcessError:
+            pass
+        if attempt == 0:
+            log("apt-cache does not know the kernel meta-package; running apt-get update")
+            run(["sudo" if os.getuid() else "env", "apt-get", "update", "-qq"])
+    sys.exit("lab: cannot resolve the kernel release from " + META_PACKAGE)
+
+
+def package_version(pkg):
+    pol = out(["apt-cache", "policy", pkg])
+    m = re.search(r"Candidate: (\S+)", pol)
+    return m.group(1) if m and m.group(1) != "(none)" else None
+
+
+def fetch_kernel(rel, d):
+    debs = os.path.join(d, "debs")
+    root = os.path.join(d, "root")
+    os.makedirs(debs, exist_ok=True)
+    marker = os.path.join(root, ".extracted")
+    if os.path.exists(marker) and os.path.exists(os.path.join(d, "kernel.json")):
+        return json.load(open(os.path.join(d, "kernel.json")))
+    hdr_deps = out(["apt-cache", "depends", f"linux-headers-{rel}"])
+    common = re.search(r"Depends: (linux-headers-\S+-common)\b", hdr_deps).group(1)
+    kbuild = re.search(r"Depends: (linux-kbuild-\S+)", hdr_deps).group(1)
+    pkgs = [f"linux-image-{rel}", f"linux-image-{rel}-dbg", f"linux-headers-{rel}", common, kbuild]
+    have = os.listdir(debs)
+    need = [p for p in pkgs if not any(f.startswith(p + "_") for f in have)]
+    if need:
+        log(f"apt-get download {' '.join(need)} (the -dbg package is ~280 MB)")
+        run(["apt-get", "download", "-q"] + need, cwd=debs)
+    if not os.path.exists(marker):
+        os.makedirs(root, exist_ok=True)
+        for f in sorted(os.listdir(debs)):
+            if f.endswith(".deb"):
+                log(f"dpkg -x {f}")
+                run(["dpkg", "-x", os.path.join(debs, f), root])
+        write_stamp(marker, rel)
+    version = package_version(f"linux-image-{rel}")
+    info = {"kernel_release": rel, "kernel_version": version, "packages": pkgs,
+            "meta_package": META_PACKAGE}
+    json.dump(info, open(os.path.join(d, "kernel.json"), "w"), indent=2)
+    return info
+
+
+# ------------------------------------------------------------------------------------ module
+
+
+def build_module(rel, d):
+    root = os.path.join(d, "root")
+    src = os.path.join(LAB_SRC, "module")
+    mdir = os.path.join(d, "module")
+    h = file_sha(os.path.join(src, "kmlab.c"), os.path.join(src, "Kbuild"))
+    stamp = os.path.join(mdir, ".stamp")
+    ko = os.path.join(mdir, "kmlab.ko")
+    if os.path.exists(ko) and stamp_ok(stamp, h):
+        return h
+    log("building kmlab.ko against the extracted headers")
+    shutil.rmtree(mdir, ignore_errors=True)
+    bdir = os.path.join(mdir, "build")
+    os.makedirs(bdir)
+    for f in ("kmlab.c", "Kbuild"):
+        shutil.copy(os.path.join(src, f), bdir)
+    hdr = os.path.join(root, f"usr/src/linux-headers-{rel}")
+    # The flavour's Makefile includes /usr/src/linux-headers-*-common/Makefile by absolute path;
+    # call the extracted common Makefile directly with the flavour dir as the object tree.
+    common = os.readlink(os.path.join(root, f"lib/modules/{rel}/source"))
+    common = os.path.join(root, common.lstrip("/"))
+    cc = "gcc-12" if shutil.which("gcc-12") else "gcc"
+    run(["make", "-s", "-C", hdr, "-f", os.path.join(common, "Makefile"), f"M={bdir}",
+         f"CC={cc}", "modules"])
+    shutil.copy(os.path.join(bdir, "kmlab.ko"), ko)
+    write_stamp(stamp, h)
+    return h
+
+
+# ------------------------------------------------------------------------------------ initramfs
+
+
+def write_cpio_gz(tree, dst):
+    import gzip
+    files = out(["find", "."], cwd=tree)
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "--owner", "0:0"],
+                          input=files.encode(), cwd=tree, capture_output=True, check=True).stdout
+    with open(dst + ".tmp", "wb") as f:
+        f.write(gzip.compress(cpio, 6))
+    os.rename(dst + ".tmp", dst)
+
+
+def build_initramfs(rel, d, mod_hash):
+    root = os.path.join(d, "root")
+    init = os.path.join(LAB_SRC, "initramfs", "init")
+    out_path = os.path.join(d, "initramfs.cpio.gz")
+    h = sha(file_sha(init), mod_hash, open("/bin/busybox", "rb").read()[:4096])
+    stamp = out_path + ".stamp"
+    if os.path.exists(out_path) and stamp_ok(stamp, h):
+        return h
+    log("building initramfs.cpio.gz (busybox-static, kmlab.ko, qemu_fw_cfg, virtio, makedumpfile)")
+    with tempfile.TemporaryDirectory() as t:
+        for sub in ("bin", "sbin", "proc", "sys", "dev", "lib/modules", "boot", "tmp", "usr/bin",
+                    "lib64", "etc"):
+            os.makedirs(os.path.join(t, sub), exist_ok=True)
+        shutil.copy("/bin/busybox", os.path.join(t, "bin/busybox"))
+        shutil.copy(init, os.path.join(t, "init"))
+        os.chmod(os.path.join(t, "init"), 0o755)
+        shutil.copy(os.path.join(d, "module/kmlab.ko"), os.path.join(t, "lib/modules"))
+        kmods = os.path.join(root, f"lib/modules/{rel}/kernel/drivers")
+        for rp in ("firmware/qemu_fw_cfg.ko", "virtio/virtio.ko", "virtio/virtio_ring.ko",
+                   "virtio/virtio_pci.ko", "virtio/virtio_pci_legacy_dev.ko",
+                   "virtio/virtio_pci_modern_dev.ko", "block/virtio_blk.ko"):
+            shutil.copy(os.path.join(kmods, rp), os.path.join(t, "lib/modules"))
+        for exe in ("/usr/bin/makedumpfile", "/sbin/kexec"):
+            exe = os.path.realpath(exe)
+            shutil.copy(exe, os.path.join(t, "usr/bin", os.path.basename(exe)))
+            for line in out(["ldd", exe]).splitlines():
+                m = re.search(r"(/\S+\.so[.\d]*)", line)
+                if m:
+                    lib = m.group(1)
+                    dst = os.path.join(t, lib.lstrip("/"))
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    shutil.copy(os.path.realpath(lib), dst)
+        write_cpio_gz(t, out_path)
+        # kdump: the first kernel also carries the capture kernel (the same kernel) and the
+        # plain initramfs, for `kexec -p`.
+        shutil.copy(os.path.join(root, f"boot/vmlinuz-{rel}"), os.path.join(t, "boot/vmlinuz"))
+        shutil.copy(out_path, os.path.join(t, "boot/initramfs.cpio.gz"))
+        write_cpio_gz(t, os.path.join(d, "initramfs-kdump.cpio.gz"))
+    write_stamp(stamp, h)
+    return h
+
+
+# ------------------------------------------------------------------------------------ scenarios
+
+BASE = "console=ttyS0,115200 panic=0 oops=panic"
+LOCKUP = "softlockup_panic=1 watchdog_thresh=4"
+
+# name: trigger, kind, title, extra cmdline, variant flags, and which dumps to keep.
+# kind is kmortem-oops' Kind in snake_case; titles follow syzkaller's conventions.
+FULL = ["elf", "kdump-zlib", "kdump-lzo", "kdump-d31", "flat"]
+SMALL = ["kdump-zlib"]
+SCENARIOS = [
+    dict(name="null_deref", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_device_get",
+         func="kmlab_device_get", dumps=FULL),
+    dict(name="bug", kind="kernel_bug", title="kernel BUG in kmlab_check_invariant",
+         func="kmlab_check_invariant", dumps=FULL),
+    dict(name="paging", kind="paging_request",
+         title="BUG: unable to handle kernel paging request in kmlab_device_get",
+         func="kmlab_device_get", dumps=SMALL),
+    dict(name="gpf", kind="general_protection_fault",
+         title="general protection fault in kmlab_read_node", func="kmlab_read_node",
+         dumps=SMALL),
+    dict(name="divide_error", kind="divide_error", title="divide error in kmlab_compute_average",
+         func="kmlab_compute_average", dumps=SMALL),
+    dict(name="list_add_corruption", kind="list_corruption",
+         title="BUG: corrupted list in kmlab_insert_node", func="kmlab_insert_node",
+         dumps=SMALL),
+    dict(name="list_del_corruption", kind="list_corruption",
+         title="BUG: corrupted list in kmlab_remove_node", func="kmlab_remove_node",
+         dumps=SMALL),
+    dict(name="stack_protector", kind="stack_protector",
+         title="kernel panic: stack is corrupted in kmlab_parse_request",
+         func="kmlab_parse_request", dumps=SMALL),
+    dict(name="double_free", kind="kernel_bug", title="kernel BUG in kmlab_release_session",
+         func="kmlab_release_session", dumps=SMALL),
+    dict(name="uaf", kind="general_protection_fault",
+         title="general protection fault in kmlab_session_touch", func="kmlab_session_touch",
+         extra="slub_debug=P,kmlab_session", dumps=SMALL),
+    dict(name="warning", kind="warning", title="WARNING in kmlab_put_ref", func="kmlab_put_ref",
+         extra="panic_on_warn=1", dumps=SMALL),
+    dict(name="soft_lockup", kind="soft_lockup", title="BUG: soft lockup in kmlab_spin_forever",
+         func="kmlab_spin_forever", extra=LOCKUP, dumps=SMALL, timeout=180),
+    dict(name="hard_lockup", kind="hard_lockup", title="hard lockup in kmlab_spin_irqs_off",
+         func="kmlab_spin_irqs_off",
+         extra="nmi_watchdog=1 hardlockup_panic=1 sysctl.kernel.panic_on_rcu_stall=1 "
+               "rcupdate.rcu_cpu_stall_timeout=5 " + LOCKUP, dumps=SMALL, timeout=180),
+    dict(name="hung_task", kind="hung_task", title="INFO: task hung in kmlab_wait_for_reply",
+         func="kmlab_wait_for_reply",
+         extra="hung_task_panic=1 sysctl.kernel.hung_task_timeout_secs=3", dumps=SMALL,
+         timeout=180),
+    dict(name="rcu_stall", kind="rcu_stall", title="INFO: rcu detected stall in kmlab_rcu_reader",
+         func="kmlab_rcu_reader",
+         extra="sysctl.kernel.panic_on_rcu_stall=1 rcupdate.rcu_cpu_stall_timeout=3",
+         dumps=SMALL, timeout=180),
+    dict(name="timer_null", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_watchdog_fn",
+         func="kmlab_watchdog_fn", dumps=SMALL),
+    dict(name="hrtimer_bug", kind="kernel_bug", title="kernel BUG in kmlab_pulse_fn",
+         func="kmlab_pulse_fn", dumps=SMALL),
+    dict(name="workqueue_null", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_flush_work_fn",
+         func="kmlab_flush_work_fn", dumps=SMALL),
+    dict(name="estats_null", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_estats_update_mss",
+         func="kmlab_estats_update_mss", dumps=FULL),
+    dict(name="leaf_cfs_rq", kind="list_corruption",
+         title="BUG: corrupted list in kmlab_list_add_leaf_cfs_rq",
+         func="kmlab_list_add_leaf_cfs_rq", dumps=SMALL),
+    dict(name="timer_reinit", kind="general_protection_fault",
+         title="general protection fault in __run_timers", func="__run_timers", dumps=SMALL),
+    dict(name="wrong_cpu_index", kind="paging_request",
+         title="BUG: unable to handle kernel paging request in kmlab_bio_merge",
+         func="kmlab_bio_merge", dumps=SMALL),
+    # variants of null_deref
+    dict(name="null_deref_nokaslr", trigger="null_deref", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_device_get",
+         func="kmlab_device_get", extra="nokaslr", flags=["nokaslr"], dumps=["elf", "kdump-zlib"]),
+    dict(name="null_deref_la57", trigger="null_deref", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_device_get",
+         func="kmlab_device_get", cpu="qemu64,+la57", flags=["la57"],
+         dumps=["elf", "kdump-zlib"]),
+    dict(name="null_deref_no_vmcoreinfo", trigger="null_deref", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_device_get",
+         func="kmlab_device_get", vmcoreinfo=False, flags=["no_vmcoreinfo"],
+         dumps=["elf", "kdump-zlib"]),
+    dict(name="null_deref_limp_on", trigger="null_deref", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_device_get",
+         func="kmlab_device_get", base="console=ttyS0,115200 panic=0", flags=["limp_on"],
+         dumps=["elf", "kdump-zlib"]),
+    dict(name="live", trigger="live", kind=None, title=None, func=None, flags=["live"],
+         dumps=["elf", "kdump-zlib"]),
+]
+
+PANIC_RE = re.compile(rb"---\[ end Kernel panic")
+OOPS_END_RE = re.compile(rb"---\[ end trace [0-9a-f]+ \]---")
+LIVE_RE = re.compile(rb"kmlab-init: live guest idle")
+
+
+class Qmp:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        for _ in range(200):
+            try:
+                self.s.connect(path)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("cannot connect to QMP at " + path)
+        self.f = self.s.makefile("rwb")
+        self._read()  # greeting
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise RuntimeError("QMP closed")
+            msg = json.loads(line)
+            if "event" not in msg:
+                return msg
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
+        self.f.flush()
+        r = self._read()
+        if "error" in r:
+            raise RuntimeError(f"QMP {name}: {r['error']}")
+        return r["return"]
+
+
+def boot_and_dump(sc, d, sdir, rel):
+    name, trig = sc["name"], sc.get("trigger", sc["name"])
+    root = os.path.join(d, "root")
+    cmdline = f"{sc.get('base', BASE)} {sc.get('extra', '')} kmlab.scenario={trig}".replace("  ", " ")
+    console = os.path.join(sdir, "console.log")
+    sock = os.path.join(tempfile.gettempdir(), f"kmlab-qmp-{os.getpid()}-{name}.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    qemu = ["nice", "-n", "5", "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-smp", "2",
+            "-m", str(sc.get("mem", 256)), "-cpu", sc.get("cpu", "qemu64"),
+            "-kernel", os.path.join(root, f"boot/vmlinuz-{rel}"),
+            "-initrd", os.path.join(d, "initramfs.cpio.gz"), "-append", cmdline,
+            "-display", "none", "-monitor", "none", "-serial", f"file:{console}",
+            "-qmp", f"unix:{sock},server=on,wait=off", "-no-reboot"]
+    if sc.get("vmcoreinfo", True):
+        qemu += ["-device", "vmcoreinfo"]
+    qemu += sc.get("qemu_extra", [])
+    log(f"{name}: booting ({cmdline})")
+    t = time.time()
+    p = subprocess.Popen(qemu, stdin=subprocess.DEVNULL)
+    try:
+        q = Qmp(sock)
+        timeout = sc.get("timeout", 120)
+        flags = sc.get("flags", [])
+        settled = None
+        while True:
+            if p.poll() is not None:
+                raise RuntimeError(f"{name}: QEMU exited with {p.returncode}; see {console}")
+            data = open(console, "rb").read() if os.path.exists(console) else b""
+            if "live" in flags:
+                hit = LIVE_RE.search(data)
+                wait = 2.0
+            elif "limp_on" in flags:
+                hit = OOPS_END_RE.search(data)
+                wait = 3.0
+            else:
+                hit = PANIC_RE.search(data)
+                wait = 0.5
+            if hit and settled is None:
+                settled = time.time() + wait
+            if settled and time.time() >= settled:
+                break
+            if time.time() - t > timeout:
+                raise RuntimeError(f"{name}: no crash within {timeout}s; see {console}")
+            time.sleep(0.2)
+        log(f"{name}: crashed after {time.time() - t:.1f}s; dumping")
+        q.cmd("stop")
+        dumps = []
+        for fmt in ("elf", "kdump-zlib"):
+            path = os.path.join(sdir, "vmcore." + fmt)
+            keep = fmt in sc["dumps"] or (fmt == "elf" and any(
+                x in sc["dumps"] for x in ("kdump-lzo", "kdump-d31", "flat")))
+            if keep and fmt == "elf":
+                q.cmd("dump-guest-memory", paging=False, protocol="file:" + path, format=fmt)
+            elif keep:
+                # Folklore: QEMU < 8.2 writes its kdump-* formats in makedumpfile's *flattened*
+                # layout (QEMU 8.2 added kdump-raw-* for the plain one). We keep the plain
+                # kdump-compressed file, reassembled with `makedumpfile -R`, as
+                # vmcore.kdump-zlib, and QEMU's own stream as vmcore.kdump-zlib.qemu-flat
+                # for the scenarios that keep every format.
+                qflat = path + ".qemu-flat"
+                q.cmd("dump-guest-memory", paging=False, protocol="file:" + qflat, format=fmt)
+                with open(qflat, "rb") as f:
+                    run(["makedumpfile", "-R", path], stdin=f, stdout=subprocess.DEVNULL)
+                if "flat" not in sc["dumps"]:
+                    os.unlink(qflat)
+        q.cmd("quit")
+    finally:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        if os.path.exists(sock):
+            os.unlink(sock)
+    return cmdline, time.time() - t
+
+
+def elf_for_makedumpfile(src, dst):
+    """A copy of QEMU's ELF dump that makedumpfile 1.7.2 can read.
+
+    Folklore: QEMU 7.2 (commit "dump: Add architecture section and section string table
+    support") writes two section headers at offset 64 and the program headers after them
+    (e_phoff=192), and e_ehsize=8. makedumpfile 1.7.2 reads the program headers at
+    sizeof(Elf64_Ehdr) regardless of e_phoff, finds section headers there and fails with
+    "get_elf_info: Can't get the number of PT_LOAD". crash, drgn and gdb honour e_phoff.
+    We move the program headers to offset 64 and drop the section headers in the copy.
+    """
+    import struct
+    with open(src, "rb") as f:
+        h = bytearray(f.read(4096))
+    (phoff,) = struct.unpack_from("<Q", h, 32)
+    (phnum,) = struct.unpack_from("<H", h, 56)
+    ph = h[phoff:phoff + 56 * phnum]
+    h[64:64 + len(ph)] = ph
+    struct.pack_into("<Q", h, 32, 64)
+    struct.pack_into("<Q", h, 40, 0)
+    struct.pack_into("<H", h, 52, 64)
+    struct.pack_into("<HH", h, 60, 0, 0)
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o600)
+    with open(dst, "r+b") as f:
+        f.write(h)
+
+
+def makedumpfile_variants(sc, sdir, vmlinux):
+    made = {}
+    if not any(x in sc["dumps"] for x in ("kdump-lzo", "kdump-d31", "flat")):
+        return made
+    elf = os.path.join(sdir, ".vmcore.elf.for-makedumpfile")
+    elf_for_makedumpfile(os.path.join(sdir, "vmcore.elf"), elf)
+    # Debian 12's makedumpfile 1.7.2 is built with zlib and lzo only (`makedumpfile -v`:
+    # snappy disabled, zstd disabled), and QEMU 7.2 writes only elf, kdump-zlib and win-dmp.
+    jobs = {"kdump-lzo": ["-l", "-d", "0"], "kdump-d31": ["-c", "-d", "31"]}
+    for fmt, args in jobs.items():
+        if fmt not in sc["dumps"]:
+            continue
+        dst = os.path.join(sdir, "vmcore." + fmt)
+        r = subprocess.run(["makedumpfile", "--message-level", "4"] + args +
+                           ["-x", vmlinux, elf, dst + ".tmp"], capture_output=True, text=True)
+        if r.returncode == 0:
+            os.rename(dst + ".tmp", dst)
+            made[fmt] = " ".join(["makedumpfile"] + args + ["-x", "vmlinux", "vmcore.elf"])
+        else:
+            log(f"makedumpfile {fmt} failed: {r.stderr.strip()[-300:]}")
+    if "flat" in sc["dumps"]:
+        dst = os.path.join(sdir, "vmcore.flat")
+        with open(dst + ".tmp", "wb") as f:
+            r = subprocess.run(["makedumpfile", "--message-level", "4", "-F", "-c", "-d", "31",
+                                "-x", vmlinux, elf], stdout=f, stderr=subprocess.PIPE, text=False)
+        if r.returncode == 0:
+            os.rename(dst + ".tmp", dst)
+            made["flat"] = "makedumpfile -F -c -d 31 -x vmlinux vmcore.elf > vmcore.flat"
+        else:
+            log(f"makedumpfile -F failed: {r.stderr.decode(errors='replace')[-300:]}")
+    os.unlink(elf)
+    return made
+
+
+# ------------------------------------------------------------------------------------ console
+
+
+CPU_RE = re.compile(r"CPU: (\d+) PID: (\d+) Comm: (\S+)")
+RIP_RE = re.compile(r"RIP: 0010:(?:\[<[0-9a-f]+>\] )?([A-Za-z0-9_.]+)\+0x[0-9a-f]+/0x[0-9a-f]+")
+KOFF_RE = re.compile(r"Kernel Offset: (0x[0-9a-f]+|disabled)")
+
+
+def console_facts(text):
+    lines = text.splitlines()
+    facts = {}
+    panic_idx = next((i for i, l in enumerate(lines) if "Kernel panic - not syncing" in l), None)
+    end = panic_idx if panic_idx is not None else len(lines)
+    # the first report's CPU line (the oops), and the CPU line nearest before the panic
+    first = next((m for l in lines if (m := CPU_RE.search(l))), None)
+    last = None
+    for l in lines[:end]:
+        m = CPU_RE.search(l)
+        if m:
+            last = m
+    if first:
+        facts["oops_cpu"], facts["oops_pid"], facts["oops_comm"] = int(first[1]), int(first[2]), first[3]
+    if last:
+        facts["panic_cpu"], facts["panic_pid"], facts["panic_comm"] = int(last[1]), int(last[2]), last[3]
+    rip = next((m for l in lines if (m := RIP_RE.search(l))), None)
+    if rip:
+        facts["rip_function"] = rip[1]
+    if panic_idx is not None:
+        facts["panic_message"] = lines[panic_idx].split("Kernel panic - not syncing: ", 1)[-1]
+    k = next((m for l in lines if (m := KOFF_RE.search(l))), None)
+    if k:
+        facts["console_kernel_offset"] = k[1]
+    return facts
+
+
+def vmcoreinfo_from_elf(path):
+    """VMCOREINFO as a dict, from the notes at the head of an ELF (or kdump) dump."""
+    with open(path, "rb") as f:
+        head = f.read(8 << 20)
+    i = head.find(b"OSRELEASE=")
+    if i < 0:
+        return {}
+    j = head.find(b"\0", i)
+    info = {}
+    for line in head[i:j].decode(errors="replace").splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            info[k] = v
+    return info
+
+
+# ------------------------------------------------------------------------------------ oracles
+
+
+def timed(cmd, out_path, timings, key, cwd=None, env=None):
+    """Run cmd under /usr/bin/time -v, stdout+stderr to out_path; record wall s and peak RSS."""
+    tfile = out_path + ".time"
+    with open(out_path, "wb") as f:
+        r = subprocess.run(["/usr/bin/time", "-v", "-o", tfile] + cmd, stdout=f,
+                           stderr=subprocess.STDOUT, cwd=cwd, env=env)
+    wall = rss = None
+    for line in open(tfile):
+        line = line.strip()
+        if line.startswith("Elapsed (wall clock) time"):
+            v = line.rsplit(" ", 1)[-1]
+            parts = [float(x) for x in v.split(":")]
+            wall = sum(x * 60 ** (len(parts) - 1 - i) for i, x in enumerate(parts))
+        elif line.startswith("Maximum resident set size"):
+            rss = int(line.rsplit(" ", 1)[-1])
+    os.unlink(tfile)
+    timings[key] = {"command": " ".join(cmd), "wall_seconds": wall, "max_rss_kb": rss,
+                    "exit_status": r.returncode}
+    return r.returncode
+
+
+CRASH_CMDS = [("sys", "sys"), ("bt", "bt"), ("bt-a", "bt -a"), ("log", "log"), ("ps", "ps"),
+              ("mod", "mod"), ("kmem-i", "kmem -i"), ("struct-task", "struct task_struct")]
+
+
+def crash_oracle(dump, tag, odir, vmlinux, timings, per_command):
+    """crash with every command in one session (outputs split by redirection)."""
+    cmds = []
+    for fname, c in CRASH_CMDS:
+        if fname == "struct-task":
+            # struct of the panic task: crash's current context is the panic task
+            c = "struct task_struct -x"
+        cmds.append(f"{c} > crash-{fname}{tag}.txt")
+    cmds.append("quit")
+    cmdfile = os.path.join(odir, f"crash{tag}.cmds")
+    with open(cmdfile, "w") as f:
+        f.write("\n".join(cmds) + "\n")
+    timed(["crash", "-s", "--no_scroll", vmlinux, dump, "-i", cmdfile],
+          os.path.join(odir, f"crash-session{tag}.txt"), timings, f"crash-session{tag}", cwd=odir)
+    # struct task_struct with no address prints the type; re-run for the current task
+    if per_command:
+        for fname, c in CRASH_CMDS:
+            cf = os.path.join(odir, f"crash-{fname}{tag}.cmd")
+            with open(cf, "w") as f:
+                f.write(("struct task_struct -x" if fname == "struct-task" else c) +
+                        " > /dev/null\nquit\n")
+            timed(["crash", "-s", "--no_scroll", vmlinux, dump, "-i", cf],
+                  os.path.join(odir, f".crash-{fname}{tag}.timing-run.txt"), timings,
+                  f"crash-{fname}{tag}", cwd=odir)
+            os.unlink(cf)
+            os.unlink(os.path.join(odir, f".crash-{fname}{tag}.timing-run.txt"))
+
+
+DRGN_SCRIPT = os.path.join(LAB_SRC, "oracle", "drgn_oracle.py")
+
+
+def drgn_oracle(dump, tag, odir, vmlinux, ko, timings):
+    py = os.path.join(VENV, "bin", "python")
+    for what in ("bt", "ps", "dmesg"):
+        timed([py, DRGN_SCRIPT, what, dump, vmlinux, ko],
+              os.path.join(odir, f"drgn-{what}{tag}.txt"), timings, f"drgn-{what}{tag}")
+
+
+def addr2line_oracle(console, odir, vmlinux, ko, sysmap, timings):
+    script = os.path.join(LAB_SRC, "oracle", "addr2line_oracle.py")
+    timed([sys.executable, script, console, vmlinux, ko, sysmap],
+          os.path.join(odir, "addr2line.txt"), timings, "addr2line")
+
+
+def ensure_venv():
+    py = os.path.join(VENV, "bin", "python")
+    if os.path.exists(py) and subprocess.run([py, "-c", "import drgn"],
+                                             capture_output=True).returncode == 0:
+        return
+    log("installing drgn from PyPI into " + VENV)
+    run([sys.executable, "-m", "venv", VENV])
+    run([os.path.join(VENV, "bin", "pip"), "install", "-q", "drgn"])
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def do_scenario(sc, d, info, hashes, force):
+    rel = info["kernel_release"]
+    name = sc["name"]
+    sdir = os.path.join(d, "scenarios", name)
+    h = sha(json.dumps(sc, sort_keys=True), hashes, file_sha(__file__),
+            file_sha(DRGN_SCRIPT), file_sha(os.path.join(LAB_SRC, "oracle", "addr2line_oracle.py")))
+    stamp = os.path.join(sdir, ".stamp")
+    if not force and stamp_ok(stamp, h) and os.path.exists(os.path.join(sdir, "meta.json")):
+        return False
+    shutil.rmtree(sdir, ignore_errors=True)
+    os.makedirs(os.path.join(sdir, "oracle"))
+    root = os.path.join(d, "root")
+    vmlinux = os.path.join(root, f"usr/lib/debug/boot/vmlinux-{rel}")
+    ko = os.path.join(d, "module", "kmlab.ko")
+    cmdline, secs = boot_and_dump(sc, d, sdir, rel)
+    made = makedumpfile_variants(sc, sdir, vmlinux)
+    keep = set(sc["dumps"])
+    if "elf" not in keep and os.path.exists(os.path.join(sdir, "vmcore.elf")):
+        os.unlink(os.path.join(sdir, "vmcore.elf"))
+    text = open(os.path.join(sdir, "console.log"), "rb").read().decode(errors="replace")
+    facts = console_facts(text)
+    dumps = []
+    made.setdefault("elf", "qemu dump-guest-memory paging=false format=elf")
+    made.setdefault("kdump-zlib", "qemu dump-guest-memory paging=false format=kdump-zlib "
+                    "(flattened) | makedumpfile -R vmcore.kdump-zlib")
+    made["kdump-zlib.qemu-flat"] = "qemu dump-guest-memory paging=false format=kdump-zlib"
+    for fmt in ["elf", "kdump-zlib", "kdump-lzo", "kdump-d31", "flat", "kdump-zlib.qemu-flat"]:
+        p = os.path.join(sdir, "vmcore." + fmt)
+        if os.path.exists(p):
+            container = {"elf": "elf", "flat": "flattened", "kdump-zlib.qemu-flat": "flattened"}
+            dumps.append({"file": "vmcore." + fmt, "format": fmt,
+                          "container": container.get(fmt, "kdump-compressed"),
+                          "compression": {"elf": None, "kdump-lzo": "lzo"}.get(fmt, "zlib"),
+                          "dump_level": 31 if fmt in ("kdump-d31", "flat") else 0,
+                          "made_by": made[fmt], "bytes": os.path.getsize(p)})
+    vmci = {}
+    for dd in dumps:
+        if dd["format"] in ("elf", "kdump-zlib"):
+            vmci = vmcoreinfo_from_elf(os.path.join(sdir, dd["file"]))
+            if vmci:
+                break
+    koff = vmci.get("KERNELOFFSET")
+    if koff is not None:
+        koff = "0x" + koff.lower()
+    elif facts.get("console_kernel_offset", "").startswith("0x"):
+        koff = facts["console_kernel_offset"]
+    flags = sc.get("flags", [])
+    meta = {
+        "name": name,
+        "trigger": sc.get("trigger", name),
+        "kind": sc["kind"],
+        "expected_title": sc["title"],
+        "panic_function": sc["func"],
+        "kernel_release": rel,
+        "kernel_version": info["kernel_version"],
+        "vmlinux": vmlinux,
+        "modules_debug_dir": os.path.join(root, f"usr/lib/debug/lib/modules/{rel}"),
+        "kmlab_ko": ko,
+        "kmlab_source": os.path.join(LAB_SRC, "module", "kmlab.c"),
+        "system_map": os.path.join(root, f"boot/System.map-{rel}"),
+        "cmdline": cmdline,
+        "kaslr": "nokaslr" not in flags,
+        "kaslr_offset": koff,
+        "vmcoreinfo_in_dump": bool(vmci),
+        "variant": {f: f in flags for f in ("nokaslr", "la57", "no_vmcoreinfo", "live",
+                                            "limp_on")},
+        "dumps": dumps,
+        "boot_to_dump_seconds": round(secs, 1),
+    }
+    for k in ("panic_cpu", "panic_pid", "panic_comm", "oops_cpu", "oops_pid", "oops_comm",
+              "rip_function", "panic_message"):
+        meta[k] = facts.get(k)
+    if "la57" in flags:
+        meta["la57_in_guest"] = vmci.get("NUMBER(pgtable_l5_enabled)") == "1"
+    # oracles
+    odir = os.path.join(sdir, "oracle")
+    timings = {}
+    oracle_dumps = [dd for dd in dumps if dd["format"] in ("elf", "kdump-zlib", "kdump-lzo",
+                                                            "kdump-d31")]
+    for i, dd in enumerate(oracle_dumps):
+        tag = "" if i == 0 else "." + dd["format"]
+        log(f"{name}: oracles on {dd['file']}")
+        crash_oracle(os.path.join(sdir, dd["file"]), tag, odir, vmlinux, timings,
+                     per_command=(i == 0 and name == "null_deref"))
+        drgn_oracle(os.path.join(sdir, dd["file"]), tag, odir, vmlinux, ko, timings)
+    addr2line_oracle(os.path.join(sdir, "console.log"), odir, vmlinux, ko, meta["system_map"],
+                     timings)
+    meta["oracles"] = {"primary_dump": oracle_dumps[0]["file"] if oracle_dumps else None,
+                       "files": sorted(os.listdir(odir))}
+    json.dump(timings, open(os.path.join(odir, "timings.json"), "w"), indent=2)
+    json.dump(meta, open(os.path.join(sdir, "meta.json"), "w"), indent=2)
+    write_stamp(stamp, h)
+    log(f"{name}: done ({', '.join(x['file'] for x in dumps)})")
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", help="comma-separated scenario names")
+    ap.add_argument("--force", action="store_true", help="rebuild the selected scenarios")
+    ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    ap.add_argument("--print-dir", action="store_true", help="print the lab directory and exit")
+    a = ap.parse_args()
+    if a.list:
+        for sc in SCENARIOS:
+            print(f"{sc['name']:28} {sc['kind'] or '-':26} {sc['title'] or '-'}")
+        return
+    rel = resolve_release()
+    d = os.path.join(CACHE, "lab", rel)
+    if a.print_dir:
+        print(d)
+        return
+    log(f"kernel {rel}; lab dir {d}")
+    os.makedirs(d, exist_ok=True)
+    info = fetch_kernel(rel, d)
+    mh = build_module(rel, d)
+    ih = build_initramfs(rel, d, mh)
+    ensure_venv()
+    only = set(a.only.split(",")) if a.only else None
+    n = 0
+    for sc in SCENARIOS:
+        if only and sc["name"] not in only:
+            continue
+        if do_scenario(sc, d, info, ih, a.force):
+            n += 1
+    write_stamp(os.path.join(d, "lab.json.tmp"), "")
+    summary = {"kernel": info, "scenarios": [sc["name"] for sc in SCENARIOS]}
+    json.dump(summary, open(os.path.join(d, "lab.json"), "w"), indent=2)
+    os.unlink(os.path.join(d, "lab.json.tmp"))
+    log(f"lab ready in {d} ({n} scenario(s) built, {time.time() - T0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()

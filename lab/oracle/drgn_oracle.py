@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""drgn oracle for the crash lab: `drgn_oracle.py bt|ps|dmesg VMCORE VMLINUX KMLAB_KO`.
+
+bt:    the crashed thread's stack trace, each frame with its function, file:line and the
+       values of its local variables and parameters (what `explain` must match);
+bt-a:  (part of bt) nothing else;
+ps:    the task list: pid, state, cpu, comm;
+dmesg: the kernel log from the dump.
+Runs with the drgn from PyPI (in ~/.cache/kmortem/venv), which reads ELF and kdump files.
+"""
+import sys
+
+import drgn
+from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.printk import get_dmesg
+from drgn.helpers.linux.sched import task_cpu, task_state_to_char
+
+
+def load(vmcore, vmlinux, ko):
+    # Folklore: libkdumpfile cannot tell the architecture of a kdump file written by QEMU
+    # ("kdump_get_string_attr(KDUMP_ATTR_ARCH_NAME): Key has no value"), so name the platform.
+    prog = drgn.Program(drgn.host_platform)
+    prog.set_core_dump(vmcore)
+    try:
+        prog.load_debug_info([vmlinux, ko], default=False)
+    except drgn.MissingDebugInfoError as e:
+        # Reported, not fatal: drgn names what it could not find (other modules).
+        print(f"# drgn: {str(e).splitlines()[0]}", file=sys.stderr)
+    return prog
+
+
+def fmt_value(obj):
+    try:
+        if obj.absent_:
+            return "<optimized out>"
+        t = obj.type_
+        kind = drgn.TypeKind
+        u = t.unaliased()
+        if u.kind == kind.POINTER:
+            return f"({t.type_name()})0x{obj.value_():x}"
+        if u.kind in (kind.INT, kind.BOOL, kind.ENUM, kind.FLOAT):
+            return obj.format_(type_name=False)
+        return obj.format_(type_name=False, members_same_line=True)[:400]
+    except drgn.FaultError as e:
+        return f"<fault: {e}>"
+    except Exception as e:  # noqa: BLE001 - an oracle records what it could not do
+        return f"<error: {e}>"
+
+
+def cmd_bt(prog):
+    thread = prog.crashed_thread()
+    print(f"crashed thread: tid {thread.tid}", end="")
+    try:
+        task = thread.object
+        print(f" comm {task.comm.string_().decode()} cpu {task_cpu(task)}")
+    except Exception:  # noqa: BLE001
+        print()
+    trace = thread.stack_trace()
+    for i, frame in enumerate(trace):
+        name = frame.name or "???"
+        try:
+            src = "%s:%d:%d" % frame.source()
+        except LookupError:
+            src = "?"
+        pc = frame.pc
+        inl = " (inlined)" if frame.is_inline else ""
+        print(f"#{i:<2} {name} pc=0x{pc:x} {src}{inl}")
+        try:
+            for var in frame.locals():
+                try:
+                    val = fmt_value(frame[var])
+                except Exception as e:  # noqa: BLE001
+                    val = f"<error: {e}>"
+                print(f"      {var} = {val}")
+        except Exception as e:  # noqa: BLE001
+            print(f"      <locals unavailable: {e}>")
+
+
+def cmd_ps(prog):
+    print("PID     PPID  CPU ST COMM")
+    for task in for_each_task(prog):
+        try:
+            ppid = task.real_parent.pid.value_()
+        except drgn.FaultError:
+            ppid = -1
+        print(f"{task.pid.value_():<7} {ppid:<5} {task_cpu(task):<3} "
+              f"{task_state_to_char(task)}  {task.comm.string_().decode(errors='replace')}")
+
+
+def cmd_dmesg(prog):
+    sys.stdout.write(get_dmesg(prog).decode(errors="replace"))
+
+
+def main():
+    what, vmcore, vmlinux, ko = sys.argv[1:5]
+    prog = load(vmcore, vmlinux, ko)
+    {"bt": cmd_bt, "ps": cmd_ps, "dmesg": cmd_dmesg}[what](prog)
+
+
+if __name__ == "__main__":
+    main()
