@@ -8,26 +8,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RELEASE: &str = "6.1.0-56-cloud-amd64";
-
-fn lab_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("KMORTEM_LAB") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    PathBuf::from(home).join(".cache/kmortem/lab").join(RELEASE)
-}
-
-fn vmlinux(lab: &Path) -> PathBuf {
-    let v = lab
-        .join("root/usr/lib/debug/boot")
-        .join(format!("vmlinux-{RELEASE}"));
+fn lab() -> Vec<kmortem_lab::Scenario> {
+    let lab = kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    let sc = lab
+        .scenarios()
+        .unwrap_or_else(|e| panic!("crash lab scenarios: {e}"));
     assert!(
-        v.is_file(),
-        "crash lab missing: {} (build it with the lab scripts or set KMORTEM_LAB)",
-        v.display()
+        sc[0].meta.vmlinux.is_file(),
+        "lab vmlinux missing: {}",
+        sc[0].meta.vmlinux.display()
     );
-    v
+    sc
 }
 
 /// objdump's text for comparison: no `# comment`, no `<sym+off>`, no `0x`, single spaces.
@@ -82,8 +73,8 @@ fn text_section(path: &Path) -> (u64, Vec<u8>) {
 
 #[test]
 fn code_lines_cut_from_vmlinux_match_objdump() {
-    let lab = lab_dir();
-    let vm = vmlinux(&lab);
+    let sc = lab();
+    let vm = sc[0].meta.vmlinux.clone();
     let (base, text) = text_section(&vm);
     let regs = BTreeMap::new();
     let mut total = 0;
@@ -134,21 +125,19 @@ fn code_lines_cut_from_vmlinux_match_objdump() {
 
 #[test]
 fn lab_code_lines_match_objdump() {
-    let lab = lab_dir();
-    let vm = vmlinux(&lab);
+    let sc = lab();
+    let m = &sc[0].meta;
     let mut sym = kmortem_symbols::Symbolizer::new();
-    sym.set_vmlinux(&vm).expect("vmlinux");
-    sym.add_module_dir(&lab.join("module"));
-    sym.add_module_dir(&lab.join("root/usr/lib/debug/lib/modules").join(RELEASE));
+    sym.set_vmlinux(&m.vmlinux).expect("vmlinux");
+    sym.add_module_file("kmlab", &m.kmlab_ko).expect("kmlab.ko");
+    sym.add_module_dir(&m.modules_debug_dir);
     let mut checked = 0;
     let mut bad = Vec::new();
-    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(lab.join("scenarios"))
-        .expect("scenarios")
-        .flatten()
-        .map(|e| e.path().join("console.log"))
+    let scenarios: Vec<PathBuf> = sc
+        .iter()
+        .map(|s| s.console_log())
         .filter(|p| p.is_file())
         .collect();
-    scenarios.sort();
     let mut unavailable = 0;
     for log in &scenarios {
         let text = std::fs::read_to_string(log).expect("log");

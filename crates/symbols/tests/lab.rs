@@ -9,39 +9,35 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RELEASE: &str = "6.1.0-56-cloud-amd64";
-
-pub fn lab_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("KMORTEM_LAB") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    PathBuf::from(home).join(".cache/kmortem/lab").join(RELEASE)
+/// The crash lab (built by `lab/build` through kmortem-lab when missing).
+struct LabFiles {
+    vmlinux: PathBuf,
+    kmlab_ko: PathBuf,
+    modules_debug_dir: PathBuf,
+    logs: Vec<PathBuf>,
 }
 
-fn require_lab() -> PathBuf {
-    let lab = lab_dir();
-    let vmlinux = lab
-        .join("root/usr/lib/debug/boot")
-        .join(format!("vmlinux-{RELEASE}"));
+fn require_lab() -> LabFiles {
+    let lab = kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    let sc = lab
+        .scenarios()
+        .unwrap_or_else(|e| panic!("crash lab scenarios: {e}"));
+    let m = &sc[0].meta;
     assert!(
-        vmlinux.is_file() && lab.join("scenarios").is_dir(),
-        "crash lab missing at {} (need root/usr/lib/debug/boot/vmlinux-{RELEASE} and scenarios/*/console.log): \
-         build it with the lab scripts (crates/lab) or set KMORTEM_LAB",
-        lab.display()
+        m.vmlinux.is_file(),
+        "lab vmlinux missing: {}",
+        m.vmlinux.display()
     );
-    lab
-}
-
-fn scenario_logs(lab: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(lab.join("scenarios"))
-        .expect("scenarios dir")
-        .flatten()
-        .map(|e| e.path().join("console.log"))
-        .filter(|p| p.is_file())
-        .collect();
-    v.sort();
-    v
+    LabFiles {
+        vmlinux: m.vmlinux.clone(),
+        kmlab_ko: m.kmlab_ko.clone(),
+        modules_debug_dir: m.modules_debug_dir.clone(),
+        logs: sc
+            .iter()
+            .map(|s| s.console_log())
+            .filter(|p| p.is_file())
+            .collect(),
+    }
 }
 
 /// Runs binutils addr2line once per binary with `-a` so outputs can be split per address.
@@ -160,20 +156,13 @@ fn strip_disc(v: &[(String, String)]) -> Vec<(String, String)> {
 #[test]
 fn every_lab_frame_matches_binutils_addr2line() {
     let lab = require_lab();
-    let logs = scenario_logs(&lab);
-    assert!(
-        !logs.is_empty(),
-        "no scenarios/*/console.log under {}",
-        lab.display()
-    );
+    let logs = &lab.logs;
+    assert!(!logs.is_empty(), "no scenario console.log in the lab");
     let mut sym = Symbolizer::new();
-    sym.set_vmlinux(
-        &lab.join("root/usr/lib/debug/boot")
-            .join(format!("vmlinux-{RELEASE}")),
-    )
-    .expect("open vmlinux");
-    sym.add_module_dir(&lab.join("module"));
-    sym.add_module_dir(&lab.join("root/usr/lib/debug/lib/modules").join(RELEASE));
+    sym.set_vmlinux(&lab.vmlinux).expect("open vmlinux");
+    sym.add_module_file("kmlab", &lab.kmlab_ko)
+        .expect("open kmlab.ko");
+    sym.add_module_dir(&lab.modules_debug_dir);
 
     // (binary, section) -> address -> (log:line, our frames)
     type Key = (PathBuf, Option<String>);
@@ -181,7 +170,7 @@ fn every_lab_frame_matches_binutils_addr2line() {
     let mut want: BTreeMap<Key, BTreeMap<u64, (String, Frames)>> = BTreeMap::new();
     let mut frames_total = 0usize;
     let mut unresolved = Vec::new();
-    for log in &logs {
+    for log in logs {
         let text = std::fs::read_to_string(log).expect("read log");
         for (n, line) in text.lines().enumerate() {
             let Some(tok) = trace::find_frame(line) else {
@@ -263,11 +252,7 @@ fn every_lab_frame_matches_binutils_addr2line() {
 #[test]
 fn sampled_addresses_match_binutils_addr2line() {
     let lab = require_lab();
-    let vm = kmortem_symbols::Binary::open(
-        &lab.join("root/usr/lib/debug/boot")
-            .join(format!("vmlinux-{RELEASE}")),
-    )
-    .expect("open vmlinux");
+    let vm = kmortem_symbols::Binary::open(&lab.vmlinux).expect("open vmlinux");
     let mut addrs: Vec<u64> = vm
         .symbols
         .iter()
@@ -310,7 +295,7 @@ fn sampled_addresses_match_binutils_addr2line() {
         addrs.len()
     );
 
-    let ko = kmortem_symbols::Binary::open(&lab.join("module/kmlab.ko")).expect("open kmlab.ko");
+    let ko = kmortem_symbols::Binary::open(&lab.kmlab_ko).expect("open kmlab.ko");
     let mut by_section: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     for s in ko.symbols.iter().filter(|s| s.is_function) {
         for k in [0, s.size / 2, s.size.saturating_sub(1)] {
