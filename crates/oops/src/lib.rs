@@ -40,10 +40,35 @@ const MAX_TITLE_EXTRA: usize = 300;
 /// After `---[ end trace`, wait this many own lines for a `Kernel panic` that belongs to it.
 const PANIC_GRACE: usize = 6;
 
+/// What can open a report: the oops headers and kmortem's own events. Used to skip quickly over
+/// the (vast) parts of a log where no report is open.
+fn start_filter() -> &'static AhoCorasick {
+    static P: OnceLock<AhoCorasick> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut pats: Vec<&str> = syz::headers();
+        pats.extend_from_slice(&[
+            "invoked oom-killer",
+            "Killed process",
+            "mce: [Hardware Error]",
+        ]);
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(pats)
+            .expect("static patterns")
+    })
+}
+
+/// Newlines in `b` (auto-vectorised).
+fn count_newlines(b: &[u8]) -> usize {
+    b.chunks(1 << 12)
+        .map(|c| c.iter().filter(|&&x| x == b'\n').count())
+        .sum()
+}
+
 fn prefilter() -> &'static AhoCorasick {
     static P: OnceLock<AhoCorasick> = OnceLock::new();
     P.get_or_init(|| {
-        let mut pats: Vec<&str> = syz::table().iter().map(|o| o.header).collect();
+        let mut pats: Vec<&str> = syz::headers();
         pats.extend_from_slice(&[
             "invoked oom-killer",
             "Killed process",
@@ -106,7 +131,11 @@ impl Open {
 #[derive(Debug, Default)]
 pub struct Scanner {
     line_no: usize,
+    /// The start of a line not yet ended by `\n` ([`Scanner::feed`]), capped at [`MAX_LINE`].
+    partial: Vec<u8>,
     in_kmsg: bool,
+    /// Context of the last kernel line, to tell a log cut inside a report.
+    last_ctx: Option<Ctx>,
     open: Vec<Open>,
 }
 
@@ -295,9 +324,10 @@ impl Scanner {
         if c.skip {
             return done;
         }
-        self.in_kmsg = input::parse_kmsg(line).is_some();
+        self.in_kmsg = c.kmsg;
         let text = c.text;
         let ctx = c.ctx;
+        self.last_ctx = Some(ctx);
         let hit = prefilter().is_match(text.as_bytes());
         let header = if hit { syz::match_oops(&text) } else { None };
         let extra = if hit && header.is_none() {
@@ -451,16 +481,89 @@ impl Scanner {
         done
     }
 
+    /// Feed a chunk of raw input of any size (not necessarily ending at a line boundary); the
+    /// fast path for big logs. While no report is open, lines that cannot start one are skipped
+    /// with one vectorised multi-pattern search instead of being decoded one by one.
+    pub fn feed(&mut self, mut data: &[u8]) -> Vec<Report> {
+        let mut out = Vec::new();
+        if !self.partial.is_empty() {
+            match memchr::memchr(b'\n', data) {
+                None => {
+                    self.push_partial(data);
+                    return out;
+                }
+                Some(i) => {
+                    self.push_partial(&data[..i]);
+                    let line = std::mem::take(&mut self.partial);
+                    out.extend(self.push_line(&line));
+                    data = &data[i + 1..];
+                }
+            }
+        }
+        loop {
+            if self.open.is_empty() {
+                match start_filter().find(data) {
+                    None => {
+                        let rest = match memchr::memrchr(b'\n', data) {
+                            Some(j) => {
+                                self.line_no += count_newlines(&data[..=j]);
+                                &data[j + 1..]
+                            }
+                            None => data,
+                        };
+                        self.in_kmsg = false;
+                        self.last_ctx = None;
+                        self.push_partial(rest);
+                        return out;
+                    }
+                    Some(m) => {
+                        let ls = memchr::memrchr(b'\n', &data[..m.start()]).map_or(0, |p| p + 1);
+                        if ls > 0 {
+                            self.line_no += count_newlines(&data[..ls]);
+                            self.in_kmsg = false;
+                            self.last_ctx = None;
+                        }
+                        data = &data[ls..];
+                    }
+                }
+            }
+            match memchr::memchr(b'\n', data) {
+                None => {
+                    self.push_partial(data);
+                    return out;
+                }
+                Some(i) => {
+                    out.extend(self.push_line(&data[..i]));
+                    data = &data[i + 1..];
+                }
+            }
+        }
+    }
+
+    fn push_partial(&mut self, b: &[u8]) {
+        let room = (MAX_LINE + 1).saturating_sub(self.partial.len());
+        self.partial.extend_from_slice(&b[..b.len().min(room)]);
+    }
+
     /// End of input: returns the reports still open (a log that ends mid-report).
-    pub fn finish(self) -> Vec<Report> {
-        let mut out: Vec<Report> = self
-            .open
+    pub fn finish(mut self) -> Vec<Report> {
+        let mut done = Vec::new();
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            done.extend(self.push_line(&line));
+        }
+        let last_ctx = self.last_ctx;
+        let mut out: Vec<Report> = std::mem::take(&mut self.open)
             .into_iter()
             .flat_map(|mut o| {
                 let truncated = !o.frozen
+                    && last_ctx == Some(o.ctx)
+                    && o.idle == 0
                     && o.closing.is_none()
                     && !o.lines.iter().any(|l| is_end_marker(&l.text));
-                if truncated {
+                // At the end of input the report keeps all its lines (syzkaller reads to the
+                // end too); only a report in its grace period drops the trailing ones.
+                if o.closing.is_none() {
                     o.last_relevant = o.lines.len() - 1;
                 }
                 let mut r = finish_open(o);
@@ -470,8 +573,9 @@ impl Scanner {
                 r
             })
             .collect();
-        out.sort_by_key(|r| r.start_line);
-        out
+        done.append(&mut out);
+        done.sort_by_key(|r| r.start_line);
+        done
     }
 }
 
@@ -669,6 +773,34 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
                 r.kernel_release = c.release;
                 r.kernel_build = c.build;
             }
+            continue;
+        }
+        // `      Not tainted 6.1.0-56-cloud-amd64 #1 Debian 6.1.192-2` (hung task, lockdep).
+        if r.kernel_release.is_none()
+            && (ts.starts_with("Not tainted ") || ts.starts_with("Tainted: "))
+        {
+            if let Some(c) = fields::parse_cpu_line(&format!("CPU: 0 PID: 0 Comm: ? {ts}")) {
+                r.taint = c.taint;
+                r.kernel_release = c.release;
+                r.kernel_build = c.build;
+            }
+            continue;
+        }
+        // Hung tasks: `task:postgres        state:D stack:0     pid:4182  ppid:4100 ...`.
+        if r.pid.is_none() && ts.starts_with("task:") && ts.contains(" pid:") {
+            let comm = ts["task:".len()..]
+                .split(" state:")
+                .next()
+                .unwrap_or("")
+                .trim();
+            if !comm.is_empty() {
+                r.comm = Some(comm.to_string());
+            }
+            r.pid = ts
+                .split(" pid:")
+                .nth(1)
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|p| p.parse().ok());
             continue;
         }
         if let Some(h) = ts.strip_prefix("Hardware name: ") {

@@ -48,7 +48,8 @@ pub(crate) enum Extractor {
 pub(crate) struct StackFmt {
     parts: Vec<Part>,
     parts2: Vec<Part>,
-    skip: Regex,
+    /// The format's own skips; the global [`SKIP`] list applies too.
+    skip: Option<Regex>,
     extractor: Extractor,
 }
 
@@ -117,12 +118,10 @@ impl S {
         self
     }
     fn build(self) -> StackFmt {
-        let mut skip: Vec<&str> = SKIP.to_vec();
-        skip.extend_from_slice(self.skip);
         StackFmt {
             parts: self.parts.iter().map(|p| part(p)).collect(),
             parts2: self.parts2.iter().map(|p| part(p)).collect(),
-            skip: compile(&skip.join("|")),
+            skip: (!self.skip.is_empty()).then(|| compile(&self.skip.join("|"))),
             extractor: self.extractor,
         }
     }
@@ -896,6 +895,11 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
     ]
 }
 
+/// The header literals, in table order, without compiling any regexp.
+pub(crate) fn headers() -> Vec<&'static str> {
+    table_defs().into_iter().map(|(h, _, _)| h).collect()
+}
+
 pub(crate) fn table() -> &'static [Oops] {
     static T: OnceLock<Vec<Oops>> = OnceLock::new();
     T.get_or_init(|| {
@@ -1170,10 +1174,22 @@ fn demangle(f: &[u8]) -> &[u8] {
     rest.get(digits..digits + n).unwrap_or(f)
 }
 
-fn append_frames(frames: &mut Vec<String>, caps: &regex::bytes::Captures<'_>, skip: &Regex) {
+fn global_skip() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| compile(&SKIP.join("|")))
+}
+
+fn append_frames(
+    frames: &mut Vec<String>,
+    caps: &regex::bytes::Captures<'_>,
+    skip: &Option<Regex>,
+) {
     for g in caps.iter().skip(1).flatten() {
         let fr = demangle(g.as_bytes());
-        if fr.is_empty() || skip.is_match(fr) {
+        if fr.is_empty()
+            || global_skip().is_match(fr)
+            || skip.as_ref().is_some_and(|s| s.is_match(fr))
+        {
             continue;
         }
         frames.push(String::from_utf8_lossy(fr).into_owned());
@@ -1535,7 +1551,10 @@ mod debug_tests {
         assert!(frame_res()[0].is_match(l));
         assert!(frame_res()[0].is_match(b" ipcomp_init_state+0x1/0x2"));
         let s = st(&[RIP, CALL, TRACE]).build();
-        assert!(!s.skip.is_match(b"drop_spte"), "skip matches drop_spte");
+        assert!(
+            !global_skip().is_match(b"drop_spte"),
+            "skip matches drop_spte"
+        );
         let text = "kernel BUG at x.c:1!\nRIP: 0010:[<ffffffff810d9c93>]  [<ffffffff810d9c93>] pte_list_remove+0x3b3/0x3d0\nCall Trace:\n [<ffffffff810ec8b2>] drop_spte+0x162/0x260\n";
         let (f, c) = extract_stack(text.as_bytes(), &s);
         assert_eq!(f, vec!["pte_list_remove".to_string()], "{c:?}");
