@@ -386,7 +386,11 @@ fn flush_code(out: &mut impl Write, p: PendingCode, regs: &BTreeMap<String, u64>
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let input = read_input(&args.log)?;
+    let mut input = read_input(&args.log)?;
+    // Serial consoles log CRLF line ends; the report parser wants plain lines.
+    if input.contains(&b'\r') {
+        input.retain(|&b| b != b'\r');
+    }
     let text = String::from_utf8_lossy(&input);
     let reports = kmortem_oops::parse(&input);
     let release = args
