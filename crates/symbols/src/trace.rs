@@ -25,6 +25,14 @@ fn hex(s: &str) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
+/// Length of a `0010:` selector prefix on a token.
+fn selector_len(tok: &str) -> usize {
+    match tok.split_once(':') {
+        Some((sel, _)) if sel.len() == 4 && sel.bytes().all(|b| b.is_ascii_hexdigit()) => 5,
+        _ => 0,
+    }
+}
+
 fn parse_sym(tok: &str) -> Option<(String, u64, Option<u64>)> {
     // RIP: 0010:func+0x5/0x10 -> strip the selector.
     let tok = match tok.split_once(':') {
@@ -110,7 +118,7 @@ pub fn find_frame(line: &str) -> Option<FrameToken> {
                 size,
                 module,
                 address: None,
-                start: body_start + p,
+                start: body_start + p + selector_len(t),
                 end: body_start + end,
                 is_ip,
             });

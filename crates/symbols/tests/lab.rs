@@ -186,6 +186,19 @@ fn every_lab_frame_matches_binutils_addr2line() {
                 return_address: !tok.is_ip,
             });
             let at = format!("{}:{}", log.display(), n + 1);
+            // `? func+0x90/0x90`: a stale stack word just past the function; its address - 1 is
+            // alignment padding without line info. Reported, not counted as a miss.
+            if r.source != Source::Dwarf
+                && !tok.is_ip
+                && Some(tok.offset) == tok.size
+                && line.contains(" ? ")
+            {
+                println!(
+                    "  stale end-of-function word, no line info (as expected): {}",
+                    line.trim()
+                );
+                continue;
+            }
             if r.source != Source::Dwarf {
                 unresolved.push(format!("{at}: {} ({:?})", line.trim(), r.source));
                 continue;

@@ -165,7 +165,7 @@ fn setup(args: &Args, release: Option<&str>, notes: &mut Vec<String>) -> Symboli
         None => {
             let how = match release {
                 Some(r) => format!(
-                    "install the debug package (Debian/Ubuntu: apt install {}; Fedora: debuginfo-install kernel-debuginfo-{r}) or pass --vmlinux / --debug-dir",
+                    "install the debug package (Debian: apt install {}; other distributions: the kernel {r} debuginfo package) or pass --vmlinux / --debug-dir",
                     locate::debian_dbg_package(r)
                 ),
                 None => "the log names no kernel release; pass --vmlinux PATH or --release REL".to_string(),
@@ -337,7 +337,7 @@ fn source_context(dir: &Path, r: &Resolution) -> Option<SourceContext> {
     let lines = text
         .lines()
         .enumerate()
-        .filter(|(i, _)| i + 1 + 5 >= n && i + 1 <= n + 5)
+        .filter(|(i, _)| i + 6 >= n && *i < n + 5)
         .map(|(i, t)| SourceLine {
             line: (i + 1) as u32,
             text: t.to_string(),
