@@ -144,3 +144,54 @@ fn kmortem_symbols_like_frame(l: &str) -> bool {
             .split_once("/0x")
             .is_some_and(|(o, _)| o.bytes().all(|b| b.is_ascii_hexdigit()))
 }
+
+/// Without a vmlinux, System.map still names every vmlinux frame, and the kernel's printed
+/// `/0xsize` equals the distance to the next System.map symbol (REFERENCE §6).
+#[test]
+fn decode_lab_with_system_map_only() {
+    let lab = kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    let sc = lab.scenarios().expect("scenarios");
+    // meta.system_map is Debian's /boot stub; the real map sits next to the debug vmlinux.
+    let map = sc[0]
+        .meta
+        .vmlinux
+        .with_file_name(format!("System.map-{}", sc[0].meta.kernel_release));
+    let (mut checked, mut mismatched) = (0, Vec::new());
+    for s in sc.iter().filter(|s| s.console_log().is_file()) {
+        let log = s.console_log();
+        let (out, err, code) = kmortem(&[
+            "decode",
+            log.to_str().expect("utf-8"),
+            "--no-system",
+            "--system-map",
+            map.to_str().expect("utf-8"),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert!(
+            v["notes"].to_string().contains("-dbg"),
+            "no hint about the -dbg package"
+        );
+        for r in v["reports"].as_array().into_iter().flatten() {
+            for (f, d) in r["frames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .zip(r["decode"]["frames"].as_array().into_iter().flatten())
+            {
+                if !f["module"].is_null() || f["size"].is_null() {
+                    continue;
+                }
+                assert_eq!(d["source"], "system_map", "{f} -> {d}");
+                checked += 1;
+                if !d["size_mismatch"].is_null() {
+                    mismatched.push(format!("{} {}", f["function"], d["size_mismatch"]));
+                }
+            }
+        }
+    }
+    println!("System.map only: {checked} vmlinux frames named, {} printed sizes differ from the next-symbol distance", mismatched.len());
+    assert!(checked > 50, "{checked}");
+    assert!(mismatched.is_empty(), "{mismatched:?}");
+}

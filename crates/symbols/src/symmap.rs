@@ -72,6 +72,23 @@ impl SymbolMap {
         if symbols.is_empty() {
             return Err(crate::Error::BadMap("no symbol lines".into()));
         }
+        // Folklore: Debian's linux-image package ships /boot/System.map-REL as an 83-byte stub,
+        // `ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package`,
+        // which parses as one data symbol. A map without a single text symbol is unusable.
+        // Pinned by tests::debian_stub_is_rejected.
+        if !symbols.iter().any(Self::is_text) {
+            let hint = if text.contains("real System.map is in") {
+                format!(
+                    ": {}",
+                    text.trim()
+                        .trim_start_matches(|c: char| c.is_ascii_hexdigit() || c == ' ')
+                        .trim_start_matches("B ")
+                )
+            } else {
+                String::new()
+            };
+            return Err(crate::Error::BadMap(format!("no text symbols{hint}")));
+        }
         let format = if symbols.iter().any(|s| s.module.is_some()) {
             MapFormat::Kallsyms
         } else {
@@ -177,5 +194,14 @@ mod tests {
             Some(("b", 5))
         );
         assert!(SymbolMap::parse("garbage\n").is_err());
+    }
+    #[test]
+    fn debian_stub_is_rejected() {
+        let e = SymbolMap::parse(
+            "ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("linux-image-<version>-dbg"), "{e}");
     }
 }

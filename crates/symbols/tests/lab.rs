@@ -352,3 +352,31 @@ fn sampled_addresses_match_binutils_addr2line() {
         bad.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// A `/0xsize` that does not match the binary is reported (the wrong-vmlinux check); the right
+/// one is not, even where kallsyms' size exceeds `st_size` (REFERENCE §9: vfs_write /0x3f0 vs
+/// st_size 0x3e3 on 6.1.0-53; the lab kernel prints the same).
+#[test]
+fn size_check_flags_a_wrong_vmlinux() {
+    let lab = require_lab();
+    let mut sym = Symbolizer::new();
+    sym.set_vmlinux(&lab.vmlinux).expect("open vmlinux");
+    let q = |size| Query {
+        function: Some("vfs_write"),
+        offset: Some(0xc7),
+        size: Some(size),
+        return_address: true,
+        ..Query::default()
+    };
+    let good = sym.resolve(&q(0x3f0));
+    assert_eq!(good.size, Some(0x3f0));
+    assert!(good.size_mismatch.is_none());
+    let bad = sym.resolve(&q(0x3e3));
+    let m = bad.size_mismatch.expect("mismatch reported");
+    assert_eq!((m.printed, m.binary), (0x3e3, 0x3f0));
+    let st_size = sym
+        .vmlinux
+        .as_ref()
+        .and_then(|v| v.symbols_named("vfs_write").next().map(|(_, s)| s.size));
+    println!("vfs_write: kallsyms size 0x3f0, st_size {st_size:#x?}");
+}

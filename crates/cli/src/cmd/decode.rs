@@ -186,17 +186,16 @@ fn setup(args: &Args, release: Option<&str>, notes: &mut Vec<String>) -> Symboli
         }
         _ => {}
     }
-    let map = args.system_map.clone().or_else(|| {
-        if sym.vmlinux.is_some() {
-            return None;
-        }
-        locate::map_candidates(release, &args.debug_dir, system)
-            .into_iter()
-            .find(|p| p.is_file())
-    });
-    if let Some(m) = map {
-        if let Err(e) = sym.set_map(&m) {
+    if let Some(m) = &args.system_map {
+        if let Err(e) = sym.set_map(m) {
             notes.push(format!("{}: {e}", m.display()));
+        }
+    } else if sym.vmlinux.is_none() {
+        // The first candidate that parses: Debian's /boot/System.map is a stub.
+        for m in locate::map_candidates(release, &args.debug_dir, system) {
+            if m.is_file() && sym.set_map(&m).is_ok() {
+                break;
+            }
         }
     }
     for d in &args.modules {
