@@ -195,3 +195,23 @@ fn decode_lab_with_system_map_only() {
     assert!(checked > 50, "{checked}");
     assert!(mismatched.is_empty(), "{mismatched:?}");
 }
+
+/// arm64: 4-byte Code: words, `(..)` marks the faulting word, registers printed before Code:.
+#[test]
+fn decode_arm64_code() {
+    let (out, err, code) = kmortem(&[
+        "decode",
+        "--no-system",
+        "crates/cli/tests/decode/arm64_null.log",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("ldr w0, [x0, #0x10]\t\t<-- trapping instruction"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reads 4 bytes at X0+0x10 = 0x10: NULL + 16"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}

@@ -367,7 +367,6 @@ struct PendingCode {
     code: kmortem_disasm::code_line::CodeLine,
     address: Option<u64>,
     indent: String,
-    started: bool,
 }
 
 fn flush_code(out: &mut impl Write, p: PendingCode, regs: &BTreeMap<String, u64>) -> Result<()> {
@@ -441,11 +440,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         // The register dump follows the Code: line on x86 (precedes it on arm64): decode once the
         // dump is over, so the operands can be evaluated.
-        if let Some(p) = pending.as_mut() {
-            if !reg_toks.is_empty() {
-                p.started = true;
-            } else if p.started || is_code {
-                let p = pending.take().expect("checked");
+        // (x86 prints the registers after Code:, arm64 before it: flush at the first line that is
+        // not a register line.)
+        if reg_toks.is_empty() {
+            if let Some(p) = pending.take() {
                 flush_code(&mut out, p, &regs)?;
             }
         }
@@ -462,7 +460,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     code: c,
                     address,
                     indent: line[..stamp_end].to_string() + " ",
-                    started: false,
                 });
             }
             continue;
@@ -489,6 +486,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         if let Some(m) = &tok.module {
             modules_seen.insert(kmortem_symbols::split_module(m).0.to_string(), ());
+        }
+        // Old-style `[<ffffffff9a2b3c4d>] func+0x1d/0x50` frames give the KASLR offset.
+        if let (Some(a), None) = (tok.address, tok.module.as_ref()) {
+            sym.learn_kaslr(&tok.function, tok.offset, tok.size, a);
         }
         let r = sym.resolve(&query(&tok));
         if r.source == Source::None {
