@@ -295,10 +295,10 @@ impl Binary {
             .map(|x| x.address.saturating_add(x.size));
         match (next, sec_end) {
             (Some(n), Some(e)) if n.section == s.section || n.address < e => {
-                n.address.min(e) - s.address
+                n.address.min(e).saturating_sub(s.address)
             }
             (_, Some(e)) if e > s.address => e - s.address,
-            (Some(n), None) => n.address - s.address,
+            (Some(n), None) => n.address.saturating_sub(s.address),
             _ => s.size,
         }
     }
