@@ -73,12 +73,15 @@ pub struct Dump {
 
 /// Variant flags of a scenario.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Variant {
     pub nokaslr: bool,
     pub la57: bool,
     pub no_vmcoreinfo: bool,
     pub live: bool,
     pub limp_on: bool,
+    /// Dumped by a real kdump (kexec'd capture kernel), not by QEMU.
+    pub kdump: bool,
 }
 
 /// A scenario's `meta.json`.
