@@ -88,7 +88,11 @@ fn decode_lab_consoles() {
             "--vmlinux",
             m.vmlinux.to_str().expect("utf-8"),
             "--modules",
-            m.kmlab_ko.parent().and_then(|p| p.to_str()).expect("utf-8"),
+            s.meta
+                .kmlab_ko
+                .parent()
+                .and_then(|p| p.to_str())
+                .expect("utf-8"),
             "--no-system",
         ]);
         assert_eq!(code, 0, "{err}");

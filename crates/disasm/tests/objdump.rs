@@ -159,18 +159,19 @@ fn lab_code_lines_match_objdump() {
     let m = &sc[0].meta;
     let mut sym = kmortem_symbols::Symbolizer::new();
     sym.set_vmlinux(&m.vmlinux).expect("vmlinux");
-    sym.add_module_file("kmlab", &m.kmlab_ko).expect("kmlab.ko");
+
     sym.add_module_dir(&m.modules_debug_dir);
     let mut checked = 0;
     let mut bad = Vec::new();
-    let scenarios: Vec<PathBuf> = sc
+    let scenarios: Vec<(PathBuf, PathBuf)> = sc
         .iter()
-        .map(|s| s.console_log())
-        .filter(|p| p.is_file())
+        .map(|s| (s.console_log(), s.meta.kmlab_ko.clone()))
+        .filter(|p| p.0.is_file())
         .collect();
     let mut unavailable = 0;
     let mut patched = 0;
-    for log in &scenarios {
+    for (log, ko) in &scenarios {
+        sym.add_module_file("kmlab", ko).expect("kmlab.ko");
         let text = std::fs::read_to_string(log).expect("log");
         let mut rip: Option<kmortem_symbols::trace::FrameToken> = None;
         for (n, line) in text.lines().enumerate() {

@@ -14,7 +14,8 @@ struct LabFiles {
     vmlinux: PathBuf,
     kmlab_ko: PathBuf,
     modules_debug_dir: PathBuf,
-    logs: Vec<PathBuf>,
+    /// (console.log, the kmlab.ko that crashed in it: the lab keeps one per module build).
+    logs: Vec<(PathBuf, PathBuf)>,
 }
 
 fn require_lab() -> LabFiles {
@@ -34,8 +35,8 @@ fn require_lab() -> LabFiles {
         modules_debug_dir: m.modules_debug_dir.clone(),
         logs: sc
             .iter()
-            .map(|s| s.console_log())
-            .filter(|p| p.is_file())
+            .map(|s| (s.console_log(), s.meta.kmlab_ko.clone()))
+            .filter(|p| p.0.is_file())
             .collect(),
     }
 }
@@ -160,9 +161,8 @@ fn every_lab_frame_matches_binutils_addr2line() {
     assert!(!logs.is_empty(), "no scenario console.log in the lab");
     let mut sym = Symbolizer::new();
     sym.set_vmlinux(&lab.vmlinux).expect("open vmlinux");
-    sym.add_module_file("kmlab", &lab.kmlab_ko)
-        .expect("open kmlab.ko");
     sym.add_module_dir(&lab.modules_debug_dir);
+    let mut current_ko = PathBuf::new();
 
     // (binary, section) -> address -> (log:line, our frames)
     type Key = (PathBuf, Option<String>);
@@ -171,7 +171,11 @@ fn every_lab_frame_matches_binutils_addr2line() {
     let mut frames_total = 0usize;
     let mut unresolved = Vec::new();
     let mut stale = Vec::new();
-    for log in logs {
+    for (log, ko) in logs {
+        if *ko != current_ko {
+            sym.add_module_file("kmlab", ko).expect("open kmlab.ko");
+            current_ko = ko.clone();
+        }
         let text = std::fs::read_to_string(log).expect("read log");
         for (n, line) in text.lines().enumerate() {
             let Some(tok) = trace::find_frame(line) else {
