@@ -17,12 +17,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Oops(cmd::oops::Args),
+    Decode(cmd::decode::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Oops(a) => cmd::oops::run(a),
+        Command::Decode(a) => cmd::decode::run(a),
     };
     match result {
         Ok(code) => code,
