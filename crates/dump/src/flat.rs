@@ -35,11 +35,8 @@ impl Flattened {
         }
         let mut map: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
         let mut pos = HEADER;
-        loop {
-            let (Some(off), Some(size)) = (be(pos), be(pos + 8)) else {
-                // Truncated file: keep what we indexed so far.
-                break;
-            };
+        // A truncated file ends the loop early: keep what we indexed so far.
+        while let (Some(off), Some(size)) = (be(pos), be(pos + 8)) {
             if off == -1 {
                 break;
             }

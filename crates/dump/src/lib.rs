@@ -90,7 +90,7 @@ impl Format {
 
 enum Body {
     Elf(elf::Elf),
-    Kdump(kdump::Kdump),
+    Kdump(Box<kdump::Kdump>),
 }
 
 /// An open vmcore.
@@ -166,7 +166,7 @@ impl Dump {
                         .find(|n| n.name == b"VMCOREINFO")
                         .map(|n| n.desc.clone())
                 });
-                (Body::Kdump(k), notes, vmci)
+                (Body::Kdump(Box::new(k)), notes, vmci)
             }
         };
         Ok(Dump {
