@@ -17,12 +17,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Oops(cmd::oops::Args),
+    Core(cmd::core::Args),
+    Log(cmd::log::Args),
+    Sys(cmd::sys::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Oops(a) => cmd::oops::run(a),
+        Command::Core(a) => cmd::core::run(a),
+        Command::Log(a) => cmd::log::run(a),
+        Command::Sys(a) => cmd::sys::run(a),
     };
     match result {
         Ok(code) => code,

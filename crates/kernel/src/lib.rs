@@ -1,1 +1,22 @@
-pub fn x(){}
+//! kmortem-kernel: the Linux kernel as a vmcore froze it.
+//!
+//! A [`Program`] ties a dump to VMCOREINFO, the x86_64 address space, and optionally the
+//! vmlinux (symbols with KASLR applied, BTF and lazily indexed DWARF types). On it: the printk
+//! log ([`printk`]), tasks ([`tasks`]), `sys` ([`sys`]), and crash-style struct printing
+//! ([`types`]).
+
+pub mod btf;
+pub mod dwarf;
+pub mod mem;
+pub mod printk;
+pub mod program;
+pub mod session;
+pub mod symbols;
+pub mod sys;
+pub mod tasks;
+pub mod types;
+pub mod vmcoreinfo;
+
+pub use mem::{Memory, ReadError};
+pub use program::{Error, Program};
+pub use vmcoreinfo::VmcoreInfo;

@@ -1,1 +1,4 @@
+pub mod core;
+pub mod log;
 pub mod oops;
+pub mod sys;
