@@ -457,7 +457,7 @@ impl Program {
     pub fn lookup(&self, addr: u64) -> Option<(Symbol, u64)> {
         if let Some((s, off)) = self.symbols().and_then(|s| s.lookup(addr)) {
             if !(crate::mem::KERNEL_IMAGE_END..).contains(&addr) || off < s.size.max(1) {
-                return Some((s.clone(), off));
+                return Some((s, off));
             }
         }
         for m in self.modules() {
@@ -533,7 +533,7 @@ pub fn load_vmlinux(path: &Path) -> Result<Vmlinux, Error> {
         .ok()
         .flatten()
         .map(|b| b.iter().map(|x| format!("{x:02x}")).collect());
-    let symbols = Symbols::from_elf(&map, 0).map_err(|e| bad(e.to_string()))?;
+    let symbols = Symbols::from_elf(map.clone(), 0).map_err(|e| bad(e.to_string()))?;
     if symbols.is_empty() {
         return Err(bad("no symbols".into()));
     }

@@ -351,7 +351,7 @@ impl Session {
         let s = self
             .prog
             .symbols()
-            .and_then(|s| s.get(q).cloned())
+            .and_then(|s| s.get(q))
             .or_else(|| self.prog.module_symbol(q))
             .or_else(|| {
                 self.prog

@@ -1,8 +1,13 @@
-//! Kernel symbols: vmlinux's `.symtab` with the KASLR offset applied, plus module symbols
-//! read from the dump.
+//! Kernel symbols from vmlinux's `.symtab`, with the KASLR offset applied.
+//!
+//! vmlinux has ~120k symbols; building a full table costs a few hundred milliseconds of
+//! allocations, which is most of what `ps` needs in total. So nothing is built at open: a name
+//! lookup scans the raw symbol table (about a millisecond) and caches the answer, and the
+//! address-sorted index is built on the first address lookup.
 
 use crate::mem::{KERNEL_IMAGE_END, START_KERNEL_MAP};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Symbol {
@@ -16,129 +21,274 @@ pub struct Symbol {
     pub module: Option<String>,
 }
 
-#[derive(Default)]
+pub type Bytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 pub struct Symbols {
-    syms: Vec<Symbol>,
-    by_name: HashMap<String, usize>,
+    data: Bytes,
+    symtab: (usize, usize),
+    strtab: (usize, usize),
+    /// nm letter (lower case) of each section index.
+    sec_kind: Vec<u8>,
+    kaslr: u64,
+    names: Mutex<HashMap<String, Option<u32>>>,
+    by_addr: OnceLock<Vec<(u64, u32)>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SymError(String);
+
+fn rd<const N: usize>(b: &[u8], o: usize) -> Option<[u8; N]> {
+    b.get(o..o.checked_add(N)?)?.try_into().ok()
+}
+fn u16_(b: &[u8], o: usize) -> Option<u64> {
+    rd::<2>(b, o).map(|x| u16::from_le_bytes(x) as u64)
+}
+fn u32_(b: &[u8], o: usize) -> Option<u64> {
+    rd::<4>(b, o).map(|x| u32::from_le_bytes(x) as u64)
+}
+fn u64_(b: &[u8], o: usize) -> Option<u64> {
+    rd::<8>(b, o).map(u64::from_le_bytes)
+}
+
+struct Raw {
+    name_off: u32,
+    info: u8,
+    shndx: u16,
+    value: u64,
+    size: u64,
 }
 
 impl Symbols {
-    /// Read vmlinux's symbol table, relocating kernel-image symbols by `kaslr`.
+    /// Index vmlinux's symbol table (section headers only). Kernel-image symbols are moved by
+    /// `kaslr`.
     ///
     /// Folklore: per-cpu variables are linked at small addresses (section `.data..percpu` at
     /// 0) and are *not* relocated by KASLR; only addresses inside the image mapping
     /// (`__START_KERNEL_map` .. +1 GiB) move.
-    pub fn from_elf(data: &[u8], kaslr: u64) -> Result<Symbols, object::Error> {
-        use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind, SymbolSection};
-        let f = object::File::parse(data)?;
-        let mut syms = Vec::new();
-        for s in f.symbols() {
-            let Ok(name) = s.name() else { continue };
-            if name.is_empty() || s.kind() == SymbolKind::File || s.kind() == SymbolKind::Section {
-                continue;
-            }
-            if matches!(s.section(), SymbolSection::Undefined) {
-                continue;
-            }
-            let mut addr = s.address();
-            if (START_KERNEL_MAP..KERNEL_IMAGE_END).contains(&addr) {
-                addr = addr.wrapping_add(kaslr);
-            }
-            let mut kind = match s.section() {
-                SymbolSection::Absolute => 'a',
-                SymbolSection::Section(i) => match f.section_by_index(i).map(|x| x.kind()) {
-                    Ok(SectionKind::Text) => 't',
-                    Ok(SectionKind::ReadOnlyData | SectionKind::ReadOnlyString) => 'r',
-                    Ok(SectionKind::UninitializedData) => 'b',
-                    _ => 'd',
-                },
-                _ => '?',
-            };
-            if s.is_global() {
-                kind = kind.to_ascii_uppercase();
-            }
-            syms.push(Symbol {
-                name: name.to_string(),
-                addr,
-                size: s.size(),
-                kind,
-                module: None,
+    pub fn from_elf(data: Bytes, kaslr: u64) -> Result<Symbols, SymError> {
+        let b: &[u8] = (*data).as_ref();
+        let bad = |s: &str| SymError(s.to_string());
+        if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+            return Err(bad("not a 64-bit ELF file"));
+        }
+        let shoff = u64_(b, 0x28).ok_or_else(|| bad("header"))? as usize;
+        let shentsize = u16_(b, 0x3a).ok_or_else(|| bad("header"))? as usize;
+        let shnum = u16_(b, 0x3c).ok_or_else(|| bad("header"))? as usize;
+        if shentsize < 64 {
+            return Err(bad("bad section header size"));
+        }
+        let sh = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
+        let mut sec_kind = Vec::with_capacity(shnum);
+        let mut symtab = None;
+        for i in 0..shnum {
+            let o = sh(i).ok_or_else(|| bad("section headers"))?;
+            let ty = u32_(b, o + 4).ok_or_else(|| bad("section headers beyond end of file"))?;
+            let flags = u64_(b, o + 8).unwrap_or(0);
+            sec_kind.push(if flags & 4 != 0 {
+                b't'
+            } else if ty == 8 {
+                b'b'
+            } else if flags & 1 == 0 {
+                b'r'
+            } else {
+                b'd'
             });
-        }
-        Ok(Self::from_vec(syms))
-    }
-
-    pub fn from_vec(mut syms: Vec<Symbol>) -> Symbols {
-        syms.sort_by(|a, b| a.addr.cmp(&b.addr).then(a.name.cmp(&b.name)));
-        let mut by_name = HashMap::with_capacity(syms.len());
-        for (i, s) in syms.iter().enumerate() {
-            // Prefer global definitions for duplicated static names.
-            let e = by_name.entry(s.name.clone()).or_insert(i);
-            if syms[*e].kind.is_ascii_lowercase() && s.kind.is_ascii_uppercase() {
-                *e = i;
+            if ty == 2 {
+                let off = u64_(b, o + 24).unwrap_or(0) as usize;
+                let size = u64_(b, o + 32).unwrap_or(0) as usize;
+                let link = u32_(b, o + 40).unwrap_or(0) as usize;
+                symtab = Some((off, size, link));
             }
         }
-        Symbols { syms, by_name }
+        let (off, size, link) = symtab.ok_or_else(|| bad("no .symtab"))?;
+        let lo = sh(link).ok_or_else(|| bad("bad .strtab link"))?;
+        let stroff = u64_(b, lo + 24).unwrap_or(0) as usize;
+        let strsize = u64_(b, lo + 32).unwrap_or(0) as usize;
+        if off.saturating_add(size) > b.len() || stroff.saturating_add(strsize) > b.len() {
+            return Err(bad("symbol table beyond end of file"));
+        }
+        Ok(Symbols {
+            data,
+            symtab: (off, size / 24),
+            strtab: (stroff, strsize),
+            sec_kind,
+            kaslr,
+            names: Mutex::new(HashMap::new()),
+            by_addr: OnceLock::new(),
+        })
     }
 
-    /// Move kernel-image symbols by the KASLR offset `delta` (order is preserved).
-    pub fn relocate(&mut self, delta: u64) {
-        for s in &mut self.syms {
-            if s.module.is_none() && (START_KERNEL_MAP..KERNEL_IMAGE_END).contains(&s.addr) {
-                s.addr = s.addr.wrapping_add(delta);
-            }
+    fn bytes(&self) -> &[u8] {
+        (*self.data).as_ref()
+    }
+
+    fn raw(&self, i: u32) -> Option<Raw> {
+        let b = self.bytes();
+        let o = self.symtab.0 + i as usize * 24;
+        Some(Raw {
+            name_off: u32_(b, o)? as u32,
+            info: *b.get(o + 4)?,
+            shndx: u16_(b, o + 6)? as u16,
+            value: u64_(b, o + 8)?,
+            size: u64_(b, o + 16)?,
+        })
+    }
+
+    fn name_bytes(&self, off: u32) -> &[u8] {
+        let b = self.bytes();
+        let s = self.strtab.0 + off as usize;
+        let e = self.strtab.0 + self.strtab.1;
+        let t = b.get(s..e).unwrap_or(&[]);
+        let z = memchr0(t);
+        &t[..z]
+    }
+
+    fn wanted(r: &Raw) -> bool {
+        let ty = r.info & 0xf;
+        r.shndx != 0 && ty <= 2 && r.name_off != 0
+    }
+
+    fn reloc(&self, a: u64) -> u64 {
+        if (START_KERNEL_MAP..KERNEL_IMAGE_END).contains(&a) {
+            a.wrapping_add(self.kaslr)
+        } else {
+            a
         }
     }
 
-    pub fn add(&mut self, more: Vec<Symbol>) {
-        let mut all = std::mem::take(&mut self.syms);
-        all.extend(more);
-        *self = Self::from_vec(all);
+    fn symbol(&self, i: u32) -> Option<Symbol> {
+        let r = self.raw(i)?;
+        let mut kind = if r.shndx == 0xfff1 {
+            'a'
+        } else {
+            self.sec_kind.get(r.shndx as usize).copied().unwrap_or(b'?') as char
+        };
+        if matches!(r.info >> 4, 1 | 2) {
+            kind = kind.to_ascii_uppercase();
+        }
+        Some(Symbol {
+            name: String::from_utf8_lossy(self.name_bytes(r.name_off)).into_owned(),
+            addr: self.reloc(r.value),
+            size: r.size,
+            kind,
+            module: None,
+        })
+    }
+
+    /// Move kernel-image symbols by the KASLR offset.
+    pub fn relocate(&mut self, kaslr: u64) {
+        self.kaslr = kaslr;
+        self.by_addr = OnceLock::new();
     }
 
     pub fn len(&self) -> usize {
-        self.syms.len()
+        self.symtab.1
     }
     pub fn is_empty(&self) -> bool {
-        self.syms.is_empty()
+        self.symtab.1 == 0
+    }
+
+    fn find_index(&self, name: &str) -> Option<u32> {
+        if let Ok(c) = self.names.lock() {
+            if let Some(r) = c.get(name) {
+                return *r;
+            }
+        }
+        let want = name.as_bytes();
+        let mut local = None;
+        let mut found = None;
+        for i in 0..self.symtab.1 as u32 {
+            let Some(r) = self.raw(i) else { break };
+            if !Self::wanted(&r) {
+                continue;
+            }
+            let s = self.bytes();
+            let so = self.strtab.0 + r.name_off as usize;
+            // Quick reject on the first bytes before finding the terminator.
+            if s.get(so..so + want.len()) != Some(want) || s.get(so + want.len()) != Some(&0) {
+                continue;
+            }
+            // Prefer a global definition over a file-local one of the same name.
+            if matches!(r.info >> 4, 1 | 2) {
+                found = Some(i);
+                break;
+            }
+            local.get_or_insert(i);
+        }
+        let r = found.or(local);
+        if let Ok(mut c) = self.names.lock() {
+            c.insert(name.to_string(), r);
+        }
+        r
     }
 
     pub fn addr(&self, name: &str) -> Option<u64> {
-        self.by_name.get(name).map(|&i| self.syms[i].addr)
-    }
-    pub fn get(&self, name: &str) -> Option<&Symbol> {
-        self.by_name.get(name).map(|&i| &self.syms[i])
+        self.get(name).map(|s| s.addr)
     }
 
-    /// The symbol holding `addr` and the offset into it. Sizes run to the next symbol when
-    /// the ELF size is 0 (kallsyms-style).
-    pub fn lookup(&self, addr: u64) -> Option<(&Symbol, u64)> {
-        let i = self.syms.partition_point(|s| s.addr <= addr);
-        let s = &self.syms[i.checked_sub(1)?];
-        if s.addr < START_KERNEL_MAP && s.module.is_none() {
+    pub fn get(&self, name: &str) -> Option<Symbol> {
+        self.symbol(self.find_index(name)?)
+    }
+
+    fn index(&self) -> &[(u64, u32)] {
+        self.by_addr.get_or_init(|| {
+            let mut v = Vec::with_capacity(self.symtab.1);
+            for i in 0..self.symtab.1 as u32 {
+                if let Some(r) = self.raw(i) {
+                    if Self::wanted(&r) {
+                        v.push((self.reloc(r.value), i));
+                    }
+                }
+            }
+            v.sort_unstable();
+            v
+        })
+    }
+
+    /// The symbol holding `addr` and the offset into it. A symbol's extent runs to the next
+    /// symbol (kallsyms-style), so the offset can exceed the ELF size.
+    pub fn lookup(&self, addr: u64) -> Option<(Symbol, u64)> {
+        let idx = self.index();
+        let i = idx.partition_point(|&(a, _)| a <= addr);
+        let (a, si) = idx[i.checked_sub(1)?];
+        if a < START_KERNEL_MAP {
             return None; // per-cpu offsets and absolute values are not code/data addresses
         }
-        let off = addr - s.addr;
-        let next = self.syms.get(i).map(|n| n.addr).unwrap_or(u64::MAX);
-        if off >= s.size.max(1) && addr >= next {
-            return None;
-        }
+        let off = addr - a;
         if off > (1 << 24) {
             return None;
         }
-        Some((s, off))
+        // Among symbols at the same address, prefer a function or a global.
+        let mut best = si;
+        let mut j = i - 1;
+        while j > 0 && idx[j - 1].0 == a {
+            j -= 1;
+            if let (Some(r), Some(rb)) = (self.raw(idx[j].1), self.raw(best)) {
+                if (r.info >> 4 == 1 && rb.info >> 4 != 1)
+                    || (r.info & 0xf == 2 && rb.info & 0xf != 2)
+                {
+                    best = idx[j].1;
+                }
+            }
+        }
+        Some((self.symbol(best)?, off))
     }
 
-    /// Names that start with `prefix` (for tab completion).
-    pub fn complete(&self, prefix: &str, max: usize) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .by_name
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .take(max)
-            .cloned()
-            .collect();
-        v.sort();
+    /// Every symbol name (for tab completion).
+    pub fn names(&self) -> Vec<String> {
+        let mut v = Vec::with_capacity(self.symtab.1);
+        for i in 0..self.symtab.1 as u32 {
+            if let Some(r) = self.raw(i) {
+                if Self::wanted(&r) {
+                    v.push(String::from_utf8_lossy(self.name_bytes(r.name_off)).into_owned());
+                }
+            }
+        }
         v
     }
+}
+
+fn memchr0(t: &[u8]) -> usize {
+    t.iter().position(|&c| c == 0).unwrap_or(t.len())
 }

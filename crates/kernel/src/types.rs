@@ -204,7 +204,8 @@ impl<'a> Types<'a> {
         }
         match self.get(id) {
             Type::Void => ("void".into(), String::new()),
-            Type::Int { name, .. } | Type::Float { name, .. } => (name, String::new()),
+            Type::Int { name, .. } => (c_int_name(&name).to_string(), String::new()),
+            Type::Float { name, .. } => (name, String::new()),
             Type::Typedef { name, .. } => (name, String::new()),
             Type::Struct { union, name, .. } => (
                 format!(
@@ -450,6 +451,20 @@ impl<'a> Types<'a> {
             }
             _ => "<void>".into(),
         }
+    }
+}
+
+/// gdb's spelling of GCC's DWARF base type names (`long unsigned int` -> `unsigned long`), as
+/// crash prints them.
+pub fn c_int_name(n: &str) -> &str {
+    match n {
+        "long unsigned int" => "unsigned long",
+        "long int" => "long",
+        "long long unsigned int" => "unsigned long long",
+        "long long int" => "long long",
+        "short unsigned int" => "unsigned short",
+        "short int" => "short",
+        _ => n,
     }
 }
 

@@ -129,11 +129,7 @@ impl rustyline::validate::Validator for Helper {}
 impl rustyline::Helper for Helper {}
 
 fn repl(mut s: Session, json: bool) -> Result<ExitCode> {
-    let mut symbols: Vec<String> = s
-        .prog
-        .symbols()
-        .map(|x| x.complete("", usize::MAX))
-        .unwrap_or_default();
+    let mut symbols: Vec<String> = s.prog.symbols().map(|x| x.names()).unwrap_or_default();
     symbols.extend(s.prog.vmcoreinfo.symbols.keys().cloned());
     symbols.sort();
     symbols.dedup();

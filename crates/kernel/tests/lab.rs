@@ -1,0 +1,316 @@
+//! Tests on the crash lab's real dumps of Debian's 6.1.0-56-cloud-amd64 (built by lab/lab.py
+//! into ~/.cache/kmortem/lab/<release>/), with crash and drgn as oracles.
+
+use kmortem_kernel::session::Session;
+use kmortem_kernel::types::{Type, Types};
+use kmortem_kernel::Program;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const RELEASE: &str = "6.1.0-56-cloud-amd64";
+
+fn lab() -> PathBuf {
+    let d = std::env::var_os("KMORTEM_LAB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/kmortem/lab")
+                .join(RELEASE)
+        });
+    assert!(
+        d.join("root").is_dir(),
+        "the crash lab is missing at {} (build it with `python3 lab/lab.py`; CI builds it before the tests)",
+        d.display()
+    );
+    d
+}
+
+fn vmlinux() -> PathBuf {
+    let v = lab().join(format!("root/usr/lib/debug/boot/vmlinux-{RELEASE}"));
+    assert!(v.is_file(), "vmlinux missing at {}", v.display());
+    v
+}
+
+/// Complete scenarios (meta.json is written last) with their dump files.
+fn scenarios() -> Vec<(String, PathBuf, Vec<PathBuf>)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(lab().join("scenarios")) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let d = e.path();
+        if !d.join("meta.json").is_file() || !d.join("oracle/crash-log.txt").is_file() {
+            continue;
+        }
+        let mut dumps: Vec<PathBuf> = std::fs::read_dir(&d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                n.starts_with("vmcore.") && !n.ends_with(".tmp")
+            })
+            .collect();
+        dumps.sort();
+        let name = e.file_name().to_string_lossy().into_owned();
+        out.push((name, d, dumps));
+    }
+    out.sort();
+    assert!(
+        !out.is_empty(),
+        "no complete scenario under {}/scenarios",
+        lab().display()
+    );
+    out
+}
+
+fn run(s: &mut Session, cmd: &str) -> String {
+    match s.run(cmd) {
+        Ok(o) => o.text,
+        Err(e) => panic!("{cmd}: {e}"),
+    }
+}
+
+fn meta(d: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(d.join("meta.json")).unwrap()).unwrap()
+}
+
+/// `sys` lines of crash as a map.
+fn crash_sys(d: &Path) -> std::collections::HashMap<String, String> {
+    let t = std::fs::read_to_string(d.join("oracle/crash-sys.txt")).unwrap_or_default();
+    t.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn lab_log_sys_ps_on_every_dump_and_format() {
+    let v = vmlinux();
+    let mut checked = 0;
+    let mut records = 0;
+    let mut tasks_ours = 0;
+    let mut tasks_crash = 0;
+    for (name, d, dumps) in scenarios() {
+        let oracle_log = std::fs::read_to_string(d.join("oracle/crash-log.txt")).unwrap();
+        let csys = crash_sys(&d);
+        let drgn: BTreeSet<(i64, String, String)> =
+            std::fs::read_to_string(d.join("oracle/drgn-ps.txt"))
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    Some((
+                        f.first()?.parse().ok()?,
+                        f.get(4..)?.join(" "),
+                        f.get(3)?.to_string(),
+                    ))
+                })
+                .collect();
+        let mut first: Option<(String, String, String)> = None;
+        for dump in &dumps {
+            let fname = dump.file_name().unwrap().to_string_lossy().into_owned();
+            // log and sys need no vmlinux.
+            let p = Program::open(dump, None).unwrap_or_else(|e| panic!("{name}/{fname}: {e}"));
+            let mut s = Session::new(p);
+            let log = run(&mut s, "log");
+            assert_eq!(
+                log.lines().collect::<Vec<_>>(),
+                oracle_log.lines().collect::<Vec<_>>(),
+                "{name}/{fname}: log differs from crash's"
+            );
+            records += log.lines().count();
+            let l0 = s.log().ok().map(|l| l.to_vec());
+            let sys0 = s.prog.sys(l0.as_deref());
+            if let Some(r) = csys.get("RELEASE") {
+                assert_eq!(sys0.release.as_deref(), Some(r.as_str()), "{name}/{fname}");
+            }
+            // With the vmlinux: sys, ps.
+            let p = Program::open(dump, Some(&v)).unwrap_or_else(|e| panic!("{name}/{fname}: {e}"));
+            let mut s = Session::new(p);
+            let log2 = run(&mut s, "log");
+            let l1 = s.log().ok().map(|l| l.to_vec());
+            let sys = s.prog.sys(l1.as_deref());
+            if let Some(c) = csys.get("CPUS") {
+                let n: u32 = c.split_whitespace().next().unwrap().parse().unwrap();
+                assert_eq!(sys.cpus, n, "{name}/{fname}: CPUS");
+            }
+            if let Some(pm) = csys.get("PANIC") {
+                let want = pm.split('"').nth(1).unwrap_or("");
+                assert_eq!(
+                    sys.panic.as_deref().unwrap_or(""),
+                    want,
+                    "{name}/{fname}: PANIC"
+                );
+            }
+            if let Some(date) = csys.get("DATE") {
+                let got = sys.crash_time.map(kmortem_kernel::sys::format_utc);
+                assert_eq!(got.as_deref(), Some(date.as_str()), "{name}/{fname}: DATE");
+            }
+            let tasks = s
+                .prog
+                .tasks()
+                .unwrap_or_else(|e| panic!("{name}/{fname}: ps: {e}"));
+            let ours: BTreeSet<(i64, String, String)> = tasks
+                .iter()
+                .filter(|t| t.pid > 0)
+                .map(|t| (t.pid as i64, t.comm.clone(), t.state.clone()))
+                .collect();
+            if !drgn.is_empty() {
+                assert_eq!(
+                    ours, drgn,
+                    "{name}/{fname}: ps differs from drgn's task list"
+                );
+            }
+            let crash_ps =
+                std::fs::read_to_string(d.join("oracle/crash-ps.txt")).unwrap_or_default();
+            let crash_n = crash_ps
+                .lines()
+                .skip(1)
+                .filter(|l| !l.trim().is_empty())
+                .count();
+            // crash marks the active tasks with '>'; we must list at least those.
+            for l in crash_ps.lines().filter(|l| l.starts_with('>')) {
+                let task = u64::from_str_radix(l.split_whitespace().nth(4).unwrap(), 16).unwrap();
+                assert!(
+                    tasks.iter().any(|t| t.task == task && t.active),
+                    "{name}/{fname}: crash's active task {task:#x} not active in ours"
+                );
+            }
+            tasks_ours += tasks.len();
+            tasks_crash += crash_n;
+            let ps = run(&mut s, "ps");
+            let sys_text = run(&mut s, "sys")
+                .lines()
+                .filter(|l| !l.contains("DUMPFILE"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            match &first {
+                None => first = Some((log2, ps, sys_text)),
+                Some((l, p, y)) => {
+                    assert_eq!(&log2, l, "{name}/{fname}: log differs between formats");
+                    assert_eq!(&ps, p, "{name}/{fname}: ps differs between formats");
+                    assert_eq!(&sys_text, y, "{name}/{fname}: sys differs between formats");
+                }
+            }
+            checked += 1;
+        }
+    }
+    println!(
+        "lab: {checked} dump files; {records} log records equal to crash's; ps lists {tasks_ours} tasks where crash lists {tasks_crash}"
+    );
+    assert!(tasks_ours > tasks_crash);
+}
+
+#[test]
+fn lab_struct_task_struct_matches_crash() {
+    let v = vmlinux();
+    let mut n = 0;
+    for (name, d, dumps) in scenarios() {
+        let Ok(want) = std::fs::read_to_string(d.join("oracle/crash-struct-task.txt")) else {
+            continue;
+        };
+        let elf = dumps.iter().find(|p| p.ends_with("vmcore.elf")).unwrap();
+        let mut s = Session::new(Program::open(elf, Some(&v)).unwrap());
+        let got = run(&mut s, "struct task_struct -x");
+        assert_eq!(
+            got.lines().collect::<Vec<_>>(),
+            want.lines().collect::<Vec<_>>(),
+            "{name}: struct task_struct differs from crash's"
+        );
+        n += 1;
+    }
+    println!("struct task_struct equal to crash's on {n} scenarios");
+    assert!(n > 0);
+}
+
+fn compare_layout(
+    b: &Types<'_>,
+    bid: u64,
+    d: &Types<'_>,
+    did: u64,
+    path: &str,
+    depth: u32,
+) -> usize {
+    assert_eq!(b.size_of(bid), d.size_of(did), "{path}: size");
+    let (_, bt) = b.resolve(bid);
+    let (_, dt) = d.resolve(did);
+    let (Type::Struct { members: bm, .. }, Type::Struct { members: dm, .. }) = (&bt, &dt) else {
+        return 0;
+    };
+    assert_eq!(bm.len(), dm.len(), "{path}: member count");
+    let mut n = 0;
+    for (x, y) in bm.iter().zip(dm) {
+        let p = format!("{path}.{}", x.name.as_deref().unwrap_or("<anon>"));
+        assert_eq!(x.name, y.name, "{p}: name");
+        assert_eq!(x.bit_offset, y.bit_offset, "{p}: offset");
+        assert_eq!(x.bit_size, y.bit_size, "{p}: bit size");
+        assert_eq!(b.name(x.ty), d.name(y.ty), "{p}: type");
+        n += 1;
+        if depth < 2 {
+            n += compare_layout(b, x.ty, d, y.ty, &p, depth + 1);
+        }
+    }
+    n
+}
+
+#[test]
+fn lab_btf_and_dwarf_give_the_same_layout() {
+    let v = kmortem_kernel::program::load_vmlinux(&vmlinux()).unwrap();
+    let btf = v.btf.as_ref().expect("vmlinux has .BTF");
+    let map = std::sync::Arc::new(unsafe {
+        memmap2::Mmap::map(&std::fs::File::open(vmlinux()).unwrap()).unwrap()
+    });
+    let t0 = std::time::Instant::now();
+    let dwarf = kmortem_kernel::dwarf::Dwarf::load(map).unwrap();
+    let b = Types(btf);
+    let d = Types(&dwarf);
+    let mut members = 0;
+    for s in [
+        "task_struct",
+        "mm_struct",
+        "rq",
+        "module",
+        "printk_info",
+        "prb_desc_ring",
+        "page",
+        "sk_buff",
+    ] {
+        let bid = b.find_struct(s).unwrap_or_else(|| panic!("BTF lacks {s}"));
+        let did = d
+            .find_struct(s)
+            .unwrap_or_else(|| panic!("DWARF lacks {s}"));
+        members += compare_layout(&b, bid, &d, did, s, 0);
+    }
+    let scanned = dwarf
+        .units_scanned
+        .load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "BTF = DWARF on {members} members of 8 structs; DWARF scanned {scanned} of {} units in {:?}",
+        dwarf.unit_count(),
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn lab_dwarf_lookup_is_lazy() {
+    let map = std::sync::Arc::new(unsafe {
+        memmap2::Mmap::map(&std::fs::File::open(vmlinux()).unwrap()).unwrap()
+    });
+    let dwarf = kmortem_kernel::dwarf::Dwarf::load(map).unwrap();
+    let t0 = std::time::Instant::now();
+    let d = Types(&dwarf);
+    let id = d.find_struct("task_struct").expect("task_struct in DWARF");
+    assert!(d.size_of(id) > 4096);
+    let scanned = dwarf
+        .units_scanned
+        .load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "DWARF: task_struct found after scanning {scanned} of {} units in {:?}",
+        dwarf.unit_count(),
+        t0.elapsed()
+    );
+    assert!(scanned * 20 < dwarf.unit_count(), "scanned {scanned} units");
+}
