@@ -124,6 +124,34 @@ impl Program {
         Some(base.wrapping_add(ob))
     }
 
+    /// RAM as the kernel counts it (what crash prints): the sum of `node_present_pages` of
+    /// each node (`node_data[]` with NUMA, `contig_page_data` without). The dump's own memory
+    /// map differs between formats (QEMU's ELF maps every RAM block, kdump bitmaps only pages
+    /// the kernel knows), so it is only the fallback.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        let f = self.field("pglist_data", "node_present_pages").ok()?;
+        let mut pages = 0u64;
+        if let Some(nd) = self.symbol("node_data") {
+            let n = self
+                .vmcoreinfo
+                .lengths
+                .get("node_data")
+                .copied()
+                .unwrap_or(64)
+                .min(1024);
+            for i in 0..n {
+                let p = self.read_u64(nd + 8 * i).ok()?;
+                if p != 0 {
+                    pages += self.read_u64(p + f.offset).ok()?;
+                }
+            }
+        } else {
+            let p = self.symbol("contig_page_data")?;
+            pages = self.read_u64(p + f.offset).ok()?;
+        }
+        (pages > 0).then_some(pages * 4096)
+    }
+
     fn wall_secs(&self) -> Option<i64> {
         let tk = self.symbol("tk_core")?;
         let tko = self.tk_offset()?;
@@ -165,7 +193,9 @@ impl Program {
                     .filter(|c| !on.contains(c))
                     .collect()
             },
-            memory: self.dump.memory_size(),
+            memory: self
+                .memory_bytes()
+                .unwrap_or_else(|| self.dump.memory_size()),
             uptime_secs: uptime,
             crash_time,
             panic: log.and_then(panic_message),

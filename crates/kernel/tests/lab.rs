@@ -39,7 +39,12 @@ fn scenarios() -> Vec<(String, PathBuf, Vec<PathBuf>)> {
     };
     for e in rd.flatten() {
         let d = e.path();
-        if !d.join("meta.json").is_file() || !d.join("oracle/crash-log.txt").is_file() {
+        // meta.json is written last; KMORTEM_LAB_PARTIAL=1 also takes scenarios whose oracles
+        // are written but whose meta.json is not (while the lab is still running).
+        let complete = d.join("meta.json").is_file()
+            || (std::env::var_os("KMORTEM_LAB_PARTIAL").is_some()
+                && d.join("oracle/drgn-ps.txt").is_file());
+        if !complete || !d.join("oracle/crash-log.txt").is_file() {
             continue;
         }
         let mut dumps: Vec<PathBuf> = std::fs::read_dir(&d)
@@ -72,9 +77,6 @@ fn run(s: &mut Session, cmd: &str) -> String {
     }
 }
 
-fn meta(d: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(d.join("meta.json")).unwrap()).unwrap()
-}
 
 /// `sys` lines of crash as a map.
 fn crash_sys(d: &Path) -> std::collections::HashMap<String, String> {
