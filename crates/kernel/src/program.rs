@@ -197,6 +197,12 @@ impl Program {
             return Ok(());
         };
         let file_banner = vmlinux_banner(v);
+        if file_banner.is_none() {
+            return Err(Error::Mismatch(format!(
+                "{} has no linux_banner: it is not a vmlinux",
+                v.path.display()
+            )));
+        }
         if let (Some(fb), Some(rel)) = (&file_banner, &self.vmcoreinfo.osrelease) {
             let frel = fb.split_whitespace().nth(2).unwrap_or("");
             if frel != rel {

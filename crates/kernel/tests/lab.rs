@@ -77,7 +77,6 @@ fn run(s: &mut Session, cmd: &str) -> String {
     }
 }
 
-
 /// `sys` lines of crash as a map.
 fn crash_sys(d: &Path) -> std::collections::HashMap<String, String> {
     let t = std::fs::read_to_string(d.join("oracle/crash-sys.txt")).unwrap_or_default();
@@ -315,4 +314,109 @@ fn lab_dwarf_lookup_is_lazy() {
         t0.elapsed()
     );
     assert!(scanned * 20 < dwarf.unit_count(), "scanned {scanned} units");
+}
+
+/// A minimal vmlinux: `.rodata` at `addr` holding `banner`, and a symbol table with
+/// `linux_banner`.
+fn fake_vmlinux(banner: &str, addr: u64) -> Vec<u8> {
+    let mut rodata = banner.as_bytes().to_vec();
+    rodata.push(0);
+    rodata.resize(rodata.len().div_ceil(8) * 8, 0); // object wants an aligned .symtab
+    let strtab = b"\0linux_banner\0".to_vec();
+    let shstrtab = b"\0.rodata\0.symtab\0.strtab\0.shstrtab\0".to_vec();
+    let mut symtab = vec![0u8; 24];
+    let mut sym = vec![0u8; 24];
+    sym[0..4].copy_from_slice(&1u32.to_le_bytes());
+    sym[4] = 0x11; // GLOBAL OBJECT
+    sym[6..8].copy_from_slice(&1u16.to_le_bytes());
+    sym[8..16].copy_from_slice(&addr.to_le_bytes());
+    sym[16..24].copy_from_slice(&(rodata.len() as u64).to_le_bytes());
+    symtab.extend(sym);
+    let mut f = vec![0u8; 64];
+    let ro_off = 64u64;
+    let st_off = ro_off + rodata.len() as u64;
+    let str_off = st_off + symtab.len() as u64;
+    let shs_off = str_off + strtab.len() as u64;
+    let sh_off = (shs_off + shstrtab.len() as u64).div_ceil(8) * 8;
+    f.extend(&rodata);
+    f.extend(&symtab);
+    f.extend(&strtab);
+    f.extend(&shstrtab);
+    f.resize(sh_off as usize, 0);
+    let sh = |name: u32, ty: u32, flags: u64, a: u64, off: u64, size: u64, link: u32, ent: u64| {
+        let mut h = vec![0u8; 64];
+        h[0..4].copy_from_slice(&name.to_le_bytes());
+        h[4..8].copy_from_slice(&ty.to_le_bytes());
+        h[8..16].copy_from_slice(&flags.to_le_bytes());
+        h[16..24].copy_from_slice(&a.to_le_bytes());
+        h[24..32].copy_from_slice(&off.to_le_bytes());
+        h[32..40].copy_from_slice(&size.to_le_bytes());
+        h[40..44].copy_from_slice(&link.to_le_bytes());
+        h[44..48].copy_from_slice(&1u32.to_le_bytes());
+        h[48..56].copy_from_slice(&1u64.to_le_bytes());
+        h[56..64].copy_from_slice(&ent.to_le_bytes());
+        h
+    };
+    f.extend(sh(0, 0, 0, 0, 0, 0, 0, 0));
+    f.extend(sh(1, 1, 2, addr, ro_off, rodata.len() as u64, 0, 0));
+    f.extend(sh(9, 2, 0, 0, st_off, symtab.len() as u64, 3, 24));
+    f.extend(sh(17, 3, 0, 0, str_off, strtab.len() as u64, 0, 0));
+    f.extend(sh(25, 3, 0, 0, shs_off, shstrtab.len() as u64, 0, 0));
+    f[0..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2;
+    f[5] = 1;
+    f[6] = 1;
+    f[16..18].copy_from_slice(&2u16.to_le_bytes());
+    f[18..20].copy_from_slice(&62u16.to_le_bytes());
+    f[20..24].copy_from_slice(&1u32.to_le_bytes());
+    f[40..48].copy_from_slice(&sh_off.to_le_bytes());
+    f[52..54].copy_from_slice(&64u16.to_le_bytes());
+    f[58..60].copy_from_slice(&64u16.to_le_bytes());
+    f[60..62].copy_from_slice(&5u16.to_le_bytes());
+    f[62..64].copy_from_slice(&4u16.to_le_bytes());
+    f
+}
+
+#[test]
+fn lab_wrong_vmlinux_is_refused() {
+    let (_, _, dumps) = scenarios().into_iter().next().unwrap();
+    let dump = dumps.iter().find(|p| p.ends_with("vmcore.elf")).unwrap();
+    let real = kmortem_kernel::program::load_vmlinux(&vmlinux()).unwrap();
+    let banner_addr = real.symbols.addr("linux_banner").unwrap();
+    let dir = std::env::temp_dir().join(format!("kmortem-wrong-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "other-release",
+            "Linux version 6.1.0-53-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP\n",
+            "is Linux 6.1.0-53-cloud-amd64",
+        ),
+        (
+            "other-build",
+            "Linux version 6.1.0-56-cloud-amd64 (someone@else) (gcc-12) #2 SMP PREEMPT_DYNAMIC\n",
+            "linux_banner differs",
+        ),
+    ];
+    for (name, banner, want) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, fake_vmlinux(banner, banner_addr)).unwrap();
+        let err = match Program::open(dump, Some(&p)) {
+            Ok(_) => panic!("{name}: a wrong vmlinux was accepted"),
+            Err(e) => e.to_string(),
+        };
+        println!("{name}: {err}");
+        assert!(err.contains("vmlinux and vmcore do not match"), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    // A module is not a vmlinux.
+    let ko = lab().join("module/kmlab.ko");
+    if ko.is_file() {
+        let err = Program::open(dump, Some(&ko))
+            .err()
+            .expect("kmlab.ko accepted as vmlinux");
+        assert!(err.to_string().contains("not a vmlinux"), "{err}");
+    }
+    // The right one is accepted.
+    assert!(Program::open(dump, Some(&vmlinux())).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
 }
