@@ -20,3 +20,9 @@ pub mod vmcoreinfo;
 pub use mem::{Memory, ReadError};
 pub use program::{Error, Program};
 pub use vmcoreinfo::VmcoreInfo;
+
+/// Serialize an address as a `0x`-prefixed hex string (JSON numbers lose precision above
+/// 2^53, and kernel addresses are all above it).
+pub fn hex_addr<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}

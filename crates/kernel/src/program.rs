@@ -70,7 +70,9 @@ pub struct Program {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Module {
     pub name: String,
+    #[serde(serialize_with = "crate::hex_addr")]
     pub addr: u64,
+    #[serde(serialize_with = "crate::hex_addr")]
     pub base: u64,
     pub size: u64,
     #[serde(skip)]

@@ -321,7 +321,12 @@ impl Session {
         }
         Ok(Output {
             text: t,
-            json: json!({"addr": addr, "width": width, "physical": phys, "values": values}),
+            json: json!({
+                "addr": format!("{addr:#x}"),
+                "width": width,
+                "physical": phys,
+                "values": values.iter().map(|v| format!("{v:#x}")).collect::<Vec<_>>(),
+            }),
         })
     }
 
@@ -345,7 +350,7 @@ impl Session {
                 .unwrap_or_default();
             return Ok(Output {
                 text: format!("{a:016x} ({}) {name}{m}\n", s.kind),
-                json: json!({"addr": a, "name": s.name, "offset": off, "type": s.kind.to_string(), "size": s.size, "module": s.module}),
+                json: json!({"addr": format!("{a:#x}"), "name": s.name, "offset": off, "type": s.kind.to_string(), "size": s.size, "module": s.module}),
             });
         }
         let s = self
@@ -373,7 +378,7 @@ impl Session {
             .unwrap_or_default();
         Ok(Output {
             text: format!("{:016x} ({}) {}{m}\n", s.addr, s.kind, s.name),
-            json: json!({"addr": s.addr, "name": s.name, "offset": 0, "type": s.kind.to_string(), "size": s.size, "module": s.module}),
+            json: json!({"addr": format!("{:#x}", s.addr), "name": s.name, "offset": 0, "type": s.kind.to_string(), "size": s.size, "module": s.module}),
         })
     }
 
@@ -452,7 +457,7 @@ pub fn describe(
         let last = m.rsplit('.').next().unwrap_or(m);
         return Ok(Output {
             text: format!("  {last} = {v},\n"),
-            json: json!({"type": tname, "member": m, "addr": a, "offset": f.offset, "member_type": tyn, "value": v}),
+            json: json!({"type": tname, "member": m, "addr": format!("{a:#x}"), "offset": f.offset, "member_type": tyn, "value": v}),
         });
     }
     let size = types.size_of(sid);
@@ -466,7 +471,7 @@ pub fn describe(
             );
             Ok(Output {
                 text,
-                json: json!({"type": tname, "size": size, "addr": a, "value": text_values(types, mem, sid, a)}),
+                json: json!({"type": tname, "size": size, "addr": format!("{a:#x}"), "value": text_values(types, mem, sid, a)}),
             })
         }
         None => {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Symbol {
     pub name: String,
+    #[serde(serialize_with = "crate::hex_addr")]
     pub addr: u64,
     pub size: u64,
     /// `nm`-style type letter (T, t, D, d, B, b, R, r, A, ...).

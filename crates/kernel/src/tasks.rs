@@ -13,6 +13,7 @@ pub struct Task {
     pub state: String,
     pub comm: String,
     /// Address of the task_struct.
+    #[serde(serialize_with = "crate::hex_addr")]
     pub task: u64,
     /// Running on a CPU when the dump was taken (the CPU's runqueue `curr`).
     pub active: bool,
