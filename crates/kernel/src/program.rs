@@ -565,6 +565,11 @@ pub fn load_vmlinux(path: &Path) -> Result<Vmlinux, Error> {
 /// virtual KASLR offset. The physical offset (phys_base) follows from translating the kernel
 /// text through the same page tables. CR3 bit 12 is the PTI user half: clear it to get the
 /// kernel PGD. CR4.LA57 (bit 12) says 5-level paging. Pinned by `lab_no_vmcoreinfo`.
+/// The KASLR offset found from the IDT (see below), for dumps without VMCOREINFO.
+pub fn kaslr_from_idt(dump: &Dump, v: &Vmlinux) -> Result<u64, Error> {
+    bootstrap_from_idt(dump, v).map(|(_, k)| k)
+}
+
 fn bootstrap_from_idt(dump: &Dump, v: &Vmlinux) -> Result<(X86_64, u64), Error> {
     let cpus = dump.qemu_cpus();
     let cpu = cpus.first().ok_or_else(|| {

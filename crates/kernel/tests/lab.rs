@@ -453,3 +453,105 @@ fn lab_wrong_vmlinux_is_refused() {
     assert!(Program::open(dump, Some(&vmlinux())).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A scenario by name; missing is a failure unless KMORTEM_LAB_PARTIAL is set (the lab is
+/// still running).
+fn scenario(name: &str) -> Option<(PathBuf, serde_json::Value)> {
+    let d = lab().join("scenarios").join(name);
+    if !d.join("meta.json").is_file() {
+        if std::env::var_os("KMORTEM_LAB_PARTIAL").is_some() {
+            println!("{name}: not built yet, skipped (KMORTEM_LAB_PARTIAL)");
+            return None;
+        }
+        panic!("lab scenario {name} is missing at {}", d.display());
+    }
+    let meta = serde_json::from_slice(&std::fs::read(d.join("meta.json")).unwrap()).unwrap();
+    Some((d, meta))
+}
+
+fn first_dump(d: &Path) -> PathBuf {
+    ["vmcore.elf", "vmcore.kdump-zlib"]
+        .iter()
+        .map(|f| d.join(f))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no dump in {}", d.display()))
+}
+
+#[test]
+fn lab_no_vmcoreinfo() {
+    let Some((d, meta)) = scenario("null_deref_no_vmcoreinfo") else {
+        return;
+    };
+    let dump = first_dump(&d);
+    let want = meta["kaslr_offset"]
+        .as_str()
+        .map(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap());
+    let raw = kmortem_dump::Dump::open(&dump).unwrap();
+    assert!(
+        raw.vmcoreinfo().is_none(),
+        "this dump should carry no VMCOREINFO note"
+    );
+    // Without a vmlinux: VMCOREINFO found in memory.
+    let p = Program::open(&dump, None).unwrap();
+    assert_eq!(
+        p.vmcoreinfo_source,
+        kmortem_kernel::program::VmcoreinfoSource::MemoryScan
+    );
+    if let Some(w) = want {
+        assert_eq!(p.kaslr, w, "KASLR from the memory scan");
+    }
+    let mut s = Session::new(p);
+    let log = run(&mut s, "log");
+    let oracle = std::fs::read_to_string(d.join("oracle/crash-log.txt")).unwrap_or_default();
+    if !oracle.is_empty() {
+        assert_eq!(
+            log.lines().collect::<Vec<_>>(),
+            oracle.lines().collect::<Vec<_>>()
+        );
+    }
+    // From the IDT and the vmlinux alone.
+    let v = kmortem_kernel::program::load_vmlinux(&vmlinux()).unwrap();
+    let k = kmortem_kernel::program::kaslr_from_idt(&raw, &v).unwrap();
+    assert_eq!(
+        k, s.prog.kaslr,
+        "KASLR from the IDT = KASLR from VMCOREINFO in memory"
+    );
+    println!(
+        "no-VMCOREINFO dump: KASLR {k:#x} from memory scan and from the IDT; {} log lines",
+        log.lines().count()
+    );
+}
+
+#[test]
+fn lab_la57() {
+    let Some((d, _)) = scenario("null_deref_la57") else {
+        return;
+    };
+    let dump = first_dump(&d);
+    let p = Program::open(&dump, Some(&vmlinux())).unwrap();
+    assert!(p.vm.la57, "5-level paging expected");
+    let mut s = Session::new(p);
+    let tasks = s.prog.tasks().unwrap();
+    let drgn = drgn_ps(&d.join("oracle/drgn-ps.txt"));
+    let ours: BTreeSet<(i64, String, String)> = tasks
+        .iter()
+        .filter(|t| t.pid > 0)
+        .map(|t| (t.pid as i64, t.comm.clone(), t.state.clone()))
+        .collect();
+    if !drgn.is_empty() {
+        assert_eq!(ours, drgn);
+    }
+    let log = run(&mut s, "log");
+    let oracle = std::fs::read_to_string(d.join("oracle/crash-log.txt")).unwrap_or_default();
+    if !oracle.is_empty() {
+        assert_eq!(
+            log.lines().collect::<Vec<_>>(),
+            oracle.lines().collect::<Vec<_>>()
+        );
+    }
+    println!(
+        "la57: {} tasks, {} log lines",
+        tasks.len(),
+        log.lines().count()
+    );
+}
