@@ -476,7 +476,7 @@ pub fn describe(
         }
         None => {
             let text = if offsets {
-                types.layout(sid)
+                types.layout(sid, hex)
             } else {
                 definition(types, sid, hex)
             };

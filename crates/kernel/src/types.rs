@@ -245,42 +245,71 @@ impl<'a> Types<'a> {
         }
     }
 
-    /// `struct -o`: the layout with offsets, like crash's `struct -o`.
-    pub fn layout(&self, id: TypeId) -> String {
-        let mut out = String::new();
-        let (_, t) = self.resolve(id);
+    /// `struct -o`: the layout with offsets, like crash's `struct -o` (decimal; `hex` for
+    /// `-x`).
+    pub fn layout(&self, id: TypeId, hex: bool) -> String {
+        let (rid, t) = self.resolve(id);
         let Type::Struct { size, .. } = &t else {
             return format!("{}: not a struct or union\n", self.name(id));
         };
-        out.push_str(&format!("{} {{\n", self.name(self.resolve(id).0)));
-        self.layout_members(&t, 0, 1, &mut out);
-        out.push_str(&format!("}}\nSIZE: {size}\n"));
+        let mut rows = Vec::new();
+        self.layout_rows(&t, 0, 0, &mut rows);
+        let fmt_off = |o: u64| {
+            if hex {
+                format!("[{o:#x}]")
+            } else {
+                format!("[{o}]")
+            }
+        };
+        let w = rows
+            .iter()
+            .filter_map(|(o, _, _)| o.map(|o| fmt_off(o).len()))
+            .max()
+            .unwrap_or(3)
+            + 2;
+        let mut out = format!("{} {{\n", self.name(rid));
+        for (off, depth, text) in rows {
+            let o = off.map(fmt_off).unwrap_or_default();
+            out.push_str(&format!("{o:>w$} {}{text}\n", "    ".repeat(depth)));
+        }
+        if hex {
+            out.push_str(&format!("}}\nSIZE: {size:#x}\n"));
+        } else {
+            out.push_str(&format!("}}\nSIZE: {size}\n"));
+        }
         out
     }
 
-    fn layout_members(&self, t: &Type, base: u64, depth: usize, out: &mut String) {
+    fn layout_rows(
+        &self,
+        t: &Type,
+        base: u64,
+        depth: usize,
+        rows: &mut Vec<(Option<u64>, usize, String)>,
+    ) {
         let Type::Struct { members, .. } = t else {
             return;
         };
-        let pad = "  ".repeat(depth);
         for m in members {
             let off = base + m.bit_offset / 8;
             let (_, mt) = self.resolve(m.ty);
-            let name = m.name.clone().unwrap_or_default();
             match (&mt, &m.name) {
                 (Type::Struct { union, .. }, None) => {
-                    out.push_str(&format!(
-                        "  [{off:#x}]{pad}{} {{\n",
-                        if *union { "union" } else { "struct" }
-                    ));
-                    self.layout_members(&mt, off, depth + 1, out);
-                    out.push_str(&format!("       {pad}}};\n"));
+                    let kw = if *union { "union" } else { "struct" };
+                    rows.push((Some(off), depth, format!("{kw} {{")));
+                    self.layout_rows(&mt, off, depth + 1, rows);
+                    rows.push((None, depth, "};".into()));
                 }
                 _ => {
+                    let name = m.name.clone().unwrap_or_default();
                     let (b, s) = self.name_parts(m.ty, 0);
                     let bits = m.bit_size.map(|w| format!(" : {w}")).unwrap_or_default();
                     let sep = if b.ends_with('*') { "" } else { " " };
-                    out.push_str(&format!("  [{off:#x}]{pad}{b}{sep}{name}{s}{bits};\n"));
+                    rows.push((
+                        Some(off),
+                        depth,
+                        format!("{b}{sep}{name}{}{bits};", s.trim_start()),
+                    ));
                 }
             }
         }
