@@ -475,7 +475,7 @@ impl Program {
             let best = m
                 .symbols
                 .iter()
-                .filter(|s| s.addr <= addr && s.kind.to_ascii_lowercase() == 't')
+                .filter(|s| s.addr <= addr && s.kind.eq_ignore_ascii_case(&'t'))
                 .max_by_key(|s| s.addr);
             if let Some(s) = best {
                 return Some((s.clone(), addr - s.addr));
