@@ -555,3 +555,59 @@ fn lab_la57() {
         log.lines().count()
     );
 }
+
+/// The panic task (crash's `bt` header: PID, TASK, CPU, COMMAND) and its `struct task_struct`
+/// values: pid, comm, CPU, state and parent as crash and drgn see them.
+#[test]
+fn lab_panic_task_struct_values() {
+    let v = vmlinux();
+    let mut n = 0;
+    for (name, d, dumps) in scenarios() {
+        let Ok(bt) = std::fs::read_to_string(d.join("oracle/crash-bt.txt")) else {
+            continue;
+        };
+        let Some(h) = bt.lines().find(|l| l.starts_with("PID:")) else {
+            continue;
+        };
+        let f: Vec<&str> = h.split_whitespace().collect();
+        let (pid, task, cpu) = (f[1], f[3], f[5]);
+        let comm = h.split('"').nth(1).unwrap_or("");
+        let task_addr = u64::from_str_radix(task, 16).unwrap();
+        let Some(dump) = dumps.first() else { continue };
+        let mut s = Session::new(Program::open(dump, Some(&v)).unwrap());
+        let Some(pt) = s.prog.panic_task().unwrap() else {
+            // No panic (a live dump, a WARNING that did not panic): panic_cpu is -1 and crash
+            // shows the task of its current CPU instead.
+            let log = run(&mut s, "log");
+            assert!(
+                !log.contains("Kernel panic - not syncing"),
+                "{name}: panic task not found"
+            );
+            println!("{name}: no panic, skipped");
+            continue;
+        };
+        assert_eq!(pt.task, task_addr, "{name}: panic task");
+        assert_eq!(pt.pid.to_string(), pid, "{name}");
+        assert_eq!(pt.cpu.to_string(), cpu, "{name}");
+        assert_eq!(pt.comm, comm, "{name}");
+        let text = run(&mut s, &format!("struct task_struct {task}"));
+        for want in [
+            format!("\n  pid = {pid},\n"),
+            format!("\n  tgid = {pid},\n"),
+            format!("\n  comm = \"{comm}"),
+            format!("\n    cpu = {cpu}\n"),
+            "\n  __state = 0,\n".to_string(),
+        ] {
+            assert!(
+                text.contains(&want),
+                "{name}: struct task_struct {task} lacks {want:?}"
+            );
+        }
+        // Member paths and the JSON values agree with the text.
+        let o = s.run(&format!("struct task_struct.pid {task}")).unwrap();
+        assert_eq!(o.json["value"], pid);
+        n += 1;
+    }
+    println!("panic task and its struct task_struct values equal crash's on {n} scenarios");
+    assert!(n > 0);
+}
