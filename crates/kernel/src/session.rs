@@ -405,7 +405,9 @@ impl Session {
         let sid = types
             .find_struct(tname)
             .ok_or_else(|| usage(format!("struct: type {tname} not found")))?;
-        describe(&types, &self.prog, sid, member, addr, offsets, hex)
+        crate::types::with_hex(hex, || {
+            describe(&types, &self.prog, sid, member, addr, offsets, hex)
+        })
     }
 
     fn cmd_mod(&mut self) -> Result<Output, CmdError> {

@@ -73,6 +73,26 @@ pub enum Kind {
     Typedef,
 }
 
+thread_local! {
+    static HEX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Print integers in hex (crash's `struct -x`) for the duration of `f`.
+pub fn with_hex<T>(hex: bool, f: impl FnOnce() -> T) -> T {
+    let old = HEX.with(|h| h.replace(hex));
+    let r = f();
+    HEX.with(|h| h.set(old));
+    r
+}
+
+fn hex_mode() -> bool {
+    HEX.with(|h| h.get())
+}
+
+/// The `print elements` limit crash sets for gdb (512, measured on crash 8.0.2: a 4096-byte
+/// char array prints 512 elements then `...`); longer arrays end with `...`.
+const PRINT_ELEMENTS: u64 = 512;
+
 /// A source of types.
 pub trait TypeSource {
     fn find(&self, kind: Kind, name: &str) -> Option<TypeId>;
@@ -350,6 +370,9 @@ impl<'a> Types<'a> {
                 format!("{name} = ")
             };
             match &mt {
+                Type::Struct { members, .. } if members.is_empty() => {
+                    out.push_str(&format!("{pad}{lhs}{{<No data fields>}}{comma}\n"));
+                }
                 Type::Struct { .. } => {
                     out.push_str(&format!("{pad}{lhs}{{\n"));
                     self.members_value(mem, &mt, a, depth + 1, out);
@@ -398,6 +421,9 @@ impl<'a> Types<'a> {
                 }
                 if width < 64 {
                     v &= (1u64 << width) - 1;
+                }
+                if hex_mode() {
+                    return format!("{v:#x}");
                 }
                 if boolean {
                     return if v != 0 { "true" } else { "false" }.into();
@@ -451,14 +477,29 @@ impl<'a> Types<'a> {
                 } = et
                 {
                     if name.contains("char") {
-                        let Ok(b) = mem.read_vec(addr, len.min(4096) as usize) else {
+                        if len == 0 {
+                            // A flexible array: gdb shows its address and the string there.
+                            let b = mem
+                                .read_cstr(addr, PRINT_ELEMENTS as usize)
+                                .unwrap_or_default();
+                            return format!("{addr:#x} {}", c_string_lit(&b));
+                        }
+                        let Ok(mut b) = mem.read_vec(addr, len.min(PRINT_ELEMENTS) as usize) else {
                             return unread();
                         };
-                        return c_string_lit(&b);
+                        // gdb takes one trailing NUL as the terminator and does not print it.
+                        if len <= PRINT_ELEMENTS && b.last() == Some(&0) {
+                            b.pop();
+                        }
+                        let mut s = c_string_lit(&b);
+                        if len > PRINT_ELEMENTS {
+                            s.push_str("...");
+                        }
+                        return s;
                     }
                 }
                 let mut parts = Vec::new();
-                for i in 0..len.min(256) {
+                for i in 0..len.min(PRINT_ELEMENTS) {
                     let a = addr + i * es;
                     match &et {
                         Type::Struct { .. } => {
@@ -470,7 +511,8 @@ impl<'a> Types<'a> {
                         _ => parts.push(self.scalar(mem, elem, a, None, 0, depth + 1)),
                     }
                 }
-                format!("{{{}}}", parts.join(", "))
+                let more = if len > PRINT_ELEMENTS { "..." } else { "" };
+                format!("{{{}{more}}}", parts.join(", "))
             }
             Type::Struct { .. } => {
                 let mut s = String::from("{\n");
@@ -509,41 +551,18 @@ fn char_lit(c: u8) -> String {
     }
 }
 
-/// gdb's rendering of a char array: the whole buffer, NULs as `\000` (trailing ones folded
-/// into a repeat count like `<repeats 15 times>` when long).
+/// A char array as crash prints it: the whole buffer in quotes, NULs as `\000` (crash turns
+/// gdb's `<repeats N times>` folding off).
 pub fn c_string_lit(b: &[u8]) -> String {
     let mut s = String::from("\"");
-    // gdb prints up to the last non-NUL byte, then the rest of the NULs as \000.
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let mut run = 1;
-        while i + run < b.len() && b[i + run] == c {
-            run += 1;
+    for &c in b {
+        match c {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\{c:03o}")),
         }
-        if run > 9 {
-            // gdb's repeat threshold is 10.
-            s.push_str("\", ");
-            s.push_str(&format!("{} <repeats {run} times>", char_lit(c)));
-            i += run;
-            if i < b.len() {
-                s.push_str(", \"");
-            } else {
-                return s;
-            }
-            continue;
-        }
-        for _ in 0..run {
-            match c {
-                0 => s.push_str("\\000"),
-                b'"' => s.push_str("\\\""),
-                b'\\' => s.push_str("\\\\"),
-                b'\n' => s.push_str("\\n"),
-                0x20..=0x7e => s.push(c as char),
-                _ => s.push_str(&format!("\\{c:03o}")),
-            }
-        }
-        i += run;
     }
     s.push('"');
     s
