@@ -229,7 +229,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            x.walk(&m, 0x0000_9000_0000_0000),
+            x.walk(&m, 0x0000_7000_0000_0000),
             Err(ReadError::NotMapped { level: 4, .. })
         ));
         assert_eq!(

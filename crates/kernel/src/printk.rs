@@ -71,6 +71,20 @@ impl Need<'_> {
     }
 }
 
+thread_local! {
+    static HOLES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The log with the records that could not be read (holes in a truncated or filtered dump).
+pub fn read_log_partial(
+    mem: &dyn Memory,
+    vi: &VmcoreInfo,
+) -> Result<(Vec<LogRecord>, Vec<String>), LogError> {
+    HOLES.with(|h| h.borrow_mut().clear());
+    let r = read_log(mem, vi)?;
+    Ok((r, HOLES.with(|h| std::mem::take(&mut *h.borrow_mut()))))
+}
+
 /// Read the log, picking the format by the symbols VMCOREINFO has (`prb` for the lockless
 /// ring buffer of 5.10+, `log_buf` with `printk_log` records before).
 pub fn read_log(mem: &dyn Memory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>, LogError> {
@@ -126,7 +140,18 @@ pub fn read_lockless(mem: &dyn Memory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>
     }
     // The whole text ring in one read (it is a few hundred KiB to a few MiB).
     let ring_size = 1u64 << size_bits;
-    let ring = mem.read_vec(data, ring_size as usize)?;
+    // A truncated or filtered dump may miss pages of the ring: read what is there page by page
+    // and remember the holes, so the records outside them still come out.
+    let mut ring = vec![0u8; ring_size as usize];
+    let mut missing = Vec::new();
+    if mem.read(data, &mut ring).is_err() {
+        for (i, chunk) in ring.chunks_mut(4096).enumerate() {
+            if let Err(e) = mem.read(data + i as u64 * 4096, chunk) {
+                missing.push((i as u64 * 4096, e));
+            }
+        }
+    }
+    let in_hole = |off: u64| missing.iter().any(|(s, _)| off / 4096 == s / 4096);
     let count = 1u64 << count_bits;
     let id_mask = (1u64 << 62) - 1;
     let mut out = Vec::new();
@@ -135,7 +160,14 @@ pub fn read_lockless(mem: &dyn Memory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>
     for _ in 0..=count {
         let idx = id & (count - 1);
         let d = descs + idx * desc_size;
-        let sv = mem.read_u64(d + state_off)?;
+        let Ok(sv) = mem.read_u64(d + state_off) else {
+            HOLES.with(|h| h.borrow_mut().push(format!("descriptor {id}: unreadable")));
+            if id == head {
+                break;
+            }
+            id = (id + 1) & id_mask;
+            continue;
+        };
         let state = sv >> 62;
         // 1 = committed, 2 = finalized: complete records. 0 = reserved, 3 = reusable.
         if sv & id_mask == id && (state == 1 || state == 2) {
@@ -156,6 +188,16 @@ pub fn read_lockless(mem: &dyn Memory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>
             let facility = ib.get(len_off as usize + 2).copied().unwrap_or(0);
             let level = ib.get(len_off as usize + 3).copied().unwrap_or(0) >> 5;
             let caller_id = caller_off.map(|o| rd64(o) as u32).unwrap_or(0);
+            if in_hole(begin % ring_size) || in_hole((next.wrapping_sub(1)) % ring_size) {
+                if let Some((_, e)) = missing.first() {
+                    HOLES.with(|h| h.borrow_mut().push(format!("record {seq}: {e}")));
+                }
+                if id == head {
+                    break;
+                }
+                id = (id + 1) & id_mask;
+                continue;
+            }
             let text = text_of(&ring, size_bits, begin, next, text_len);
             out.push(LogRecord {
                 seq,

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 pub struct Session {
     pub prog: Program,
     log: Option<Result<Vec<LogRecord>, String>>,
+    log_holes: Vec<String>,
 }
 
 /// One command's result.
@@ -76,7 +77,11 @@ fn parse_num(s: &str) -> Option<u64> {
 
 impl Session {
     pub fn new(prog: Program) -> Session {
-        Session { prog, log: None }
+        Session {
+            prog,
+            log: None,
+            log_holes: Vec::new(),
+        }
     }
 
     pub fn log(&mut self) -> Result<&[LogRecord], CmdError> {
@@ -182,7 +187,9 @@ impl Session {
                 "log: unknown option {bad}; usage: log [-m] [-c]"
             )));
         }
-        let l = self.log()?;
+        let l = self.log()?.to_vec();
+        let holes = self.log_holes.clone();
+        let l = &l;
         let mut t = String::with_capacity(l.len() * 80);
         for r in l {
             let mut s = r.format(caller);
@@ -192,6 +199,13 @@ impl Session {
             }
             t.push_str(&s);
             t.push('\n');
+        }
+        if !holes.is_empty() {
+            t.push_str(&format!(
+                "log: {} records unreadable (first: {})\n",
+                holes.len(),
+                holes[0]
+            ));
         }
         Ok(Output {
             text: t,

@@ -59,6 +59,8 @@ impl Program {
             None
         };
         let group_off = self.offset_of("task_struct", "thread_group").ok();
+        // The list head itself must be readable; past it, holes only shorten the list.
+        self.read_u64(init + tasks_off)?;
         let mut addrs = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut p = init;
@@ -96,7 +98,10 @@ impl Program {
                     g += 1;
                 }
             }
-            let next = self.read_u64(p + tasks_off)?;
+            let Ok(next) = self.read_u64(p + tasks_off) else {
+                // A hole in a truncated dump: keep the tasks found so far.
+                break;
+            };
             if next == 0 {
                 break;
             }
@@ -137,7 +142,10 @@ impl Program {
         let comm_off = self.offset_of("task_struct", "comm")?;
         let mut out = Vec::with_capacity(addrs.len());
         for t in addrs {
-            let pid = self.read_member(t, "task_struct", "pid")? as u32 as i32;
+            let Ok(pid) = self.read_member(t, "task_struct", "pid") else {
+                continue;
+            };
+            let pid = pid as u32 as i32;
             let tgid = self.read_member(t, "task_struct", "tgid").unwrap_or(0) as u32 as i32;
             let parent = self
                 .read_member(t, "task_struct", "real_parent")
