@@ -32,6 +32,12 @@ impl PhysMem for kmortem_dump::Dump {
 pub trait Memory {
     fn read(&self, vaddr: u64, buf: &mut [u8]) -> Result<(), ReadError>;
 
+    /// `sym` or `sym+off` for an address inside a kernel or module symbol (gdb's `<...>`
+    /// annotation of pointer values); None when the memory has no symbols.
+    fn symbolize(&self, _addr: u64) -> Option<String> {
+        None
+    }
+
     fn read_u64(&self, a: u64) -> Result<u64, ReadError> {
         let mut b = [0u8; 8];
         self.read(a, &mut b)?;

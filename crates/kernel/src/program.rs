@@ -83,6 +83,22 @@ impl Memory for Program {
     fn read(&self, vaddr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         self.vm.read(&self.dump, vaddr, buf)
     }
+
+    fn symbolize(&self, addr: u64) -> Option<String> {
+        if addr < START_KERNEL_MAP {
+            return None;
+        }
+        let (s, off) = self.lookup(addr)?;
+        // Like gdb's minimal symbols: only inside the symbol's extent.
+        if off >= s.size.max(1) {
+            return None;
+        }
+        Some(if off == 0 {
+            s.name
+        } else {
+            format!("{}+{off}", s.name)
+        })
+    }
 }
 
 /// Look for VMCOREINFO in memory: `vmcoreinfo_data` is a page from get_zeroed_page() that

@@ -461,7 +461,10 @@ impl<'a> Types<'a> {
             }
             Type::Pointer { .. } | Type::Func => match self.read_uint(mem, addr, 8) {
                 Some(0) => "0x0".into(),
-                Some(v) => format!("{v:#x}"),
+                Some(v) => match mem.symbolize(v) {
+                    Some(sym) => format!("{v:#x} <{sym}>"),
+                    None => format!("{v:#x}"),
+                },
                 None => unread(),
             },
             Type::Float { size, .. } => match self.read_uint(mem, addr, size) {

@@ -284,7 +284,7 @@ fn flatten(text: &str) -> Vec<(String, String)> {
 #[test]
 fn lab_struct_task_struct_matches_crash() {
     let v = vmlinux();
-    let (mut defs, mut leaves, mut equal) = (0, 0, 0);
+    let (mut defs, mut leaves, mut equal, mut identical) = (0, 0, 0, 0);
     for (name, d, dumps) in scenarios() {
         let Ok(want) = std::fs::read_to_string(d.join("oracle/crash-struct-task.txt")) else {
             continue;
@@ -301,6 +301,9 @@ fn lab_struct_task_struct_matches_crash() {
                 .map(|l| format!("{l}\n"))
                 .collect();
             let got = run(&mut s, &format!("struct task_struct -x {task}"));
+            if got == body {
+                identical += 1;
+            }
             let (w, g) = (flatten(&body), flatten(&got));
             let gm: std::collections::HashMap<&str, &str> =
                 g.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -337,7 +340,7 @@ fn lab_struct_task_struct_matches_crash() {
         }
     }
     println!(
-        "struct task_struct: definition equal to crash's on {defs} scenarios; panic task values: {equal} of {leaves} members equal to crash's ({:.2}%)",
+        "struct task_struct: definition equal to crash's on {defs} scenarios; panic task values: {equal} of {leaves} members equal to crash's ({:.2}%), text identical on {identical} scenarios",
         100.0 * equal as f64 / leaves.max(1) as f64
     );
     assert!(defs + leaves > 0);
