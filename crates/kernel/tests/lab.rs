@@ -697,3 +697,51 @@ fn lab_panic_task_struct_values() {
     println!("panic task and its struct task_struct values equal crash's on {n} scenarios");
     assert!(n > 0);
 }
+
+/// Modules and their symbols from the dump's module list: crash's `mod` (name, struct module,
+/// base, size) and the module frames of crash's `bt` (`name at ADDR [module]`).
+#[test]
+fn lab_modules_and_module_symbols() {
+    let v = vmlinux();
+    let (mut mods, mut frames) = (0, 0);
+    for (name, d, dumps) in scenarios() {
+        let Ok(cm) = std::fs::read_to_string(d.join("oracle/crash-mod.txt")) else {
+            continue;
+        };
+        let Some(dump) = dumps.first() else { continue };
+        let p = Program::open(dump, Some(&v)).unwrap();
+        for l in cm.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 4 {
+                continue;
+            }
+            let m = p
+                .modules()
+                .iter()
+                .find(|m| m.name == f[1])
+                .unwrap_or_else(|| panic!("{name}: module {} missing", f[1]));
+            assert_eq!(format!("{:016x}", m.addr), f[0], "{name}: {}", f[1]);
+            assert_eq!(format!("{:016x}", m.base), f[2], "{name}: {}", f[1]);
+            assert_eq!(m.size.to_string(), f[3], "{name}: {}", f[1]);
+            mods += 1;
+        }
+        let bt = std::fs::read_to_string(d.join("oracle/crash-bt.txt")).unwrap_or_default();
+        for l in bt
+            .lines()
+            .filter(|l| l.ends_with(']') && l.contains(" at ") && l.starts_with(" #"))
+        {
+            // " #4 [ffffc9ab80403db8] kmlab_do_null_deref at ffffffffc0309792 [kmlab]"
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (func, addr, module) = (f[2], f[4], f[5].trim_matches(['[', ']']));
+            let a = u64::from_str_radix(addr, 16).unwrap();
+            let (s, _) = p
+                .lookup(a)
+                .unwrap_or_else(|| panic!("{name}: no symbol for {addr}"));
+            assert_eq!(s.name, func, "{name}: {addr}");
+            assert_eq!(s.module.as_deref(), Some(module), "{name}: {addr}");
+            frames += 1;
+        }
+    }
+    println!("modules equal to crash's mod: {mods}; module frames of crash's bt symbolized alike: {frames}");
+    assert!(mods > 0 && frames > 0);
+}
