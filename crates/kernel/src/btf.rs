@@ -108,6 +108,11 @@ impl Btf {
     pub fn len(&self) -> usize {
         self.offsets.len()
     }
+
+    /// Names of every struct, union, enum and typedef (for tab completion).
+    pub fn type_names(&self) -> Vec<String> {
+        self.names.keys().map(|(_, n)| n.clone()).collect()
+    }
     pub fn is_empty(&self) -> bool {
         self.offsets.len() <= 1
     }

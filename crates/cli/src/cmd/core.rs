@@ -131,6 +131,9 @@ impl rustyline::Helper for Helper {}
 fn repl(mut s: Session, json: bool) -> Result<ExitCode> {
     let mut symbols: Vec<String> = s.prog.symbols().map(|x| x.names()).unwrap_or_default();
     symbols.extend(s.prog.vmcoreinfo.symbols.keys().cloned());
+    if let Some(b) = s.prog.vmlinux.as_ref().and_then(|v| v.btf.as_ref()) {
+        symbols.extend(b.type_names());
+    }
     symbols.sort();
     symbols.dedup();
     let mut rl: rustyline::Editor<Helper, rustyline::history::DefaultHistory> =
