@@ -18,6 +18,9 @@ struct Cli {
 enum Command {
     Oops(cmd::oops::Args),
     Decode(cmd::decode::Args),
+    Core(cmd::core::Args),
+    Log(cmd::log::Args),
+    Sys(cmd::sys::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -25,6 +28,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Oops(a) => cmd::oops::run(a),
         Command::Decode(a) => cmd::decode::run(a),
+        Command::Core(a) => cmd::core::run(a),
+        Command::Log(a) => cmd::log::run(a),
+        Command::Sys(a) => cmd::sys::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,2 +1,5 @@
+pub mod core;
 pub mod decode;
+pub mod log;
 pub mod oops;
+pub mod sys;

@@ -1,0 +1,172 @@
+//! `kmortem core`: open a vmcore and run crash-style commands on it.
+
+use anyhow::{Context as _, Result};
+use kmortem_kernel::session::{Session, COMMANDS};
+use kmortem_kernel::Program;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Open a vmcore (ELF, kdump-compressed or flattened) and run commands on it, like crash:
+/// sys, log, ps, rd, sym, struct, mod.
+///
+/// With -c, runs each command and exits; without, opens an interactive prompt (history in
+/// ~/.kmortem_history, Tab completes commands, symbols and type names).
+///
+/// Examples:
+///   kmortem core vmcore -s vmlinux -c sys -c 'log' -c ps
+///   kmortem core vmcore -s vmlinux -c 'struct task_struct.comm ffff8b41427cb000'
+///   kmortem core vmcore -s vmlinux --json -c ps | jq '.[] | select(.active)'
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The dump: /proc/vmcore copy, makedumpfile output (-c/-l/-p/-z, -F), or QEMU
+    /// dump-guest-memory output.
+    pub vmcore: PathBuf,
+    /// The matching vmlinux with symbols (debug package); needed for ps, struct and sym.
+    #[arg(short = 's', long = "vmlinux", value_name = "VMLINUX")]
+    pub vmlinux: Option<PathBuf>,
+    /// A command to run (repeatable); with none, an interactive prompt opens.
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    pub commands: Vec<String>,
+    /// Print each command's result as one JSON document per line (docs/json/core.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn open(vmcore: &std::path::Path, vmlinux: Option<&std::path::Path>) -> Result<Session> {
+    let prog = Program::open(vmcore, vmlinux)
+        .with_context(|| format!("cannot open {}", vmcore.display()))?;
+    Ok(Session::new(prog))
+}
+
+/// Run commands; returns the exit code (1 if any command failed).
+pub fn run_commands(session: &mut Session, cmds: &[String], json: bool) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    for c in cmds {
+        match session.run(c) {
+            Ok(o) => {
+                if json {
+                    serde_json::to_writer(&mut out, &o.json)?;
+                    writeln!(out)?;
+                } else {
+                    out.write_all(o.text.as_bytes())?;
+                }
+            }
+            Err(e) => {
+                failed = true;
+                out.flush()?;
+                if json {
+                    serde_json::to_writer(
+                        &mut out,
+                        &serde_json::json!({"error": e.to_string(), "command": c}),
+                    )?;
+                    writeln!(out)?;
+                }
+                eprintln!("{c}: {e}");
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let mut s = open(&args.vmcore, args.vmlinux.as_deref())?;
+    if !args.commands.is_empty() {
+        return run_commands(&mut s, &args.commands, args.json);
+    }
+    repl(s, args.json)
+}
+
+struct Helper {
+    symbols: Vec<String>,
+}
+
+impl rustyline::completion::Completer for Helper {
+    type Candidate = String;
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let head = &line[..pos];
+        let start = head.rfind(' ').map(|i| i + 1).unwrap_or(0);
+        let word = &head[start..];
+        if start == 0 {
+            let v = COMMANDS
+                .iter()
+                .map(|(c, _)| c.to_string())
+                .filter(|c| c.starts_with(word))
+                .collect();
+            return Ok((0, v));
+        }
+        if word.len() < 2 {
+            return Ok((start, Vec::new()));
+        }
+        let i = self.symbols.partition_point(|s| s.as_str() < word);
+        let v = self.symbols[i..]
+            .iter()
+            .take_while(|s| s.starts_with(word))
+            .take(200)
+            .cloned()
+            .collect();
+        Ok((start, v))
+    }
+}
+impl rustyline::hint::Hinter for Helper {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for Helper {}
+impl rustyline::validate::Validator for Helper {}
+impl rustyline::Helper for Helper {}
+
+fn repl(mut s: Session, json: bool) -> Result<ExitCode> {
+    let mut symbols: Vec<String> = s.prog.symbols().map(|x| x.names()).unwrap_or_default();
+    symbols.extend(s.prog.vmcoreinfo.symbols.keys().cloned());
+    if let Some(b) = s.prog.vmlinux.as_ref().and_then(|v| v.btf.as_ref()) {
+        symbols.extend(b.type_names());
+    }
+    symbols.sort();
+    symbols.dedup();
+    let mut rl: rustyline::Editor<Helper, rustyline::history::DefaultHistory> =
+        rustyline::Editor::new()?;
+    rl.set_helper(Some(Helper { symbols }));
+    let hist = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kmortem_history"));
+    if let Some(h) = &hist {
+        let _ = rl.load_history(h);
+    }
+    eprintln!(
+        "kmortem core: {} ({}). Type help, or q to quit.",
+        s.prog.path.display(),
+        s.prog.dump.format().name()
+    );
+    loop {
+        match rl.readline("kmortem> ") {
+            Ok(line) => {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let _ = rl.add_history_entry(line);
+                if matches!(line, "q" | "quit" | "exit") {
+                    break;
+                }
+                let _ = run_commands(&mut s, &[line.to_string()], json);
+            }
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        }
+    }
+    if let Some(h) = &hist {
+        let _ = rl.save_history(h);
+    }
+    Ok(ExitCode::SUCCESS)
+}

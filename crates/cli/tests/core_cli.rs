@@ -1,0 +1,127 @@
+//! `kmortem core`, `kmortem log` and `kmortem sys` as users run them: `--help` snapshots, and
+//! on a crash-lab dump: the log handed to `kmortem oops`, `--json` lines, and the prompt fed
+//! from standard input.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn kmortem(args: &[&str], stdin: Option<&str>) -> (String, String, i32) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmortem"));
+    c.args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut ch = c.spawn().expect("run kmortem");
+    if let Some(s) = stdin {
+        ch.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let out = ch.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn core_log_sys_help() {
+    for cmd in ["core", "log", "sys"] {
+        let (out, _, code) = kmortem(&[cmd, "--help"], None);
+        assert_eq!(code, 0);
+        insta::assert_snapshot!(format!("{cmd}_help"), out);
+    }
+}
+
+#[test]
+fn core_missing_file_is_a_clear_error() {
+    let (_, err, code) = kmortem(&["log", "/nonexistent/vmcore"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot open /nonexistent/vmcore"), "{err}");
+}
+
+/// The `bug` scenario of the crash lab (dump + vmlinux).
+fn lab() -> (PathBuf, PathBuf) {
+    let l = PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+        .join(".cache/kmortem/lab/6.1.0-56-cloud-amd64");
+    let dump = l.join("scenarios/bug/vmcore.kdump-zlib");
+    let v = l.join("root/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64");
+    assert!(
+        dump.is_file() && v.is_file(),
+        "the crash lab is missing at {} (build it with `python3 lab/lab.py`)",
+        l.display()
+    );
+    (dump, v)
+}
+
+#[test]
+fn lab_log_feeds_oops() {
+    let (dump, _) = lab();
+    let (log, err, code) = kmortem(&["log", dump.to_str().unwrap()], None);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let reports = kmortem_oops::parse(log.as_bytes());
+    let titles: Vec<&str> = reports.iter().map(|r| r.title.as_str()).collect();
+    println!("kmortem log | kmortem oops: {titles:?}");
+    assert!(
+        titles.iter().any(|t| t.contains("kmlab")),
+        "no kmlab report in {titles:?}"
+    );
+}
+
+#[test]
+fn lab_json_lines_and_prompt() {
+    let (dump, v) = lab();
+    let (d, v) = (dump.to_str().unwrap(), v.to_str().unwrap());
+    let (out, err, code) = kmortem(
+        &[
+            "core",
+            d,
+            "-s",
+            v,
+            "--json",
+            "-c",
+            "sys",
+            "-c",
+            "ps",
+            "-c",
+            "sym init_task",
+            "-c",
+            "nosuch",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "a failed command gives exit code 1");
+    assert!(err.contains("nosuch"), "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["release"], "6.1.0-56-cloud-amd64");
+    let ps = lines[1].as_array().unwrap();
+    assert!(ps.len() > 50);
+    assert!(ps
+        .iter()
+        .any(|t| t["active"] == true && t["pid"].as_i64() > Some(0)));
+    for k in ["pid", "ppid", "cpu", "state", "comm", "task", "active"] {
+        assert!(ps[0].get(k).is_some(), "ps entry lacks {k}");
+    }
+    assert_eq!(lines[2]["name"], "init_task");
+    assert!(lines[3]["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown command"));
+    // The prompt reads commands from standard input too.
+    let (out, _, code) = kmortem(
+        &["core", d, "-s", v],
+        Some("sym init_task\nstruct list_head -o\nq\n"),
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("(D) init_task"), "{out}");
+    assert!(out.contains("  [8] struct list_head *prev;"), "{out}");
+}
