@@ -451,6 +451,7 @@ pub(crate) fn parse_modules(rest: &str) -> Vec<String> {
 /// The faulting address a header line names.
 pub(crate) fn header_fault_address(line: &str) -> Option<u64> {
     const KEYS: &[&str] = &[
+        "non-canonical address ",
         "NULL pointer dereference, address: ",
         "page fault for address: ",
         "NULL pointer dereference at ",
@@ -471,7 +472,7 @@ pub(crate) fn header_fault_address(line: &str) -> Option<u64> {
                 s = &line[p + k.len() - 2..];
             }
             let tok = s
-                .split(|c: char| c.is_whitespace() || c == ',' || c == ')')
+                .split(|c: char| c.is_whitespace() || c == ',' || c == ')' || c == ':')
                 .next()
                 .unwrap_or("");
             if let Some(a) = parse_hex(tok) {

@@ -36,6 +36,9 @@ pub(crate) fn compile(re: &str) -> Regex {
 pub(crate) enum Part {
     Re(Regex),
     Trace,
+    /// The RIP frame, but only if it comes before any stack start (the report's own
+    /// registers, not those of a later trace).
+    RipFirst(Regex),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,7 +51,10 @@ pub(crate) enum Extractor {
 pub(crate) struct StackFmt {
     parts: Vec<Part>,
     parts2: Vec<Part>,
-    skip: Regex,
+    /// A last resort tried when `parts` and `parts2` give nothing.
+    parts3: Vec<Part>,
+    /// The format's own skips; the global [`SKIP`] list applies too.
+    skip: Option<Regex>,
     extractor: Extractor,
 }
 
@@ -73,6 +79,7 @@ pub(crate) struct Oops {
 const RIP: &str = "\u{1}rip";
 const CALL: &str = "\u{1}call";
 const TRACE: &str = "\u{1}trace";
+const RIP_FIRST: &str = "\u{1}ripfirst";
 
 fn rip_re() -> &'static str {
     r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:{{PC}} +){0,2}{{FUNC}}|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?{{PC}} +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))"
@@ -83,6 +90,7 @@ fn part(p: &str) -> Part {
         RIP => Part::Re(compile(rip_re())),
         CALL => Part::Re(compile(r"Call (?:T|t)race:|Backtrace:")),
         TRACE => Part::Trace,
+        RIP_FIRST => Part::RipFirst(compile(rip_re())),
         re => Part::Re(compile(re)),
     }
 }
@@ -90,6 +98,7 @@ fn part(p: &str) -> Part {
 struct S {
     parts: &'static [&'static str],
     parts2: &'static [&'static str],
+    parts3: &'static [&'static str],
     skip: &'static [&'static str],
     extractor: Extractor,
 }
@@ -98,6 +107,7 @@ const fn st(parts: &'static [&'static str]) -> S {
     S {
         parts,
         parts2: &[],
+        parts3: &[],
         skip: &[],
         extractor: Extractor::First,
     }
@@ -112,17 +122,20 @@ impl S {
         self.parts2 = p;
         self
     }
+    const fn parts3(mut self, p: &'static [&'static str]) -> Self {
+        self.parts3 = p;
+        self
+    }
     const fn ex(mut self, e: Extractor) -> Self {
         self.extractor = e;
         self
     }
     fn build(self) -> StackFmt {
-        let mut skip: Vec<&str> = SKIP.to_vec();
-        skip.extend_from_slice(self.skip);
         StackFmt {
             parts: self.parts.iter().map(|p| part(p)).collect(),
             parts2: self.parts2.iter().map(|p| part(p)).collect(),
-            skip: compile(&skip.join("|")),
+            parts3: self.parts3.iter().map(|p| part(p)).collect(),
+            skip: (!self.skip.is_empty()).then(|| compile(&self.skip.join("|"))),
             extractor: self.extractor,
         }
     }
@@ -359,8 +372,6 @@ const SKIP: &[&str] = &[
     "asm_exc_",
     "do_page_fault",
     "page_fault$",
-    "__bad_area",
-    "bad_area",
     "do_kern_addr_fault",
     "spurious_kernel_fault",
     "show_stack",
@@ -640,7 +651,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .report(r"WARNING: inconsistent lock state(?:.*\n)+?.*takes(?:.*\n)+?.*at: (?:{{PC}} +)?{{FUNC}}")
                     .stack(st(&[CALL, TRACE])),
                 f(r"WARNING: suspicious RCU usage", "WARNING: suspicious RCU usage in %[2]v")
-                    .report(r"WARNING: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}")
+                    .report(r"WARNING: suspicious RCU usage.*\n.*\n-+\n.*?{{SRC}}")
                     .stack(st(&[CALL, TRACE]).skip(&["rcu", "kmem", "slab"])),
                 f(r"WARNING: kernel stack regs at [0-9a-f]+ in [^ ]* has bad '([^']+)' value", "WARNING: kernel stack regs has bad '%[1]v' value").nostack(),
                 f(r"WARNING: kernel stack frame pointer at [0-9a-f]+ in [^ ]* has bad value", "WARNING: kernel stack frame pointer has bad value").nostack(),
@@ -680,12 +691,17 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .stack(st(&[CALL, TRACE])),
                 f(r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", "INFO: rcu detected stall in %[1]v")
                     .alt(&["stall in %[1]v"])
-                    .stack(st(&[r"apic_timer_interrupt", RIP, TRACE]).parts2(&[r"(?:apic_timer_interrupt|Exception stack|el1h_64_irq)", TRACE]).skip(&["apic_timer_interrupt", "rcu"]).ex(Stall)),
+                    .stack(st(&[r"apic_timer_interrupt", RIP, TRACE]).parts2(&[r"(?:apic_timer_interrupt|Exception stack|el1h_64_irq)", TRACE])
+                        // Folklore: since 5.x a self-detected stall prints the stalled task's own
+                        // registers and trace first (no interrupt frame in it), and a remote stall
+                        // is followed by `NMI backtrace for cpu N` with the stalled CPU's RIP and
+                        // trace. Pinned by lib::tests::rcu_stall_modern.
+                        .parts3(&[RIP_FIRST, CALL, TRACE]).skip(&["apic_timer_interrupt", "rcu"]).ex(Stall)),
                 f(r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", "INFO: rcu detected stall").nostack(),
                 f(r"INFO: trying to register non-static key", "INFO: trying to register non-static key in %[1]v")
                     .stack(st(&[CALL, TRACE]).skip(&["stack", "lock", "IRQ"])),
                 f(r"INFO: suspicious RCU usage", "INFO: suspicious RCU usage in %[2]v")
-                    .report(r"INFO: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}")
+                    .report(r"INFO: suspicious RCU usage.*\n.*\n-+\n.*?{{SRC}}")
                     .stack(st(&[CALL, TRACE]).skip(&["rcu", "kmem", "slab"])),
                 f(r"INFO: task .* blocked for more than [0-9]+ seconds", "INFO: task hung in %[1]v")
                     .alt(&["hang in %[1]v"])
@@ -859,6 +875,15 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
             vec![],
         ),
         (
+            // Not in syzkaller's table (its VMs do not run the NMI watchdog); titled like a soft
+            // lockup. `NMI watchdog: Watchdog detected hard LOCKUP on cpu 3` (kernel/watchdog_hld.c).
+            "Watchdog detected hard LOCKUP",
+            vec![f(r"Watchdog detected hard LOCKUP", "BUG: hard lockup in %[1]v")
+                .alt(&["stall in %[1]v"])
+                .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).ex(Stall))],
+            vec![],
+        ),
+        (
             "int3:",
             vec![f(r"int3: ", "int3 in %[1]v").stack(FAULT_STACK)],
             vec![],
@@ -894,6 +919,11 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
             vec![],
         ),
     ]
+}
+
+/// The header literals, in table order, without compiling any regexp.
+pub(crate) fn headers() -> Vec<&'static str> {
+    table_defs().into_iter().map(|(h, _, _)| h).collect()
 }
 
 pub(crate) fn table() -> &'static [Oops] {
@@ -1170,10 +1200,22 @@ fn demangle(f: &[u8]) -> &[u8] {
     rest.get(digits..digits + n).unwrap_or(f)
 }
 
-fn append_frames(frames: &mut Vec<String>, caps: &regex::bytes::Captures<'_>, skip: &Regex) {
+fn global_skip() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| compile(&SKIP.join("|")))
+}
+
+fn append_frames(
+    frames: &mut Vec<String>,
+    caps: &regex::bytes::Captures<'_>,
+    skip: &Option<Regex>,
+) {
     for g in caps.iter().skip(1).flatten() {
         let fr = demangle(g.as_bytes());
-        if fr.is_empty() || skip.is_match(fr) {
+        if fr.is_empty()
+            || global_skip().is_match(fr)
+            || skip.as_ref().is_some_and(|s| s.is_match(fr))
+        {
             continue;
         }
         frames.push(String::from_utf8_lossy(fr).into_owned());
@@ -1204,6 +1246,10 @@ fn extract_stack_impl(
                         return (vec![], Some("corrupted line in report"));
                     }
                     if matches_any(ln, stack_start_res()) {
+                        if frames.is_empty() {
+                            // Nothing usable yet (all skipped): the next trace may have it.
+                            continue;
+                        }
                         // The trace ends here; the rest of the report is still checked for
                         // interleaved fault-injection stacks.
                         if lines[li..]
@@ -1227,6 +1273,20 @@ fn extract_stack_impl(
                             append_frames(&mut frames, &c, &stack.skip);
                             break;
                         }
+                    }
+                }
+                pi += 1;
+            }
+            Part::RipFirst(re) => {
+                while li < lines.len() {
+                    let ln = lines[li];
+                    li += 1;
+                    if matches_any(ln, stack_start_res()) {
+                        return (vec![], None);
+                    }
+                    if let Some(c) = re.captures(ln) {
+                        append_frames(&mut frames, &c, &stack.skip);
+                        break;
                     }
                 }
                 pi += 1;
@@ -1259,7 +1319,11 @@ fn extract_stack(text: &[u8], stack: &StackFmt) -> (Vec<String>, Option<&'static
     if !frames.is_empty() || stack.parts2.is_empty() {
         return (frames, c);
     }
-    extract_stack_impl(text, &stack.parts2, stack)
+    let (frames, c) = extract_stack_impl(text, &stack.parts2, stack);
+    if !frames.is_empty() || stack.parts3.is_empty() {
+        return (frames, c);
+    }
+    extract_stack_impl(text, &stack.parts3, stack)
 }
 
 /// Port of syzkaller's `extractDescription`: the first (earliest-matching) format wins.
@@ -1535,7 +1599,10 @@ mod debug_tests {
         assert!(frame_res()[0].is_match(l));
         assert!(frame_res()[0].is_match(b" ipcomp_init_state+0x1/0x2"));
         let s = st(&[RIP, CALL, TRACE]).build();
-        assert!(!s.skip.is_match(b"drop_spte"), "skip matches drop_spte");
+        assert!(
+            !global_skip().is_match(b"drop_spte"),
+            "skip matches drop_spte"
+        );
         let text = "kernel BUG at x.c:1!\nRIP: 0010:[<ffffffff810d9c93>]  [<ffffffff810d9c93>] pte_list_remove+0x3b3/0x3d0\nCall Trace:\n [<ffffffff810ec8b2>] drop_spte+0x162/0x260\n";
         let (f, c) = extract_stack(text.as_bytes(), &s);
         assert_eq!(f, vec!["pte_list_remove".to_string()], "{c:?}");

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use kmortem_oops::{Context, Report};
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 /// Find every kernel crash report in logs and print each with its syzkaller-style title.
@@ -34,71 +34,65 @@ pub struct Args {
     pub brief: bool,
 }
 
-/// Scan one input stream line by line (bounded memory), appending its reports.
-fn scan(reader: impl Read, source: &str, out: &mut Vec<Report>) -> std::io::Result<()> {
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-    let mut scanner = kmortem_oops::Scanner::new();
-    let mut line = Vec::with_capacity(256);
-    let mut found = Vec::new();
-    loop {
-        line.clear();
-        // Read at most a bit more than the parser keeps of a line, so that a 1 GB line without
-        // `\n` does not have to fit in memory.
-        let n = read_line_capped(&mut reader, &mut line)?;
-        if n == 0 {
-            break;
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        found.extend(scanner.push_line(&line));
-    }
-    found.extend(scanner.finish());
-    found.sort_by_key(|r| r.start_line);
-    for mut r in found {
-        r.source = Some(source.to_string());
-        out.push(r);
-    }
-    Ok(())
+/// Where reports go as soon as they are complete: the output is streamed, so memory stays
+/// bounded however many reports a log holds.
+struct Sink<W: Write> {
+    out: W,
+    json: bool,
+    brief: bool,
+    count: usize,
 }
 
-/// Like `read_until(b'\n')`, but keeps only the first `MAX_LINE + 1` bytes of a line.
-fn read_line_capped(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
-    let cap = kmortem_oops::MAX_LINE + 1;
-    let mut total = 0;
-    loop {
-        let buf = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if buf.is_empty() {
-            return Ok(total);
-        }
-        let (chunk, done) = match memchr(buf) {
-            Some(i) => (&buf[..=i], true),
-            None => (buf, false),
-        };
-        let n = chunk.len();
-        if line.len() < cap {
-            let take = n.min(cap - line.len());
-            line.extend_from_slice(&chunk[..take]);
-            if done && take < n {
-                line.push(b'\n');
+impl<W: Write> Sink<W> {
+    fn emit(&mut self, batch: Vec<Report>, source: &str) -> std::io::Result<()> {
+        let mut batch = batch;
+        batch.sort_by_key(|r| r.start_line);
+        for mut r in batch {
+            r.source = Some(source.to_string());
+            self.count += 1;
+            if self.json {
+                self.out
+                    .write_all(if self.count == 1 { b"[\n" } else { b",\n" })?;
+                serde_json::to_writer_pretty(&mut self.out, &r)?;
+            } else {
+                if self.count > 1 {
+                    writeln!(self.out)?;
+                }
+                print_human(&mut self.out, self.count, &r, self.brief)?;
             }
-        } else if done {
-            line.push(b'\n');
         }
-        total += n;
-        r.consume(n);
-        if done {
-            return Ok(total);
+        Ok(())
+    }
+
+    fn close(&mut self, failed: bool) -> std::io::Result<()> {
+        if self.json {
+            self.out
+                .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
+        } else if self.count == 0 && !failed {
+            writeln!(self.out, "no crash report found")?;
         }
+        self.out.flush()
     }
 }
 
-fn memchr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+/// Scan one input stream in 1 MB chunks, emitting reports as they complete.
+fn scan<W: Write>(mut reader: impl Read, source: &str, sink: &mut Sink<W>) -> std::io::Result<()> {
+    let mut scanner = kmortem_oops::Scanner::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // Keep what was found before the error.
+                sink.emit(scanner.finish(), source)?;
+                return Err(e);
+            }
+        };
+        sink.emit(scanner.feed(&buf[..n]), source)?;
+    }
+    sink.emit(scanner.finish(), source)
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -107,36 +101,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         args.files.clone()
     };
-    let mut reports = Vec::new();
+    let stdout = std::io::stdout();
+    let mut sink = Sink {
+        out: std::io::BufWriter::new(stdout.lock()),
+        json: args.json,
+        brief: args.brief,
+        count: 0,
+    };
     let mut failed = false;
     for f in &files {
         let name = f.display().to_string();
         let res = if f.as_os_str() == "-" {
-            scan(std::io::stdin().lock(), "<stdin>", &mut reports)
+            scan(std::io::stdin().lock(), "<stdin>", &mut sink)
         } else {
-            std::fs::File::open(f).and_then(|file| scan(file, &name, &mut reports))
+            std::fs::File::open(f).and_then(|file| scan(file, &name, &mut sink))
         };
         if let Err(e) = res {
             eprintln!("kmortem: cannot read {name}: {e}");
             failed = true;
         }
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &reports)?;
-        writeln!(out)?;
-    } else {
-        if reports.is_empty() && !failed {
-            writeln!(out, "no crash report found")?;
-        }
-        for (i, r) in reports.iter().enumerate() {
-            if i > 0 {
-                writeln!(out)?;
-            }
-            print_human(&mut out, i + 1, r, args.brief)?;
-        }
-    }
+    sink.close(failed)?;
     Ok(if failed {
         ExitCode::from(2)
     } else {
@@ -237,6 +222,9 @@ fn print_human(out: &mut impl Write, n: usize, r: &Report, brief: bool) -> std::
         writeln!(out, "  panic:     {p}")?;
     }
     writeln!(out, "  signature: {}", r.signature)?;
+    if let Some(g) = &r.guilty_file {
+        writeln!(out, "  guilty:    {g}")?;
+    }
     if !r.frames.is_empty() {
         let mut stack = "";
         let mut ctx: Option<Context> = None;
@@ -279,7 +267,12 @@ fn print_human(out: &mut impl Write, n: usize, r: &Report, brief: bool) -> std::
             format!("trap at byte {t}")
         });
         writeln!(out, "  code ({}, {trap}):", c.arch)?;
-        writeln!(out, "    {}", s.trim_end())?;
+        if c.arch == "x86_64" {
+            writeln!(out, "    {}", s.trim_end())?;
+        } else {
+            // Instruction words as the kernel printed them, the faulting one in `(..)`.
+            writeln!(out, "    {}", c.raw)?;
+        }
     }
     if !r.modules.is_empty() {
         writeln!(out, "  modules:   {}", r.modules.join(" "))?;
