@@ -17,12 +17,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Oops(cmd::oops::Args),
+    Fixes(cmd::fixes::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Oops(a) => cmd::oops::run(a),
+        Command::Fixes(a) => cmd::fixes::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,2 @@
 pub mod oops;
+pub mod fixes;
