@@ -173,6 +173,10 @@ pub fn frame_in_line(line: &str) -> Option<TextFrame> {
         if let Some(f) = parse_func_off(r) {
             return Some(TextFrame { function: f, reliable, file: None });
         }
+        let name: String = r.bytes().take_while(|&b| is_ident(b)).map(char::from).collect();
+        if !name.is_empty() && r[name.len()..].starts_with(") from ") && is_ident_start(name.as_bytes()[0]) {
+            return Some(TextFrame { function: name, reliable, file: None });
+        }
     }
     let f = parse_func_off(rest)?;
     // The frame must end the line (or be followed by a module, a symbolized source, or a frame

@@ -73,6 +73,9 @@ impl KVersion {
             let n = r.bytes().take_while(|b| b.is_ascii_digit()).count();
             if n > 0 && n < 4 {
                 v.rc = r[..n].parse().ok();
+                if v.patch == Some(0) {
+                    v.patch = None;
+                }
                 rest = &r[n..];
             }
         }
