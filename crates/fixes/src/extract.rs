@@ -107,9 +107,17 @@ pub fn frame_in_line(line: &str) -> Option<TextFrame> {
     // crash's exception RIP.
     if let Some(p) = s.find("[exception RIP: ") {
         let rest = &s[p + "[exception RIP: ".len()..];
-        let name: String = rest.bytes().take_while(|&b| is_ident(b)).map(char::from).collect();
+        let name: String = rest
+            .bytes()
+            .take_while(|&b| is_ident(b))
+            .map(char::from)
+            .collect();
         if !name.is_empty() {
-            return Some(TextFrame { function: name, reliable: true, file: None });
+            return Some(TextFrame {
+                function: name,
+                reliable: true,
+                file: None,
+            });
         }
     }
     // drgn / crash numbered frames.
@@ -121,21 +129,40 @@ pub fn frame_in_line(line: &str) -> Option<TextFrame> {
                 // crash: `[ffff...] func at ffff...`
                 let end = r.find(']')?;
                 rest = r[end + 1..].trim_start();
-                let name: String =
-                    rest.bytes().take_while(|&b| is_ident(b)).map(char::from).collect();
+                let name: String = rest
+                    .bytes()
+                    .take_while(|&b| is_ident(b))
+                    .map(char::from)
+                    .collect();
                 if !name.is_empty() && rest[name.len()..].trim_start().starts_with("at ") {
-                    return Some(TextFrame { function: name, reliable: true, file: None });
+                    return Some(TextFrame {
+                        function: name,
+                        reliable: true,
+                        file: None,
+                    });
                 }
                 return None;
             }
             if let Some(f) = parse_func_off(rest) {
-                return Some(TextFrame { function: f, reliable: true, file: paren_file(rest) });
+                return Some(TextFrame {
+                    function: f,
+                    reliable: true,
+                    file: paren_file(rest),
+                });
             }
-            let name: String = rest.bytes().take_while(|&b| is_ident(b)).map(char::from).collect();
+            let name: String = rest
+                .bytes()
+                .take_while(|&b| is_ident(b))
+                .map(char::from)
+                .collect();
             if !name.is_empty() && is_ident_start(name.as_bytes()[0]) {
                 let after = rest[name.len()..].trim_start();
                 if after.starts_with('(') || after.is_empty() {
-                    return Some(TextFrame { function: name, reliable: true, file: paren_file(after) });
+                    return Some(TextFrame {
+                        function: name,
+                        reliable: true,
+                        file: paren_file(after),
+                    });
                 }
             }
             return None;
@@ -155,7 +182,11 @@ pub fn frame_in_line(line: &str) -> Option<TextFrame> {
                 }
                 let cand = skip_addr_brackets(cand);
                 if let Some(f) = parse_func_off(cand) {
-                    return Some(TextFrame { function: f, reliable: true, file: None });
+                    return Some(TextFrame {
+                        function: f,
+                        reliable: true,
+                        file: None,
+                    });
                 }
                 return None;
             }
@@ -171,11 +202,26 @@ pub fn frame_in_line(line: &str) -> Option<TextFrame> {
     // arm32: `[<c0123456>] (func) from [<...>] (caller)`
     if let Some(r) = rest.strip_prefix('(') {
         if let Some(f) = parse_func_off(r) {
-            return Some(TextFrame { function: f, reliable, file: None });
+            return Some(TextFrame {
+                function: f,
+                reliable,
+                file: None,
+            });
         }
-        let name: String = r.bytes().take_while(|&b| is_ident(b)).map(char::from).collect();
-        if !name.is_empty() && r[name.len()..].starts_with(") from ") && is_ident_start(name.as_bytes()[0]) {
-            return Some(TextFrame { function: name, reliable, file: None });
+        let name: String = r
+            .bytes()
+            .take_while(|&b| is_ident(b))
+            .map(char::from)
+            .collect();
+        if !name.is_empty()
+            && r[name.len()..].starts_with(") from ")
+            && is_ident_start(name.as_bytes()[0])
+        {
+            return Some(TextFrame {
+                function: name,
+                reliable,
+                file: None,
+            });
         }
     }
     let f = parse_func_off(rest)?;
@@ -193,7 +239,11 @@ pub fn frame_in_line(line: &str) -> Option<TextFrame> {
     if !ok_tail {
         return None;
     }
-    Some(TextFrame { function: f, reliable, file: paren_file(tail) })
+    Some(TextFrame {
+        function: f,
+        reliable,
+        file: paren_file(tail),
+    })
 }
 
 fn skip_addr_brackets(mut s: &str) -> &str {
@@ -221,7 +271,9 @@ fn paren_file(s: &str) -> Option<String> {
 /// Normalizes a source path: drops `../`, `./` and absolute build prefixes (`/build/linux/`), keeps
 /// only paths that end in a source suffix.
 pub fn normalize_path(p: &str) -> Option<String> {
-    let mut p = p.trim().trim_matches(|c: char| c == '"' || c == '\'' || c == '`' || c == ',');
+    let mut p = p
+        .trim()
+        .trim_matches(|c: char| c == '"' || c == '\'' || c == '`' || c == ',');
     while let Some(r) = p.strip_prefix("../").or_else(|| p.strip_prefix("./")) {
         p = r;
     }
@@ -229,7 +281,10 @@ pub fn normalize_path(p: &str) -> Option<String> {
     if !ok_ext || p.len() < 3 || p.len() > 200 {
         return None;
     }
-    if !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.+,".contains(&b)) {
+    if !p
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/_-.+,".contains(&b))
+    {
         return None;
     }
     // Absolute paths: keep from the first well-known top-level kernel directory.
@@ -246,7 +301,8 @@ pub fn normalize_path(p: &str) -> Option<String> {
 
 const TOP_DIRS: &[&str] = &[
     "arch", "block", "crypto", "drivers", "fs", "include", "init", "io_uring", "ipc", "kernel",
-    "lib", "mm", "net", "rust", "security", "sound", "virt", "samples", "scripts", "tools", "certs",
+    "lib", "mm", "net", "rust", "security", "sound", "virt", "samples", "scripts", "tools",
+    "certs",
 ];
 
 /// All frames in a text, in order of appearance.
@@ -257,10 +313,14 @@ pub fn frames_in_text(text: &str) -> Vec<TextFrame> {
 /// Source files named anywhere in a text (`net/core/dev.c`, `kernel BUG at kernel/timer.c:1105`).
 pub fn files_in_text(text: &str) -> Vec<String> {
     let mut out = BTreeSet::new();
-    for word in text.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '[' || c == ']') {
+    for word in
+        text.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '[' || c == ']')
+    {
         let w = word.trim_end_matches(['!', '.', ',', ';']);
         let path = w.split(':').next().unwrap_or("");
-        if path.contains('.') && (path.contains('/') || path.ends_with(".c") || path.ends_with(".h")) {
+        if path.contains('.')
+            && (path.contains('/') || path.ends_with(".c") || path.ends_with(".h"))
+        {
             if let Some(p) = normalize_path(path) {
                 out.insert(p);
             }
@@ -276,7 +336,9 @@ pub fn idents_in_text(text: &str) -> Vec<String> {
     let mut out = BTreeSet::new();
     let mut i = 0;
     while i < b.len() {
-        if is_ident_start(b[i]) && (i == 0 || !(is_ident(b[i - 1]) || b[i - 1] == b'.' || b[i - 1] == b'/')) {
+        if is_ident_start(b[i])
+            && (i == 0 || !(is_ident(b[i - 1]) || b[i - 1] == b'.' || b[i - 1] == b'/'))
+        {
             let start = i;
             while i < b.len() && is_ident(b[i]) {
                 i += 1;
@@ -287,7 +349,11 @@ pub fn idents_in_text(text: &str) -> Vec<String> {
             let upper = word.bytes().all(|c| !c.is_ascii_lowercase());
             // Skip file names (`foo_bar.c`) and all-caps macros/config names.
             let is_file = text[i..].starts_with(".c") || text[i..].starts_with(".h");
-            if (has_us || (followed_by_call && word.len() > 2)) && !upper && !is_file && word.len() <= 80 {
+            if (has_us || (followed_by_call && word.len() > 2))
+                && !upper
+                && !is_file
+                && word.len() <= 80
+            {
                 out.insert(word.to_string());
             }
         } else {
@@ -438,7 +504,10 @@ const KIND_WORDS: &[(&str, KindTag)] = &[
     ("infinite loop", KindTag::Hang),
     ("hung task", KindTag::Hang),
     ("general protection fault", KindTag::Gpf),
-    ("unable to handle kernel paging request", KindTag::PagingFault),
+    (
+        "unable to handle kernel paging request",
+        KindTag::PagingFault,
+    ),
     ("unable to handle page fault", KindTag::PagingFault),
     ("paging request", KindTag::PagingFault),
     ("wild-memory-access", KindTag::PagingFault),
@@ -469,7 +538,9 @@ fn contains_word(hay: &str, needle: &str) -> bool {
         let start = from + p;
         let end = start + needle.len();
         let before_ok = start == 0 || !hay.as_bytes()[start - 1].is_ascii_alphanumeric();
-        let after_ok = end >= hay.len() || !hay.as_bytes()[end].is_ascii_alphanumeric() || needle.ends_with(':');
+        let after_ok = end >= hay.len()
+            || !hay.as_bytes()[end].is_ascii_alphanumeric()
+            || needle.ends_with(':');
         if before_ok && after_ok {
             return true;
         }
@@ -525,28 +596,124 @@ pub fn is_report_line(line: &str) -> bool {
     }
     let had_ts = raw.starts_with('[') && raw.len() > 3 && raw.as_bytes()[1].is_ascii_whitespace()
         || raw.starts_with("[ ")
-        || (raw.starts_with('[') && raw.as_bytes().get(1).is_some_and(|b| b.is_ascii_digit()) && raw.contains("] "));
+        || (raw.starts_with('[')
+            && raw.as_bytes().get(1).is_some_and(|b| b.is_ascii_digit())
+            && raw.contains("] "));
     let s = strip_console_prefix(raw);
     if had_ts || frame_in_line(s).is_some() {
         return true;
     }
     const HEADS: &[&str] = &[
-        "Call Trace:", "Call trace:", "<TASK>", "</TASK>", "<IRQ>", "</IRQ>", "<NMI>", "</NMI>",
-        "RIP:", "RSP:", "RAX:", "RBX:", "RCX:", "RDX:", "RSI:", "RDI:", "RBP:", "R08:", "R09:",
-        "R10:", "R11:", "R12:", "R13:", "R14:", "R15:", "FS:", "CS:", "CR2:", "DR0:", "DR3:",
-        "Code:", "Hardware name:", "Modules linked in:", "CPU:", "Workqueue:", "BUG:", "KASAN:",
-        "WARNING:", "UBSAN:", "KMSAN:", "Kernel panic", "kernel BUG at", "Oops:", "Internal error:",
-        "general protection fault", "Read of size", "Write of size", "Allocated by task",
-        "Freed by task", "The buggy address", "Memory state around", "Last potentially related",
-        "page:", "flags:", "raw:", "page dumped", "index ", "---[ end trace", "------------[ cut here",
-        "pc :", "lr :", "sp :", "x29:", "x27:", "x25:", "x23:", "x21:", "x19:", "x17:", "x15:",
-        "x13:", "x11:", "x9 :", "x7 :", "x5 :", "x3 :", "x1 :", "PGD ", "P4D ", "PUD ", "PMD ",
-        "#PF:", "ORIG_RAX:", "EFLAGS:", "Stack:", "backtrace:", "unreferenced object",
-        "hex dump", "possible deadlock", "other info that", "stack backtrace:",
-        "Chain exists of:", "lock(", "*** DEADLOCK", "INFO:",
-        "kasan_report", "dump_stack", "print_report", "Disabling lock debugging",
-        "Possible unsafe locking", "CPU0", "CPU1", "----", "memcpy: detected", "shift exponent",
-        "index ", "kobject:", "refcount_t:", "list_add corruption", "list_del corruption",
+        "Call Trace:",
+        "Call trace:",
+        "<TASK>",
+        "</TASK>",
+        "<IRQ>",
+        "</IRQ>",
+        "<NMI>",
+        "</NMI>",
+        "RIP:",
+        "RSP:",
+        "RAX:",
+        "RBX:",
+        "RCX:",
+        "RDX:",
+        "RSI:",
+        "RDI:",
+        "RBP:",
+        "R08:",
+        "R09:",
+        "R10:",
+        "R11:",
+        "R12:",
+        "R13:",
+        "R14:",
+        "R15:",
+        "FS:",
+        "CS:",
+        "CR2:",
+        "DR0:",
+        "DR3:",
+        "Code:",
+        "Hardware name:",
+        "Modules linked in:",
+        "CPU:",
+        "Workqueue:",
+        "BUG:",
+        "KASAN:",
+        "WARNING:",
+        "UBSAN:",
+        "KMSAN:",
+        "Kernel panic",
+        "kernel BUG at",
+        "Oops:",
+        "Internal error:",
+        "general protection fault",
+        "Read of size",
+        "Write of size",
+        "Allocated by task",
+        "Freed by task",
+        "The buggy address",
+        "Memory state around",
+        "Last potentially related",
+        "page:",
+        "flags:",
+        "raw:",
+        "page dumped",
+        "index ",
+        "---[ end trace",
+        "------------[ cut here",
+        "pc :",
+        "lr :",
+        "sp :",
+        "x29:",
+        "x27:",
+        "x25:",
+        "x23:",
+        "x21:",
+        "x19:",
+        "x17:",
+        "x15:",
+        "x13:",
+        "x11:",
+        "x9 :",
+        "x7 :",
+        "x5 :",
+        "x3 :",
+        "x1 :",
+        "PGD ",
+        "P4D ",
+        "PUD ",
+        "PMD ",
+        "#PF:",
+        "ORIG_RAX:",
+        "EFLAGS:",
+        "Stack:",
+        "backtrace:",
+        "unreferenced object",
+        "hex dump",
+        "possible deadlock",
+        "other info that",
+        "stack backtrace:",
+        "Chain exists of:",
+        "lock(",
+        "*** DEADLOCK",
+        "INFO:",
+        "kasan_report",
+        "dump_stack",
+        "print_report",
+        "Disabling lock debugging",
+        "Possible unsafe locking",
+        "CPU0",
+        "CPU1",
+        "----",
+        "memcpy: detected",
+        "shift exponent",
+        "index ",
+        "kobject:",
+        "refcount_t:",
+        "list_add corruption",
+        "list_del corruption",
     ];
     if HEADS.iter().any(|h| s.starts_with(h)) {
         return true;
@@ -572,7 +739,9 @@ pub fn split_report(text: &str) -> (String, String) {
     let mut in_report = false;
     for line in text.lines() {
         let rep = is_report_line(line);
-        let indented_cont = in_report && (line.starts_with(' ') || line.starts_with('\t')) && !line.trim().is_empty();
+        let indented_cont = in_report
+            && (line.starts_with(' ') || line.starts_with('\t'))
+            && !line.trim().is_empty();
         if rep || indented_cont {
             report.push_str(line);
             report.push('\n');
@@ -593,56 +762,244 @@ pub fn split_report(text: &str) -> (String, String) {
 /// (syzkaller skips the same ones when it picks the guilty frame).
 pub fn is_generic_frame(f: &str) -> bool {
     const EXACT: &[&str] = &[
-        "dump_stack", "dump_stack_lvl", "show_stack", "panic", "__warn", "warn_slowpath_fmt",
-        "report_bug", "handle_bug", "exc_invalid_op", "asm_exc_invalid_op", "do_error_trap",
-        "do_trap", "do_invalid_op", "invalid_op", "kthread", "ret_from_fork", "ret_from_fork_asm",
-        "worker_thread", "process_one_work", "process_scheduled_works", "do_syscall_64",
-        "entry_SYSCALL_64_after_hwframe", "entry_SYSCALL_64", "do_syscall_x64", "x64_sys_call",
-        "__do_softirq", "handle_softirqs", "irq_exit_rcu", "__irq_exit_rcu", "irq_exit",
-        "do_softirq", "call_softirq", "run_ksoftirqd", "smpboot_thread_fn", "schedule",
-        "__schedule", "preempt_schedule_common", "kfree", "kmalloc", "__kmalloc", "kzalloc",
-        "kmem_cache_alloc", "kmem_cache_free", "kvfree", "vfree", "slab_free", "memcpy", "memset",
-        "memmove", "strcpy", "strlen", "print_address_description", "print_report", "kasan_report",
-        "__asan_load8", "__asan_store8", "check_memory_region", "page_fault", "asm_exc_page_fault",
-        "exc_page_fault", "do_page_fault", "__do_page_fault", "do_user_addr_fault",
-        "page_fault_oops", "no_context", "__bad_area_nosemaphore", "bad_area_nosemaphore",
-        "kernelmode_fixup_or_oops", "do_kern_addr_fault", "spurious_kernel_fault",
-        "asm_exc_general_protection", "exc_general_protection", "general_protection",
-        "oops_end", "die", "__die", "crash_kexec", "__crash_kexec", "machine_kexec",
-        "queued_spin_lock_slowpath", "native_queued_spin_lock_slowpath", "do_raw_spin_lock",
-        "queued_spin_lock", "spin_lock", "spin_unlock", "mutex_lock", "mutex_unlock",
-        "down_read", "down_write", "up_read", "up_write", "lock_acquire", "lock_release",
-        "rcu_do_batch", "rcu_core", "rcu_core_si", "call_timer_fn", "expire_timers",
-        "__run_timers", "run_timer_softirq", "asm_sysvec_apic_timer_interrupt",
-        "sysvec_apic_timer_interrupt", "apic_timer_interrupt", "smp_apic_timer_interrupt",
-        "el0_svc", "el0_svc_common", "el0t_64_sync", "el0t_64_sync_handler", "do_el0_svc",
-        "invoke_syscall", "el1_abort", "el1h_64_sync", "el1h_64_sync_handler", "__die_body",
-        "check_preemption_disabled", "debug_smp_processor_id", "rcu_read_lock", "rcu_read_unlock",
-        "refcount_warn_saturate", "__list_add_valid", "__list_del_entry_valid",
-        "__list_add_valid_or_report", "__list_del_entry_valid_or_report", "fput", "__fput",
-        "task_work_run", "exit_to_user_mode_prepare", "syscall_exit_to_user_mode",
-        "exit_to_user_mode_loop", "__x64_sys_ioctl", "__se_sys_ioctl", "__do_sys_ioctl",
-        "ksys_ioctl", "vfs_ioctl", "ubsan_epilogue", "__ubsan_handle_out_of_bounds",
-        "__ubsan_handle_shift_out_of_bounds", "__ubsan_handle_load_invalid_value",
-        "kmem_cache_alloc_trace", "kmalloc_trace", "__kmalloc_node", "kvmalloc_node",
-        "__kasan_kmalloc", "__kasan_slab_free", "kasan_save_stack", "kasan_set_track",
-        "kasan_save_track", "kasan_save_free_info", "____kasan_kmalloc", "____kasan_slab_free",
-        "slab_free_freelist_hook", "kfree_skb", "consume_skb", "__kfree_skb", "skb_release_data",
-        "start_kernel", "secondary_startup_64", "cpu_startup_entry", "do_idle", "default_idle",
-        "native_safe_halt", "arch_cpu_idle", "default_idle_call", "cpuidle_enter",
+        "dump_stack",
+        "dump_stack_lvl",
+        "show_stack",
+        "panic",
+        "__warn",
+        "warn_slowpath_fmt",
+        "report_bug",
+        "handle_bug",
+        "exc_invalid_op",
+        "asm_exc_invalid_op",
+        "do_error_trap",
+        "do_trap",
+        "do_invalid_op",
+        "invalid_op",
+        "kthread",
+        "ret_from_fork",
+        "ret_from_fork_asm",
+        "worker_thread",
+        "process_one_work",
+        "process_scheduled_works",
+        "do_syscall_64",
+        "entry_SYSCALL_64_after_hwframe",
+        "entry_SYSCALL_64",
+        "do_syscall_x64",
+        "x64_sys_call",
+        "__do_softirq",
+        "handle_softirqs",
+        "irq_exit_rcu",
+        "__irq_exit_rcu",
+        "irq_exit",
+        "do_softirq",
+        "call_softirq",
+        "run_ksoftirqd",
+        "smpboot_thread_fn",
+        "schedule",
+        "__schedule",
+        "preempt_schedule_common",
+        "kfree",
+        "kmalloc",
+        "__kmalloc",
+        "kzalloc",
+        "kmem_cache_alloc",
+        "kmem_cache_free",
+        "kvfree",
+        "vfree",
+        "slab_free",
+        "memcpy",
+        "memset",
+        "memmove",
+        "strcpy",
+        "strlen",
+        "print_address_description",
+        "print_report",
+        "kasan_report",
+        "__asan_load8",
+        "__asan_store8",
+        "check_memory_region",
+        "page_fault",
+        "asm_exc_page_fault",
+        "exc_page_fault",
+        "do_page_fault",
+        "__do_page_fault",
+        "do_user_addr_fault",
+        "page_fault_oops",
+        "no_context",
+        "__bad_area_nosemaphore",
+        "bad_area_nosemaphore",
+        "kernelmode_fixup_or_oops",
+        "do_kern_addr_fault",
+        "spurious_kernel_fault",
+        "asm_exc_general_protection",
+        "exc_general_protection",
+        "general_protection",
+        "oops_end",
+        "die",
+        "__die",
+        "crash_kexec",
+        "__crash_kexec",
+        "machine_kexec",
+        "queued_spin_lock_slowpath",
+        "native_queued_spin_lock_slowpath",
+        "do_raw_spin_lock",
+        "queued_spin_lock",
+        "spin_lock",
+        "spin_unlock",
+        "mutex_lock",
+        "mutex_unlock",
+        "down_read",
+        "down_write",
+        "up_read",
+        "up_write",
+        "lock_acquire",
+        "lock_release",
+        "rcu_do_batch",
+        "rcu_core",
+        "rcu_core_si",
+        "call_timer_fn",
+        "expire_timers",
+        "__run_timers",
+        "run_timer_softirq",
+        "asm_sysvec_apic_timer_interrupt",
+        "sysvec_apic_timer_interrupt",
+        "apic_timer_interrupt",
+        "smp_apic_timer_interrupt",
+        "el0_svc",
+        "el0_svc_common",
+        "el0t_64_sync",
+        "el0t_64_sync_handler",
+        "do_el0_svc",
+        "invoke_syscall",
+        "el1_abort",
+        "el1h_64_sync",
+        "el1h_64_sync_handler",
+        "__die_body",
+        "check_preemption_disabled",
+        "debug_smp_processor_id",
+        "rcu_read_lock",
+        "rcu_read_unlock",
+        "refcount_warn_saturate",
+        "__list_add_valid",
+        "__list_del_entry_valid",
+        "__list_add_valid_or_report",
+        "__list_del_entry_valid_or_report",
+        "fput",
+        "__fput",
+        "task_work_run",
+        "exit_to_user_mode_prepare",
+        "syscall_exit_to_user_mode",
+        "exit_to_user_mode_loop",
+        "__x64_sys_ioctl",
+        "__se_sys_ioctl",
+        "__do_sys_ioctl",
+        "ksys_ioctl",
+        "vfs_ioctl",
+        "ubsan_epilogue",
+        "__ubsan_handle_out_of_bounds",
+        "__ubsan_handle_shift_out_of_bounds",
+        "__ubsan_handle_load_invalid_value",
+        "kmem_cache_alloc_trace",
+        "kmalloc_trace",
+        "__kmalloc_node",
+        "kvmalloc_node",
+        "__kasan_kmalloc",
+        "__kasan_slab_free",
+        "kasan_save_stack",
+        "kasan_set_track",
+        "kasan_save_track",
+        "kasan_save_free_info",
+        "____kasan_kmalloc",
+        "____kasan_slab_free",
+        "slab_free_freelist_hook",
+        "kfree_skb",
+        "consume_skb",
+        "__kfree_skb",
+        "skb_release_data",
+        "start_kernel",
+        "secondary_startup_64",
+        "cpu_startup_entry",
+        "do_idle",
+        "default_idle",
+        "native_safe_halt",
+        "arch_cpu_idle",
+        "default_idle_call",
+        "cpuidle_enter",
     ];
     const PREFIXES: &[&str] = &[
-        "kasan_", "__kasan", "kmsan_", "__kmsan", "__msan", "__asan_", "ubsan_", "__ubsan",
-        "_raw_spin", "_raw_read", "_raw_write", "__raw_spin", "lockdep_", "__lock_", "lock_",
-        "__mutex_", "mutex_", "rwsem_", "__rwsem", "slab_", "___slab", "__slab", "kmem_cache_",
-        "__kmem_cache", "kmalloc_", "__kmalloc", "dump_stack", "stack_trace_", "arch_stack_walk",
-        "save_stack", "__warn", "warn_", "__x64_sys_", "__ia32_sys_", "__se_sys_", "__do_sys_",
-        "__arm64_sys_", "entry_SYSCALL", "rcu_", "__rcu", "do_raw_", "queued_", "native_queued",
-        "asm_sysvec", "sysvec_", "asm_common_interrupt", "common_interrupt", "print_", "__print",
-        "check_noncircular", "check_prev_add", "validate_chain", "__bfs", "refcount_", "atomic_",
-        "__might_", "___might_", "__schedule_bug", "report_", "kfence_", "__kfence",
-        "irq_exit", "__irq_exit", "handle_irq", "__handle_irq", "handle_edge_irq",
-        "el0_", "el1_", "__el0", "__el1", "entry_", "ret_from_",
+        "kasan_",
+        "__kasan",
+        "kmsan_",
+        "__kmsan",
+        "__msan",
+        "__asan_",
+        "ubsan_",
+        "__ubsan",
+        "_raw_spin",
+        "_raw_read",
+        "_raw_write",
+        "__raw_spin",
+        "lockdep_",
+        "__lock_",
+        "lock_",
+        "__mutex_",
+        "mutex_",
+        "rwsem_",
+        "__rwsem",
+        "slab_",
+        "___slab",
+        "__slab",
+        "kmem_cache_",
+        "__kmem_cache",
+        "kmalloc_",
+        "__kmalloc",
+        "dump_stack",
+        "stack_trace_",
+        "arch_stack_walk",
+        "save_stack",
+        "__warn",
+        "warn_",
+        "__x64_sys_",
+        "__ia32_sys_",
+        "__se_sys_",
+        "__do_sys_",
+        "__arm64_sys_",
+        "entry_SYSCALL",
+        "rcu_",
+        "__rcu",
+        "do_raw_",
+        "queued_",
+        "native_queued",
+        "asm_sysvec",
+        "sysvec_",
+        "asm_common_interrupt",
+        "common_interrupt",
+        "print_",
+        "__print",
+        "check_noncircular",
+        "check_prev_add",
+        "validate_chain",
+        "__bfs",
+        "refcount_",
+        "atomic_",
+        "__might_",
+        "___might_",
+        "__schedule_bug",
+        "report_",
+        "kfence_",
+        "__kfence",
+        "irq_exit",
+        "__irq_exit",
+        "handle_irq",
+        "__handle_irq",
+        "handle_edge_irq",
+        "el0_",
+        "el1_",
+        "__el0",
+        "__el1",
+        "entry_",
+        "ret_from_",
     ];
     EXACT.contains(&f) || PREFIXES.iter().any(|p| f.starts_with(p))
 }
@@ -650,14 +1007,21 @@ pub fn is_generic_frame(f: &str) -> bool {
 /// The subject of a commit message: its first non-empty line, after the CVE preamble.
 pub fn subject_of(description: &str) -> String {
     let body = strip_cve_preamble(description);
-    body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
+    body.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// CVE descriptions start with "In the Linux kernel, the following vulnerability has been
 /// resolved:" followed by the fix commit's message.
 pub fn strip_cve_preamble(description: &str) -> &str {
     const PRE: &str = "In the Linux kernel, the following vulnerability has been resolved:";
-    description.trim_start().strip_prefix(PRE).unwrap_or(description)
+    description
+        .trim_start()
+        .strip_prefix(PRE)
+        .unwrap_or(description)
 }
 
 #[cfg(test)]
@@ -667,18 +1031,62 @@ mod tests {
     #[test]
     fn frames_of_each_format() {
         let cases = [
-            ("[  147.467058][T10579]  kyber_bio_merge+0x112/0x180", "kyber_bio_merge", true),
+            (
+                "[  147.467058][T10579]  kyber_bio_merge+0x112/0x180",
+                "kyber_bio_merge",
+                true,
+            ),
             (" ? timerqueue_add+0x60/0xb0", "timerqueue_add", false),
-            ("[ 1077.065016]  [<ffffffff81098c25>] run_timer_softirq+0x2b5/0x340", "run_timer_softirq", true),
-            ("[ 1077.078849]  [<ffffffff81321c30>] ? timerqueue_add+0x60/0xb0", "timerqueue_add", false),
-            ("RIP: 0010:[<ffffffff81096fd2>]  [<ffffffff81096fd2>] cascade+0xb2/0xc0", "cascade", true),
-            ("RIP: 0010:enqueue_entity+0x214/0x540", "enqueue_entity", true),
-            ("    #4  kyber_bio_merge (../block/kyber-iosched.c:573:2)", "kyber_bio_merge", true),
-            (" #10 [ffff8d5300143ed0] enqueue_task_fair at ffffffff900c647c", "enqueue_task_fair", true),
-            ("    [exception RIP: enqueue_entity+532]", "enqueue_entity", true),
-            (" __ubsan_handle_out_of_bounds.cold.13+0x2a/0x34", "__ubsan_handle_out_of_bounds", true),
-            ("pc : nfc_llcp_sock_unlink+0x10/0x40 [nfc]", "nfc_llcp_sock_unlink", true),
-            ("[<c0123456>] (unwind_backtrace) from [<c0101234>] (show_stack+0x10/0x14)", "unwind_backtrace", true),
+            (
+                "[ 1077.065016]  [<ffffffff81098c25>] run_timer_softirq+0x2b5/0x340",
+                "run_timer_softirq",
+                true,
+            ),
+            (
+                "[ 1077.078849]  [<ffffffff81321c30>] ? timerqueue_add+0x60/0xb0",
+                "timerqueue_add",
+                false,
+            ),
+            (
+                "RIP: 0010:[<ffffffff81096fd2>]  [<ffffffff81096fd2>] cascade+0xb2/0xc0",
+                "cascade",
+                true,
+            ),
+            (
+                "RIP: 0010:enqueue_entity+0x214/0x540",
+                "enqueue_entity",
+                true,
+            ),
+            (
+                "    #4  kyber_bio_merge (../block/kyber-iosched.c:573:2)",
+                "kyber_bio_merge",
+                true,
+            ),
+            (
+                " #10 [ffff8d5300143ed0] enqueue_task_fair at ffffffff900c647c",
+                "enqueue_task_fair",
+                true,
+            ),
+            (
+                "    [exception RIP: enqueue_entity+532]",
+                "enqueue_entity",
+                true,
+            ),
+            (
+                " __ubsan_handle_out_of_bounds.cold.13+0x2a/0x34",
+                "__ubsan_handle_out_of_bounds",
+                true,
+            ),
+            (
+                "pc : nfc_llcp_sock_unlink+0x10/0x40 [nfc]",
+                "nfc_llcp_sock_unlink",
+                true,
+            ),
+            (
+                "[<c0123456>] (unwind_backtrace) from [<c0101234>] (show_stack+0x10/0x14)",
+                "unwind_backtrace",
+                true,
+            ),
         ];
         for (line, f, rel) in cases {
             let fr = frame_in_line(line).unwrap_or_else(|| panic!("no frame in {line:?}"));
@@ -686,10 +1094,16 @@ mod tests {
             assert_eq!(fr.reliable, rel, "{line}");
         }
         assert_eq!(
-            frame_in_line("    #4  kyber_bio_merge (../block/kyber-iosched.c:573:2)").and_then(|f| f.file),
+            frame_in_line("    #4  kyber_bio_merge (../block/kyber-iosched.c:573:2)")
+                .and_then(|f| f.file),
             Some("block/kyber-iosched.c".to_string())
         );
-        for prose in ["the fix is in foo+0x10 which is", "Fixes: 1234 (\"foo\")", "", "#include <linux/foo.h>"] {
+        for prose in [
+            "the fix is in foo+0x10 which is",
+            "Fixes: 1234 (\"foo\")",
+            "",
+            "#include <linux/foo.h>",
+        ] {
             assert!(frame_in_line(prose).is_none(), "{prose}");
         }
     }
@@ -704,11 +1118,16 @@ mod tests {
             report_kind("[ 1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"),
             Some(KindTag::NullDeref)
         );
-        let ids = idents_in_text("kyber_bio_merge() then gets the ctx via blk_mq_get_ctx(). The Kyber code");
+        let ids = idents_in_text(
+            "kyber_bio_merge() then gets the ctx via blk_mq_get_ctx(). The Kyber code",
+        );
         assert!(ids.contains(&"kyber_bio_merge".to_string()));
         assert!(ids.contains(&"blk_mq_get_ctx".to_string()));
         assert!(!ids.contains(&"Kyber".to_string()));
-        assert_eq!(files_in_text("kernel BUG at kernel/timer.c:1105!"), vec!["kernel/timer.c".to_string()]);
+        assert_eq!(
+            files_in_text("kernel BUG at kernel/timer.c:1105!"),
+            vec!["kernel/timer.c".to_string()]
+        );
         assert!(is_generic_frame("kasan_report"));
         assert!(!is_generic_frame("kyber_bio_merge"));
     }

@@ -54,7 +54,12 @@ fn resolve(repo: &gix::Repository, rev: &str) -> Result<ObjectId, IndexError> {
             return Ok(id);
         }
     }
-    for name in [rev.to_string(), format!("refs/tags/{rev}"), format!("refs/heads/{rev}"), format!("refs/remotes/{rev}")] {
+    for name in [
+        rev.to_string(),
+        format!("refs/tags/{rev}"),
+        format!("refs/heads/{rev}"),
+        format!("refs/remotes/{rev}"),
+    ] {
         if let Ok(Some(mut r)) = repo.try_find_reference(name.as_str()) {
             let id = r.peel_to_id().map_err(gerr)?;
             // Annotated tags peel to the commit.
@@ -63,18 +68,31 @@ fn resolve(repo: &gix::Repository, rev: &str) -> Result<ObjectId, IndexError> {
             return Ok(commit.id);
         }
     }
-    Err(IndexError::Git(format!("cannot resolve revision {rev:?} (use a tag, a branch, or a full SHA)")))
+    Err(IndexError::Git(format!(
+        "cannot resolve revision {rev:?} (use a tag, a branch, or a full SHA)"
+    )))
 }
 
 /// Imports the history of the repository at `path` into the index. `progress` is called with the
 /// number of commits walked so far (every 256 commits and at the end).
-pub fn import_git(ix: &mut FixIndex, path: &Path, opts: &GitOptions, progress: &mut dyn FnMut(usize)) -> Result<GitStats, IndexError> {
+pub fn import_git(
+    ix: &mut FixIndex,
+    path: &Path,
+    opts: &GitOptions,
+    progress: &mut dyn FnMut(usize),
+) -> Result<GitStats, IndexError> {
     let t0 = Instant::now();
     let mut repo = gix::open(path).map_err(gerr)?;
     repo.object_cache_size_if_unset(64 * 1024 * 1024);
-    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).to_string_lossy().into_owned();
+    let key = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned();
     let head = repo.head_id().map_err(gerr)?.detach();
-    let mut stats = GitStats { head: head.to_string(), ..Default::default() };
+    let mut stats = GitStats {
+        head: head.to_string(),
+        ..Default::default()
+    };
     let mut hidden: Vec<ObjectId> = Vec::new();
     if let Some(last) = ix.manifest.git.get(&key) {
         if let Ok(id) = ObjectId::from_hex(last.as_bytes()) {
@@ -92,12 +110,16 @@ pub fn import_git(ix: &mut FixIndex, path: &Path, opts: &GitOptions, progress: &
         progress(0);
         return Ok(stats);
     }
-    let walk = repo.rev_walk([head]).with_hidden(hidden).all().map_err(gerr)?;
+    let walk = repo
+        .rev_walk([head])
+        .with_hidden(hidden)
+        .all()
+        .map_err(gerr)?;
     let mut w = ix.writer()?;
     for info in walk {
         let info = info.map_err(gerr)?;
         stats.walked += 1;
-        if stats.walked % 256 == 0 {
+        if stats.walked.is_multiple_of(256) {
             progress(stats.walked);
         }
         if opts.max_commits.is_some_and(|m| stats.walked > m) {
@@ -116,7 +138,12 @@ pub fn import_git(ix: &mut FixIndex, path: &Path, opts: &GitOptions, progress: &
         let mut touched: BTreeSet<String> = BTreeSet::new();
         if !opts.no_diffs {
             let new_tree = commit.tree_id().map_err(gerr)?.detach();
-            let old_tree = parents.first().and_then(|p| repo.find_object(*p).ok()).and_then(|o| o.try_into_commit().ok()).and_then(|c| c.tree_id().ok()).map(|t| t.detach());
+            let old_tree = parents
+                .first()
+                .and_then(|p| repo.find_object(*p).ok())
+                .and_then(|o| o.try_into_commit().ok())
+                .and_then(|c| c.tree_id().ok())
+                .map(|t| t.detach());
             let mut changes = Vec::new();
             diff_trees(&repo, old_tree, Some(new_tree), "", &mut changes, 0)?;
             for (i, (p, old, new)) in changes.iter().enumerate() {
@@ -161,7 +188,11 @@ pub fn import_git(ix: &mut FixIndex, path: &Path, opts: &GitOptions, progress: &
     ix.manifest.git.insert(key, head.to_string());
     ix.save_manifest()?;
     stats.seconds = t0.elapsed().as_secs_f64();
-    stats.commits_per_second = if stats.seconds > 0.0 { stats.walked as f64 / stats.seconds } else { 0.0 };
+    stats.commits_per_second = if stats.seconds > 0.0 {
+        stats.walked as f64 / stats.seconds
+    } else {
+        0.0
+    };
     Ok(stats)
 }
 
@@ -172,7 +203,14 @@ fn is_source(p: &str) -> bool {
 type Change = (String, Option<ObjectId>, Option<ObjectId>);
 
 /// Lists changed blobs between two trees (recursively).
-fn diff_trees(repo: &gix::Repository, old: Option<ObjectId>, new: Option<ObjectId>, prefix: &str, out: &mut Vec<Change>, depth: usize) -> Result<(), IndexError> {
+fn diff_trees(
+    repo: &gix::Repository,
+    old: Option<ObjectId>,
+    new: Option<ObjectId>,
+    prefix: &str,
+    out: &mut Vec<Change>,
+    depth: usize,
+) -> Result<(), IndexError> {
     if old == new || depth > 32 || out.len() > 2000 {
         return Ok(());
     }
@@ -201,11 +239,17 @@ fn diff_trees(repo: &gix::Repository, old: Option<ObjectId>, new: Option<ObjectI
             continue;
         }
         let path = format!("{prefix}{}", String::from_utf8_lossy(name));
-        let (ta, tb) = (ea.filter(|x| x.0).map(|x| x.1), eb.filter(|x| x.0).map(|x| x.1));
+        let (ta, tb) = (
+            ea.filter(|x| x.0).map(|x| x.1),
+            eb.filter(|x| x.0).map(|x| x.1),
+        );
         if ta.is_some() || tb.is_some() {
             diff_trees(repo, ta, tb, &format!("{path}/"), out, depth + 1)?;
         }
-        let (ba, bb) = (ea.filter(|x| !x.0).map(|x| x.1), eb.filter(|x| !x.0).map(|x| x.1));
+        let (ba, bb) = (
+            ea.filter(|x| !x.0).map(|x| x.1),
+            eb.filter(|x| !x.0).map(|x| x.1),
+        );
         if ba.is_some() || bb.is_some() {
             out.push((path, ba, bb));
         }
@@ -223,7 +267,11 @@ fn blob(repo: &gix::Repository, id: Option<ObjectId>) -> Vec<u8> {
 /// Functions touched by a file change: for every hunk, the function enclosing its first changed
 /// line in the old file (what git's `diff=cpp` hunk header shows), and functions whose definition
 /// line is among the added lines.
-fn functions_touched(repo: &gix::Repository, old: Option<ObjectId>, new: Option<ObjectId>) -> Vec<String> {
+fn functions_touched(
+    repo: &gix::Repository,
+    old: Option<ObjectId>,
+    new: Option<ObjectId>,
+) -> Vec<String> {
     let a = blob(repo, old);
     let b = blob(repo, new);
     if a.contains(&0) || b.contains(&0) {
@@ -278,16 +326,32 @@ pub fn function_header(line: &[u8]) -> Option<String> {
     }
     let paren = s.find('(')?;
     let before = s[..paren].trim_end();
-    let name: String = before.bytes().rev().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').map(char::from).collect::<Vec<_>>().into_iter().rev().collect();
+    let name: String = before
+        .bytes()
+        .rev()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        .map(char::from)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
         return None;
     }
-    if ["if", "for", "while", "switch", "return", "sizeof", "else", "do"].contains(&name.as_str()) {
+    if [
+        "if", "for", "while", "switch", "return", "sizeof", "else", "do",
+    ]
+    .contains(&name.as_str())
+    {
         return None;
     }
     // Macros that define functions name them in the first argument: SYSCALL_DEFINE3(ioctl, ...).
     if name.starts_with("SYSCALL_DEFINE") || name.starts_with("COMPAT_SYSCALL_DEFINE") {
-        let arg: String = s[paren + 1..].bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').map(char::from).collect();
+        let arg: String = s[paren + 1..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .map(char::from)
+            .collect();
         if !arg.is_empty() {
             return Some(format!("__do_sys_{arg}"));
         }
@@ -304,8 +368,20 @@ mod tests {
 
     #[test]
     fn headers() {
-        assert_eq!(function_header(b"static int __neigh_event_send(struct neighbour *neigh, struct sk_buff *skb)\n").as_deref(), Some("__neigh_event_send"));
-        assert_eq!(function_header(b"int neigh_update(struct neighbour *neigh, const u8 *lladdr, u8 new,\n").as_deref(), Some("neigh_update"));
+        assert_eq!(
+            function_header(
+                b"static int __neigh_event_send(struct neighbour *neigh, struct sk_buff *skb)\n"
+            )
+            .as_deref(),
+            Some("__neigh_event_send")
+        );
+        assert_eq!(
+            function_header(
+                b"int neigh_update(struct neighbour *neigh, const u8 *lladdr, u8 new,\n"
+            )
+            .as_deref(),
+            Some("neigh_update")
+        );
         assert_eq!(function_header(b"SYSCALL_DEFINE3(ioctl, unsigned int, fd, unsigned int, cmd, unsigned long, arg)\n").as_deref(), Some("__do_sys_ioctl"));
         assert_eq!(function_header(b"out:\n"), None);
         assert_eq!(function_header(b"int foo(void);\n"), None);

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
-use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING, TEXT};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING, TEXT,
+};
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 /// Errors of the index.
@@ -39,7 +41,9 @@ pub fn default_home() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(x).join("kmortem");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/kmortem")
 }
 
@@ -62,8 +66,11 @@ const SCHEMA_VERSION: u32 = 1;
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let raw = TextOptions::default()
-        .set_indexing_options(TextFieldIndexing::default().set_tokenizer("raw").set_index_option(IndexRecordOption::WithFreqs));
+    let raw = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
     let f = Fields {
         id: b.add_text_field("id", STRING | STORED),
         source: b.add_text_field("source", STRING),
@@ -132,7 +139,9 @@ impl FixIndex {
         let (tdir, mpath) = Self::paths(home);
         let (schema, f) = schema();
         let mut manifest: Manifest = match std::fs::read(&mpath) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| IndexError::Manifest(mpath.clone(), e))?,
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| IndexError::Manifest(mpath.clone(), e))?
+            }
             Err(_) => Manifest::default(),
         };
         let fresh = manifest.schema_version != SCHEMA_VERSION || !tdir.join("meta.json").exists();
@@ -140,12 +149,28 @@ impl FixIndex {
             if tdir.exists() {
                 std::fs::remove_dir_all(&tdir).map_err(|e| IndexError::Io(tdir.clone(), e))?;
             }
-            manifest = Manifest { schema_version: SCHEMA_VERSION, ..Default::default() };
+            manifest = Manifest {
+                schema_version: SCHEMA_VERSION,
+                ..Default::default()
+            };
         }
         std::fs::create_dir_all(&tdir).map_err(|e| IndexError::Io(tdir.clone(), e))?;
-        let index = if fresh { Index::create_in_dir(&tdir, schema)? } else { Index::open_in_dir(&tdir)? };
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(FixIndex { index, reader, f, dir: home.join("fixes"), manifest })
+        let index = if fresh {
+            Index::create_in_dir(&tdir, schema)?
+        } else {
+            Index::open_in_dir(&tdir)?
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(FixIndex {
+            index,
+            reader,
+            f,
+            dir: home.join("fixes"),
+            manifest,
+        })
     }
 
     /// Opens an existing index under `home` for queries.
@@ -155,13 +180,24 @@ impl FixIndex {
             return Err(IndexError::Missing(home.to_path_buf()));
         }
         let manifest: Manifest = match std::fs::read(&mpath) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| IndexError::Manifest(mpath.clone(), e))?,
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| IndexError::Manifest(mpath.clone(), e))?
+            }
             Err(_) => Manifest::default(),
         };
         let index = Index::open_in_dir(&tdir)?;
         let (_, f) = schema();
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(FixIndex { index, reader, f, dir: home.join("fixes"), manifest })
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(FixIndex {
+            index,
+            reader,
+            f,
+            dir: home.join("fixes"),
+            manifest,
+        })
     }
 
     /// Number of documents.
@@ -174,7 +210,9 @@ impl FixIndex {
     /// Bytes on disk.
     pub fn disk_size(&self) -> u64 {
         fn walk(p: &Path) -> u64 {
-            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
             rd.flatten()
                 .map(|e| match e.metadata() {
                     Ok(m) if m.is_dir() => walk(&e.path()),
@@ -192,7 +230,8 @@ impl FixIndex {
     pub(crate) fn save_manifest(&self) -> Result<(), IndexError> {
         let (_, mpath) = Self::paths(self.dir.parent().unwrap_or(Path::new(".")));
         let tmp = mpath.with_extension("json.tmp");
-        let body = serde_json::to_vec(&self.manifest).map_err(|e| IndexError::Manifest(mpath.clone(), e))?;
+        let body = serde_json::to_vec(&self.manifest)
+            .map_err(|e| IndexError::Manifest(mpath.clone(), e))?;
         std::fs::write(&tmp, body).map_err(|e| IndexError::Io(tmp.clone(), e))?;
         std::fs::rename(&tmp, &mpath).map_err(|e| IndexError::Io(mpath.clone(), e))
     }
@@ -202,7 +241,13 @@ impl FixIndex {
     }
 
     /// Adds one entry (the caller deletes an older version first).
-    pub(crate) fn add_entry(&self, w: &IndexWriter, id: &str, e: &Entry, body: &str) -> Result<(), IndexError> {
+    pub(crate) fn add_entry(
+        &self,
+        w: &IndexWriter,
+        id: &str,
+        e: &Entry,
+        body: &str,
+    ) -> Result<(), IndexError> {
         let f = self.f;
         let mut d = doc!(
             f.id => id,
@@ -243,7 +288,11 @@ impl FixIndex {
 
     /// Imports (or re-imports) the CVE records of a kernel `vulns` repository clone. Only records
     /// whose files changed (size or mtime) are re-read; records gone from the tree are removed.
-    pub fn import_cves(&mut self, vulns: &Path, opts: ImportOptions) -> Result<ImportStats, IndexError> {
+    pub fn import_cves(
+        &mut self,
+        vulns: &Path,
+        opts: ImportOptions,
+    ) -> Result<ImportStats, IndexError> {
         let t0 = Instant::now();
         let published = vulns.join("cve/published");
         if !published.is_dir() {
@@ -260,17 +309,22 @@ impl FixIndex {
         let mut stats = ImportStats::default();
         // Scan: id -> (json path, signature).
         let mut found: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
-        let years = std::fs::read_dir(&published).map_err(|e| IndexError::Io(published.clone(), e))?;
+        let years =
+            std::fs::read_dir(&published).map_err(|e| IndexError::Io(published.clone(), e))?;
         for y in years.flatten() {
             let ydir = y.path();
             if !ydir.is_dir() {
                 continue;
             }
-            let Ok(rd) = std::fs::read_dir(&ydir) else { continue };
+            let Ok(rd) = std::fs::read_dir(&ydir) else {
+                continue;
+            };
             for ent in rd.flatten() {
                 let name = ent.file_name();
                 let name = name.to_string_lossy();
-                let Some(id) = name.strip_suffix(".json") else { continue };
+                let Some(id) = name.strip_suffix(".json") else {
+                    continue;
+                };
                 if !id.starts_with("CVE-") {
                     continue;
                 }
@@ -280,8 +334,17 @@ impl FixIndex {
                     let p = ydir.join(format!("{id}.{ext}"));
                     match std::fs::metadata(&p) {
                         Ok(m) => {
-                            let mt = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or(Duration::ZERO);
-                            sig.push_str(&format!("{}:{}.{};", m.len(), mt.as_secs(), mt.subsec_nanos()));
+                            let mt = m
+                                .modified()
+                                .ok()
+                                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                                .unwrap_or(Duration::ZERO);
+                            sig.push_str(&format!(
+                                "{}:{}.{};",
+                                m.len(),
+                                mt.as_secs(),
+                                mt.subsec_nanos()
+                            ));
                         }
                         Err(_) => sig.push_str("-;"),
                     }
@@ -299,7 +362,13 @@ impl FixIndex {
             })
             .collect();
         stats.unchanged = stats.scanned - todo.len();
-        let removed: Vec<String> = self.manifest.cve.keys().filter(|id| !found.contains_key(*id)).cloned().collect();
+        let removed: Vec<String> = self
+            .manifest
+            .cve
+            .keys()
+            .filter(|id| !found.contains_key(*id))
+            .cloned()
+            .collect();
         if todo.is_empty() && removed.is_empty() {
             stats.seconds = t0.elapsed().as_secs_f64();
             return Ok(stats);
@@ -311,9 +380,12 @@ impl FixIndex {
             stats.removed += 1;
         }
         // Read and extract on all cores; the writer has its own indexing threads.
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8);
         let chunk = todo.len().div_ceil(threads).max(1);
-        let results: Vec<Vec<(String, Result<(Entry, String), String>, bool, String)>> = std::thread::scope(|s| {
+        let results: Vec<Vec<ReadResult>> = std::thread::scope(|s| {
             let handles: Vec<_> = todo
                 .chunks(chunk)
                 .map(|part| {
@@ -327,7 +399,10 @@ impl FixIndex {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         for (id, r, upd, sig) in results.into_iter().flatten() {
             if upd {
@@ -357,13 +432,18 @@ impl FixIndex {
     /// Looks up the stored entry of a document id (CVE id or commit SHA).
     pub fn get(&self, id: &str) -> Result<Option<Entry>, IndexError> {
         let searcher = self.reader.searcher();
-        let q = tantivy::query::TermQuery::new(Term::from_field_text(self.f.id, id), IndexRecordOption::Basic);
+        let q = tantivy::query::TermQuery::new(
+            Term::from_field_text(self.f.id, id),
+            IndexRecordOption::Basic,
+        );
         let top = searcher.search(&q, &tantivy::collector::TopDocs::with_limit(1))?;
-        for (_, addr) in top {
-            let d: TantivyDocument = searcher.doc(addr)?;
-            return Ok(self.entry_of(&d));
+        match top.first() {
+            Some((_, addr)) => {
+                let d: TantivyDocument = searcher.doc(*addr)?;
+                Ok(self.entry_of(&d))
+            }
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     pub(crate) fn entry_of(&self, d: &TantivyDocument) -> Option<Entry> {
@@ -372,11 +452,15 @@ impl FixIndex {
     }
 }
 
+/// (id, entry and body or the reason it was skipped, is-an-update, signature)
+type ReadResult = (String, Result<(Entry, String), String>, bool, String);
+
 fn read_record(json: &Path, withhold: bool) -> Result<(Entry, String), String> {
     let bytes = std::fs::read(json).map_err(|e| e.to_string())?;
     let sha1 = std::fs::read_to_string(json.with_extension("sha1")).ok();
     let dyad = std::fs::read_to_string(json.with_extension("dyad")).ok();
-    let rec = cve_record(&bytes, sha1.as_deref(), dyad.as_deref(), withhold).map_err(|e| e.to_string())?;
+    let rec = cve_record(&bytes, sha1.as_deref(), dyad.as_deref(), withhold)
+        .map_err(|e| e.to_string())?;
     let mut body = rec.prose;
     if !rec.report.is_empty() {
         body.push('\n');

@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+pub mod eval;
 pub mod extract;
 pub mod git;
 mod index;

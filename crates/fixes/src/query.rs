@@ -34,7 +34,11 @@ fn kind_of(k: Kind, title: &str) -> Option<KindTag> {
         Kind::GeneralProtectionFault => Some(KindTag::Gpf),
         Kind::KernelBug | Kind::InvalidOpcode => Some(KindTag::BugOn),
         Kind::DivideError => Some(KindTag::DivideError),
-        Kind::SoftLockup | Kind::HardLockup | Kind::HungTask | Kind::RcuStall | Kind::WorkqueueLockup => Some(KindTag::Hang),
+        Kind::SoftLockup
+        | Kind::HardLockup
+        | Kind::HungTask
+        | Kind::RcuStall
+        | Kind::WorkqueueLockup => Some(KindTag::Hang),
         Kind::Kmsan => Some(KindTag::Uninit),
         Kind::Kcsan => Some(KindTag::Race),
         Kind::Warning | Kind::OdebugWarning => Some(KindTag::Warning),
@@ -77,7 +81,10 @@ impl CrashQuery {
     /// what follows is often fallout).
     pub fn from_reports(reports: &[Report], text: &str) -> Option<CrashQuery> {
         let r = reports.iter().find(|r| !r.frames.is_empty())?;
-        let mut q = CrashQuery { title: Some(r.title.clone()).filter(|t| !t.is_empty()), ..Default::default() };
+        let mut q = CrashQuery {
+            title: Some(r.title.clone()).filter(|t| !t.is_empty()),
+            ..Default::default()
+        };
         let mut names: Vec<(String, bool)> = Vec::new();
         if let Some(f) = r.ip.as_ref().and_then(|ip| ip.function.clone()) {
             names.push((f, true));
@@ -95,7 +102,10 @@ impl CrashQuery {
         q.files.extend(extract::files_in_text(&r.text));
         q.files.sort();
         q.files.dedup();
-        q.kernel = r.kernel_release.as_deref().map(|rel| identify_kernel(rel, r.kernel_build.as_deref()));
+        q.kernel = r
+            .kernel_release
+            .as_deref()
+            .map(|rel| identify_kernel(rel, r.kernel_build.as_deref()));
         if q.kernel.is_none() {
             q.kernel = kernel_in_text(text);
         }
@@ -126,13 +136,29 @@ impl CrashQuery {
             .lines()
             .map(extract::strip_console_prefix)
             .find(|l| {
-                ["BUG:", "KASAN:", "WARNING:", "UBSAN:", "KMSAN:", "general protection", "kernel BUG at", "Unable to handle", "INFO:", "Oops"]
-                    .iter()
-                    .any(|h| l.starts_with(h))
+                [
+                    "BUG:",
+                    "KASAN:",
+                    "WARNING:",
+                    "UBSAN:",
+                    "KMSAN:",
+                    "general protection",
+                    "kernel BUG at",
+                    "Unable to handle",
+                    "INFO:",
+                    "Oops",
+                ]
+                .iter()
+                .any(|h| l.starts_with(h))
             })
             .map(|l| l.trim().to_string());
         CrashQuery {
-            frames: dedup_frames(frames.into_iter().map(|f| (f.function, f.reliable)).collect()),
+            frames: dedup_frames(
+                frames
+                    .into_iter()
+                    .map(|f| (f.function, f.reliable))
+                    .collect(),
+            ),
             kind: extract::report_kind(text),
             title,
             files,
@@ -142,7 +168,11 @@ impl CrashQuery {
 
     /// Non-generic reliable frames, top first.
     pub fn key_frames(&self) -> Vec<&str> {
-        self.frames.iter().filter(|f| !f.generic && f.reliable).map(|f| f.function.as_str()).collect()
+        self.frames
+            .iter()
+            .filter(|f| !f.generic && f.reliable)
+            .map(|f| f.function.as_str())
+            .collect()
     }
 }
 
@@ -155,7 +185,11 @@ fn dedup_frames(names: Vec<(String, bool)>) -> Vec<QueryFrame> {
             continue;
         }
         let generic = extract::is_generic_frame(&n);
-        out.push(QueryFrame { function: n, reliable, generic });
+        out.push(QueryFrame {
+            function: n,
+            reliable,
+            generic,
+        });
         if out.len() >= 64 {
             break;
         }

@@ -93,14 +93,23 @@ impl FixIndex {
         }
         let qfiles: Vec<String> = q.files.clone();
         for p in &qfiles {
-            df.insert(format!("file:{p}"), searcher.doc_freq(&Term::from_field_text(f.files, p))? as f64);
+            df.insert(
+                format!("file:{p}"),
+                searcher.doc_freq(&Term::from_field_text(f.files, p))? as f64,
+            );
         }
         let weights = Weights { n_docs, df };
         // Candidate generation.
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let term = |field, s: &str, boost: f64| -> (Occur, Box<dyn Query>) {
-            let tq = TermQuery::new(Term::from_field_text(field, s), IndexRecordOption::WithFreqs);
-            (Occur::Should, Box::new(BoostQuery::new(Box::new(tq), boost as f32)))
+            let tq = TermQuery::new(
+                Term::from_field_text(field, s),
+                IndexRecordOption::WithFreqs,
+            );
+            (
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(tq), boost as f32)),
+            )
         };
         for (name, w, _) in &qframes {
             let b = w * weights.idf(name);
@@ -116,7 +125,9 @@ impl FixIndex {
             // The title's words against subjects (syzbot titles are often quoted in fix subjects).
             let words: String = title
                 .split(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-')
-                .filter(|w| w.len() > 2 && !w.starts_with("0x") && !w.chars().all(|c| c.is_ascii_hexdigit()))
+                .filter(|w| {
+                    w.len() > 2 && !w.starts_with("0x") && !w.chars().all(|c| c.is_ascii_hexdigit())
+                })
                 .take(16)
                 .collect::<Vec<_>>()
                 .join(" ");
@@ -140,7 +151,11 @@ impl FixIndex {
             if score <= 0.0 {
                 continue;
             }
-            let verdict = q.kernel.as_ref().filter(|_| !e.ranges.is_empty() || e.cve.is_some()).map(|k| verdict(k, &e.ranges));
+            let verdict = q
+                .kernel
+                .as_ref()
+                .filter(|_| !e.ranges.is_empty() || e.cve.is_some())
+                .map(|k| verdict(k, &e.ranges));
             cands.push(Candidate {
                 cve: e.cve.clone(),
                 commits: e.commits.clone(),
@@ -161,7 +176,13 @@ impl FixIndex {
 
 fn escape_query(s: &str) -> String {
     s.chars()
-        .map(|c| if "+-&|!(){}[]^\"~*?:\\/".contains(c) { ' ' } else { c })
+        .map(|c| {
+            if "+-&|!(){}[]^\"~*?:\\/".contains(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -218,14 +239,28 @@ fn lookup_cve_by_commit(ix: &FixIndex, sha: &str) -> Result<Option<Entry>, Index
     }
     let searcher = ix.reader.searcher();
     let q = BooleanQuery::new(vec![
-        (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(ix.f.commit, sha), IndexRecordOption::Basic)) as Box<dyn Query>),
-        (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(ix.f.source, "cve"), IndexRecordOption::Basic))),
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(ix.f.commit, sha),
+                IndexRecordOption::Basic,
+            )) as Box<dyn Query>,
+        ),
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(ix.f.source, "cve"),
+                IndexRecordOption::Basic,
+            )),
+        ),
     ]);
-    for (_, addr) in searcher.search(&q, &TopDocs::with_limit(1))? {
-        let d: TantivyDocument = searcher.doc(addr)?;
-        return Ok(ix.entry_of(&d));
+    match searcher.search(&q, &TopDocs::with_limit(1))?.first() {
+        Some((_, addr)) => {
+            let d: TantivyDocument = searcher.doc(*addr)?;
+            Ok(ix.entry_of(&d))
+        }
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// Longest common subsequence length of two short sequences.
@@ -244,7 +279,13 @@ fn lcs(a: &[&str], b: &[&str]) -> usize {
     dp[n * (m + 1) + m]
 }
 
-fn score_entry(q: &CrashQuery, qframes: &[(String, f64, bool)], w: &Weights, e: &Entry, bm25: f64) -> (f64, Vec<Evidence>) {
+fn score_entry(
+    q: &CrashQuery,
+    qframes: &[(String, f64, bool)],
+    w: &Weights,
+    e: &Entry,
+    bm25: f64,
+) -> (f64, Vec<Evidence>) {
     let trace: HashSet<&str> = e.trace.iter().map(String::as_str).collect();
     let subj: HashSet<&str> = e.subject_funcs.iter().map(String::as_str).collect();
     let prose: HashSet<&str> = e.funcs.iter().map(String::as_str).collect();
@@ -258,7 +299,10 @@ fn score_entry(q: &CrashQuery, qframes: &[(String, f64, bool)], w: &Weights, e: 
             ("trace", if trace.contains(n) { 1.6 * base } else { 0.0 }),
             ("subject", if subj.contains(n) { 2.0 * base } else { 0.0 }),
             ("text", if prose.contains(n) { 1.0 * base } else { 0.0 }),
-            ("touched", if touched.contains(n) { 1.3 * base } else { 0.0 }),
+            (
+                "touched",
+                if touched.contains(n) { 1.3 * base } else { 0.0 },
+            ),
         ];
         let max = parts.iter().map(|p| p.1).fold(0.0, f64::max);
         let sum: f64 = parts.iter().map(|p| p.1).sum();
@@ -276,20 +320,36 @@ fn score_entry(q: &CrashQuery, qframes: &[(String, f64, bool)], w: &Weights, e: 
     }
     let mut evidence: Vec<Evidence> = Vec::new();
     let notes = [
-        ("trace", "frames of the crash found in the trace the fix quotes"),
-        ("subject", "functions of the crash named in the fix's subject"),
+        (
+            "trace",
+            "frames of the crash found in the trace the fix quotes",
+        ),
+        (
+            "subject",
+            "functions of the crash named in the fix's subject",
+        ),
         ("text", "functions of the crash named in the fix's message"),
         ("touched", "functions of the crash changed by the fix"),
     ];
     for (k, note) in notes {
         if let Some((m, v)) = ev.remove(k) {
-            evidence.push(Evidence { kind: k.into(), matched: m, weight: round2(v), note: note.into() });
+            evidence.push(Evidence {
+                kind: k.into(),
+                matched: m,
+                weight: round2(v),
+                note: note.into(),
+            });
         }
     }
     // Same top frame and same order as the quoted trace.
     let qkey: Vec<&str> = q.key_frames();
     if !e.trace.is_empty() && !qkey.is_empty() {
-        let tkey: Vec<&str> = e.trace.iter().map(String::as_str).filter(|f| !crate::extract::is_generic_frame(f)).collect();
+        let tkey: Vec<&str> = e
+            .trace
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !crate::extract::is_generic_frame(f))
+            .collect();
         if let (Some(qt), Some(tt)) = (qkey.first(), tkey.first()) {
             // The crash may have lost its top frames (inlining, a different config): accept the
             // quoted top frame within the crash's first three key frames.
@@ -300,7 +360,11 @@ fn score_entry(q: &CrashQuery, qframes: &[(String, f64, bool)], w: &Weights, e: 
                     kind: "top_frame".into(),
                     matched: vec![(*tt).to_string()],
                     weight: round2(b),
-                    note: if qt == tt { "same top frame as the quoted trace".into() } else { "the quoted trace's top frame is near the crash's top".into() },
+                    note: if qt == tt {
+                        "same top frame as the quoted trace".into()
+                    } else {
+                        "the quoted trace's top frame is near the crash's top".into()
+                    },
                 });
             }
         }
@@ -328,7 +392,12 @@ fn score_entry(q: &CrashQuery, qframes: &[(String, f64, bool)], w: &Weights, e: 
     }
     if !fm.is_empty() {
         score += fs;
-        evidence.push(Evidence { kind: "file".into(), matched: fm, weight: round2(fs), note: "source files of the crash among the fix's files".into() });
+        evidence.push(Evidence {
+            kind: "file".into(),
+            matched: fm,
+            weight: round2(fs),
+            note: "source files of the crash among the fix's files".into(),
+        });
     }
     // A little of tantivy's own score breaks ties between otherwise equal candidates.
     score += 0.02 * bm25;
@@ -338,24 +407,69 @@ fn score_entry(q: &CrashQuery, qframes: &[(String, f64, bool)], w: &Weights, e: 
         let tk = e.trace_kind.as_deref().and_then(KindTag::parse);
         let (factor, note, matched) = if let Some(tk) = tk {
             if k.compatible(tk) {
-                (1.3, format!("the quoted report is a {} like the crash", tk.as_str()), vec![tk.as_str().to_string()])
+                (
+                    1.3,
+                    format!("the quoted report is a {} like the crash", tk.as_str()),
+                    vec![tk.as_str().to_string()],
+                )
             } else if ekinds.iter().any(|x| k.compatible(*x)) {
-                (1.0, format!("the quoted report is a {}, the text also names {}", tk.as_str(), k.as_str()), vec![tk.as_str().to_string()])
+                (
+                    1.0,
+                    format!(
+                        "the quoted report is a {}, the text also names {}",
+                        tk.as_str(),
+                        k.as_str()
+                    ),
+                    vec![tk.as_str().to_string()],
+                )
             } else {
-                (0.55, format!("the quoted report is a {}, the crash a {}", tk.as_str(), k.as_str()), vec![tk.as_str().to_string()])
+                (
+                    0.55,
+                    format!(
+                        "the quoted report is a {}, the crash a {}",
+                        tk.as_str(),
+                        k.as_str()
+                    ),
+                    vec![tk.as_str().to_string()],
+                )
             }
         } else if ekinds.is_empty() {
             (1.0, String::new(), vec![])
         } else if let Some(x) = ekinds.iter().find(|x| k.compatible(**x)) {
-            (1.15, format!("the fix is about a {}, like the crash", x.as_str()), vec![x.as_str().to_string()])
+            (
+                1.15,
+                format!("the fix is about a {}, like the crash", x.as_str()),
+                vec![x.as_str().to_string()],
+            )
         } else if matches!(k, KindTag::Warning | KindTag::BugOn) {
-            (0.9, format!("the fix is about {}, the crash is a {}", names(&ekinds), k.as_str()), ekinds.iter().map(|x| x.as_str().to_string()).collect())
+            (
+                0.9,
+                format!(
+                    "the fix is about {}, the crash is a {}",
+                    names(&ekinds),
+                    k.as_str()
+                ),
+                ekinds.iter().map(|x| x.as_str().to_string()).collect(),
+            )
         } else {
-            (0.65, format!("the fix is about {}, the crash is a {}", names(&ekinds), k.as_str()), ekinds.iter().map(|x| x.as_str().to_string()).collect())
+            (
+                0.65,
+                format!(
+                    "the fix is about {}, the crash is a {}",
+                    names(&ekinds),
+                    k.as_str()
+                ),
+                ekinds.iter().map(|x| x.as_str().to_string()).collect(),
+            )
         };
         if !note.is_empty() && score > 0.0 {
             score *= factor;
-            evidence.push(Evidence { kind: "kind".into(), matched, weight: factor, note });
+            evidence.push(Evidence {
+                kind: "kind".into(),
+                matched,
+                weight: factor,
+                note,
+            });
         }
     }
     (score, evidence)

@@ -75,7 +75,10 @@ pub fn message_facts(message: &str) -> MessageFacts {
     let body = extract::strip_cve_preamble(message);
     let subject = extract::subject_of(body);
     let (prose, report) = extract::split_report(body);
-    let mut f = MessageFacts { subject: subject.clone(), ..Default::default() };
+    let mut f = MessageFacts {
+        subject: subject.clone(),
+        ..Default::default()
+    };
     f.subject_funcs = extract::idents_in_text(&subject);
     // Prose identifiers; tags like `Reported-by:` lines carry emails, skip them.
     let prose_no_tags: String = prose
@@ -85,7 +88,10 @@ pub fn message_facts(message: &str) -> MessageFacts {
         .collect();
     f.funcs = extract::idents_in_text(&prose_no_tags);
     let files: BTreeSet<String> = extract::files_in_text(&prose_no_tags).into_iter().collect();
-    f.report_files = extract::files_in_text(&report).into_iter().filter(|p| !files.contains(p)).collect();
+    f.report_files = extract::files_in_text(&report)
+        .into_iter()
+        .filter(|p| !files.contains(p))
+        .collect();
     // Trace: the oops parser first, the light scanner as fallback.
     let reports = kmortem_oops::parse(report.as_bytes());
     let mut trace: Vec<String> = Vec::new();
@@ -100,16 +106,31 @@ pub fn message_facts(message: &str) -> MessageFacts {
         }
     }
     if trace.is_empty() {
-        trace = extract::frames_in_text(&report).into_iter().filter(|fr| fr.reliable).map(|fr| fr.function).collect();
+        trace = extract::frames_in_text(&report)
+            .into_iter()
+            .filter(|fr| fr.reliable)
+            .map(|fr| fr.function)
+            .collect();
     }
     if f.trace_title.is_none() {
         f.trace_title = report
             .lines()
             .map(extract::strip_console_prefix)
             .find(|l| {
-                ["BUG:", "KASAN:", "WARNING:", "UBSAN:", "KMSAN:", "general protection", "kernel BUG", "Unable to handle", "INFO:", "Oops"]
-                    .iter()
-                    .any(|h| l.starts_with(h))
+                [
+                    "BUG:",
+                    "KASAN:",
+                    "WARNING:",
+                    "UBSAN:",
+                    "KMSAN:",
+                    "general protection",
+                    "kernel BUG",
+                    "Unable to handle",
+                    "INFO:",
+                    "Oops",
+                ]
+                .iter()
+                .any(|h| l.starts_with(h))
             })
             .map(|l| l.trim().chars().take(200).collect());
     }
@@ -128,12 +149,18 @@ pub fn message_facts(message: &str) -> MessageFacts {
     for line in body.lines() {
         let l = line.trim();
         if let Some(rest) = l.strip_prefix("Fixes:") {
-            let sha: String = rest.trim().chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            let sha: String = rest
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit())
+                .collect();
             if sha.len() >= 7 {
                 f.fixes.push(sha.to_ascii_lowercase());
             }
         }
-        if (l.starts_with("Reported-by:") || l.starts_with("Reported-and-tested-by:")) && l.contains("syzbot") {
+        if (l.starts_with("Reported-by:") || l.starts_with("Reported-and-tested-by:"))
+            && l.contains("syzbot")
+        {
             f.syzbot = true;
         }
     }
@@ -149,7 +176,10 @@ fn is_tag_line(l: &str) -> bool {
         None => return false,
     };
     let key = &t[..colon];
-    !key.is_empty() && key.len() < 30 && key.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') && key.contains('-')
+    !key.is_empty()
+        && key.len() < 30
+        && key.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+        && key.contains('-')
         || key == "Link"
         || key == "Closes"
         || key == "Cc"
@@ -168,7 +198,12 @@ pub struct CveRecord {
 /// Builds an entry from the three files of a CVE record. `sha1` and `dyad` may be missing.
 /// With `withhold_traces`, the quoted report is left out of the entry and of the text (the
 /// evaluation's "nobody quoted it yet" figure).
-pub fn cve_record(json: &[u8], sha1: Option<&str>, dyad: Option<&str>, withhold_traces: bool) -> Result<CveRecord, RecordError> {
+pub fn cve_record(
+    json: &[u8],
+    sha1: Option<&str>,
+    dyad: Option<&str>,
+    withhold_traces: bool,
+) -> Result<CveRecord, RecordError> {
     let v: serde_json::Value = serde_json::from_slice(json)?;
     let id = v
         .pointer("/cveMetadata/cveId")
@@ -181,7 +216,11 @@ pub fn cve_record(json: &[u8], sha1: Option<&str>, dyad: Option<&str>, withhold_
         .and_then(|d| d.as_array())
         .and_then(|a| {
             a.iter()
-                .find(|d| d.get("lang").and_then(|l| l.as_str()).is_none_or(|l| l.starts_with("en")))
+                .find(|d| {
+                    d.get("lang")
+                        .and_then(|l| l.as_str())
+                        .is_none_or(|l| l.starts_with("en"))
+                })
                 .or_else(|| a.first())
         })
         .and_then(|d| d.get("value"))
@@ -193,7 +232,10 @@ pub fn cve_record(json: &[u8], sha1: Option<&str>, dyad: Option<&str>, withhold_
     let mut git_fix: Vec<String> = Vec::new();
     let mut semver_fixed: Vec<String> = Vec::new();
     let mut semver_intro: Vec<String> = Vec::new();
-    if let Some(aff) = cna.and_then(|c| c.get("affected")).and_then(|a| a.as_array()) {
+    if let Some(aff) = cna
+        .and_then(|c| c.get("affected"))
+        .and_then(|a| a.as_array())
+    {
         for a in aff {
             if let Some(pf) = a.get("programFiles").and_then(|p| p.as_array()) {
                 for p in pf.iter().filter_map(|p| p.as_str()) {
@@ -202,15 +244,26 @@ pub fn cve_record(json: &[u8], sha1: Option<&str>, dyad: Option<&str>, withhold_
                     }
                 }
             }
-            for ver in a.get("versions").and_then(|x| x.as_array()).into_iter().flatten() {
+            for ver in a
+                .get("versions")
+                .and_then(|x| x.as_array())
+                .into_iter()
+                .flatten()
+            {
                 let version = ver.get("version").and_then(|x| x.as_str()).unwrap_or("");
                 let status = ver.get("status").and_then(|x| x.as_str()).unwrap_or("");
-                let vtype = ver.get("versionType").and_then(|x| x.as_str()).unwrap_or("");
+                let vtype = ver
+                    .get("versionType")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("");
                 if vtype == "git" {
                     if let Some(lt) = ver.get("lessThan").and_then(|x| x.as_str()) {
                         git_fix.push(lt.to_string());
                     }
-                } else if status == "unaffected" && version != "0" && KVersion::parse(version).is_some() {
+                } else if status == "unaffected"
+                    && version != "0"
+                    && KVersion::parse(version).is_some()
+                {
                     semver_fixed.push(version.to_string());
                 } else if status == "affected" && KVersion::parse(version).is_some() {
                     semver_intro.push(version.to_string());
@@ -226,9 +279,18 @@ pub fn cve_record(json: &[u8], sha1: Option<&str>, dyad: Option<&str>, withhold_
     }
     if ranges.is_empty() && !semver_fixed.is_empty() {
         // From the JSON: every "unaffected from X" is a fix on X's branch; intros from "affected".
-        let intro = semver_intro.iter().filter_map(|s| KVersion::parse(s)).min().map(|v| v.to_string());
+        let intro = semver_intro
+            .iter()
+            .filter_map(|s| KVersion::parse(s))
+            .min()
+            .map(|v| v.to_string());
         for f in &semver_fixed {
-            ranges.push(Range { introduced: intro.clone(), introduced_commit: None, fixed: Some(f.clone()), fixed_commit: None });
+            ranges.push(Range {
+                introduced: intro.clone(),
+                introduced_commit: None,
+                fixed: Some(f.clone()),
+                fixed_commit: None,
+            });
         }
     }
     let mut commits: Vec<String> = sha1
@@ -273,14 +335,34 @@ pub fn cve_record(json: &[u8], sha1: Option<&str>, dyad: Option<&str>, withhold_
             }
             files.into_iter().collect()
         },
-        trace: if withhold_traces { Vec::new() } else { facts.trace.clone() },
-        trace_title: if withhold_traces { None } else { facts.trace_title.clone() },
+        trace: if withhold_traces {
+            Vec::new()
+        } else {
+            facts.trace.clone()
+        },
+        trace_title: if withhold_traces {
+            None
+        } else {
+            facts.trace_title.clone()
+        },
         kinds: kinds_src.iter().map(|k| k.as_str().to_string()).collect(),
-        trace_kind: if withhold_traces { None } else { facts.trace_kind.map(|k| k.as_str().to_string()) },
+        trace_kind: if withhold_traces {
+            None
+        } else {
+            facts.trace_kind.map(|k| k.as_str().to_string())
+        },
         ranges,
         fixes: facts.fixes.clone(),
         syzbot: facts.syzbot,
         source: "cve".into(),
     };
-    Ok(CveRecord { entry, prose: facts.prose, report: if withhold_traces { String::new() } else { facts.report } })
+    Ok(CveRecord {
+        entry,
+        prose: facts.prose,
+        report: if withhold_traces {
+            String::new()
+        } else {
+            facts.report
+        },
+    })
 }

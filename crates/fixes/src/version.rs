@@ -30,7 +30,12 @@ pub struct KVersion {
 
 impl KVersion {
     pub fn new(major: u32, minor: u32, patch: Option<u32>) -> Self {
-        KVersion { major, minor, patch, rc: None }
+        KVersion {
+            major,
+            minor,
+            patch,
+            rc: None,
+        }
     }
     /// Parses `5.12`, `5.12.9`, `2.6.19`, `2.6.32.71`, `5.13-rc3`. Trailing text after the numbers
     /// is ignored by [`KVersion::parse_prefix`], rejected here.
@@ -53,7 +58,10 @@ impl KVersion {
             }
             nums.push(rest[..n].parse::<u32>().ok()?);
             rest = &rest[n..];
-            if nums.len() < 4 && rest.starts_with('.') && rest[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            if nums.len() < 4
+                && rest.starts_with('.')
+                && rest[1..].starts_with(|c: char| c.is_ascii_digit())
+            {
                 rest = &rest[1..];
                 continue;
             }
@@ -68,7 +76,12 @@ impl KVersion {
         } else {
             (nums[0], nums[1], nums.get(2).copied())
         };
-        let mut v = KVersion { major, minor, patch, rc: None };
+        let mut v = KVersion {
+            major,
+            minor,
+            patch,
+            rc: None,
+        };
         if let Some(r) = rest.strip_prefix("-rc") {
             let n = r.bytes().take_while(|b| b.is_ascii_digit()).count();
             if n > 0 && n < 4 {
@@ -155,7 +168,12 @@ fn dyad_version(s: &str, line: usize) -> Result<Option<String>, DyadError> {
     if s == "0" {
         return Ok(None);
     }
-    KVersion::parse(s).map(|_| Some(s.to_string())).ok_or(DyadError::Version { line, value: s.to_string() })
+    KVersion::parse(s)
+        .map(|_| Some(s.to_string()))
+        .ok_or(DyadError::Version {
+            line,
+            value: s.to_string(),
+        })
 }
 fn dyad_sha(s: &str, line: usize) -> Result<Option<String>, DyadError> {
     if s == "0" {
@@ -164,7 +182,10 @@ fn dyad_sha(s: &str, line: usize) -> Result<Option<String>, DyadError> {
     if (7..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(Some(s.to_ascii_lowercase()))
     } else {
-        Err(DyadError::Commit { line, value: s.to_string() })
+        Err(DyadError::Commit {
+            line,
+            value: s.to_string(),
+        })
     }
 }
 
@@ -180,7 +201,10 @@ pub fn parse_dyad(text: &str) -> Result<Vec<Range>, DyadError> {
         }
         let parts: Vec<&str> = l.split(':').collect();
         if parts.len() != 4 {
-            return Err(DyadError::Fields { line: line_no, got: parts.len() });
+            return Err(DyadError::Fields {
+                line: line_no,
+                got: parts.len(),
+            });
         }
         out.push(Range {
             introduced: dyad_version(parts[0], line_no)?,
@@ -218,7 +242,12 @@ pub fn identify_kernel(release: &str, build: Option<&str>) -> KernelId {
     let release = release.trim();
     let parsed = KVersion::parse_prefix(release);
     let base = parsed.map(|(v, _)| v.to_string());
-    let mut id = KernelId { release: release.to_string(), upstream: None, base: base.clone(), reason: None };
+    let mut id = KernelId {
+        release: release.to_string(),
+        upstream: None,
+        base: base.clone(),
+        reason: None,
+    };
     let Some((v, rest)) = parsed else {
         id.reason = Some(format!("cannot read a version from {release:?}"));
         return id;
@@ -259,7 +288,9 @@ pub fn identify_kernel(release: &str, build: Option<&str>) -> KernelId {
         || rest.starts_with("-rc") && v.rc.is_some()
         || lower.contains(".fc")
         || lower.contains("-arch")
-        || (rest.starts_with('-') && rest[1..].starts_with(|c: char| c.is_ascii_alphabetic()) && vendor.is_none());
+        || (rest.starts_with('-')
+            && rest[1..].starts_with(|c: char| c.is_ascii_alphabetic())
+            && vendor.is_none());
     if upstream_like && vendor.is_none() {
         let mut up = v;
         if up.patch == Some(0) && up.rc.is_none() {
@@ -298,16 +329,27 @@ pub struct Verdict {
 /// Decides whether `kernel` is affected given the record's ranges.
 pub fn verdict(kernel: &KernelId, ranges: &[Range]) -> Verdict {
     let Some(up) = kernel.upstream.as_deref().and_then(KVersion::parse) else {
-        let base = kernel.base.clone().unwrap_or_else(|| kernel.release.clone());
+        let base = kernel
+            .base
+            .clone()
+            .unwrap_or_else(|| kernel.release.clone());
         return Verdict {
             status: "unknown".into(),
             kernel: base,
             fixed_in: None,
-            reason: kernel.reason.clone().unwrap_or_else(|| "upstream version unknown".into()),
+            reason: kernel
+                .reason
+                .clone()
+                .unwrap_or_else(|| "upstream version unknown".into()),
         };
     };
     let kernel_s = up.to_string();
-    let unknown = |reason: String| Verdict { status: "unknown".into(), kernel: kernel_s.clone(), fixed_in: None, reason };
+    let unknown = |reason: String| Verdict {
+        status: "unknown".into(),
+        kernel: kernel_s.clone(),
+        fixed_in: None,
+        reason,
+    };
     let parsed: Vec<(Option<KVersion>, Option<KVersion>)> = ranges
         .iter()
         .map(|r| {
@@ -322,14 +364,28 @@ pub fn verdict(kernel: &KernelId, ranges: &[Range]) -> Verdict {
     }
     let branch = up.branch();
     // Mainline fix: the fix version without patch level; the earliest if several.
-    let mainline_fix = parsed.iter().filter_map(|(_, f)| *f).filter(|f| f.is_mainline()).min();
-    let branch_fix = parsed.iter().filter_map(|(_, f)| *f).filter(|f| !f.is_mainline() && f.branch() == branch).min();
+    let mainline_fix = parsed
+        .iter()
+        .filter_map(|(_, f)| *f)
+        .filter(|f| f.is_mainline())
+        .min();
+    let branch_fix = parsed
+        .iter()
+        .filter_map(|(_, f)| *f)
+        .filter(|f| !f.is_mainline() && f.branch() == branch)
+        .min();
     // Introduced on this kernel? Mainline intro applies to all later versions; a stable intro only
     // to its own branch.
     let intros: Vec<KVersion> = parsed.iter().filter_map(|(i, _)| *i).collect();
     let any_unknown_intro = parsed.iter().any(|(i, _)| i.is_none());
     let introduced = any_unknown_intro
-        || intros.iter().any(|i| if i.is_mainline() { up >= *i || up.branch() > i.branch() } else { i.branch() == branch && up >= *i });
+        || intros.iter().any(|i| {
+            if i.is_mainline() {
+                up >= *i || up.branch() > i.branch()
+            } else {
+                i.branch() == branch && up >= *i
+            }
+        });
     // Fixed?
     if let Some(bf) = branch_fix {
         if up >= bf {
@@ -337,7 +393,11 @@ pub fn verdict(kernel: &KernelId, ranges: &[Range]) -> Verdict {
                 status: "fixed".into(),
                 kernel: kernel_s,
                 fixed_in: Some(bf.to_string()),
-                reason: format!("fixed on the {}.{} branch in {bf}", branch.0, display_minor(branch)),
+                reason: format!(
+                    "fixed on the {}.{} branch in {bf}",
+                    branch.0,
+                    display_minor(branch)
+                ),
             };
         }
     }
@@ -352,7 +412,11 @@ pub fn verdict(kernel: &KernelId, ranges: &[Range]) -> Verdict {
         }
     }
     if !introduced {
-        let first = intros.iter().min().map(|v| v.to_string()).unwrap_or_default();
+        let first = intros
+            .iter()
+            .min()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
         return Verdict {
             status: "not affected".into(),
             kernel: kernel_s,
@@ -363,14 +427,25 @@ pub fn verdict(kernel: &KernelId, ranges: &[Range]) -> Verdict {
     let intro_note = if any_unknown_intro {
         "introduction unknown".to_string()
     } else {
-        format!("introduced in {}", intros.iter().min().map(|v| v.to_string()).unwrap_or_default())
+        format!(
+            "introduced in {}",
+            intros
+                .iter()
+                .min()
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        )
     };
     match (branch_fix, mainline_fix) {
         (Some(bf), _) => Verdict {
             status: "affected".into(),
             kernel: kernel_s,
             fixed_in: Some(bf.to_string()),
-            reason: format!("{intro_note}; fixed on the {}.{} branch in {bf}", branch.0, display_minor(branch)),
+            reason: format!(
+                "{intro_note}; fixed on the {}.{} branch in {bf}",
+                branch.0,
+                display_minor(branch)
+            ),
         },
         (None, Some(mf)) => Verdict {
             status: "affected".into(),
@@ -426,10 +501,21 @@ mod tests {
         assert_eq!(k.upstream, None);
         assert_eq!(k.base.as_deref(), Some("3.10.0"));
         assert!(k.reason.unwrap().contains("Red Hat"));
-        assert_eq!(identify_kernel("5.12.0", None).upstream.as_deref(), Some("5.12"));
-        assert_eq!(identify_kernel("6.6.30", None).upstream.as_deref(), Some("6.6.30"));
+        assert_eq!(
+            identify_kernel("5.12.0", None).upstream.as_deref(),
+            Some("5.12")
+        );
+        assert_eq!(
+            identify_kernel("6.6.30", None).upstream.as_deref(),
+            Some("6.6.30")
+        );
         assert_eq!(identify_kernel("5.15.0-91-generic", None).upstream, None);
-        assert_eq!(identify_kernel("6.8.0-rc3-syzkaller", None).upstream.as_deref(), Some("6.8-rc3"));
+        assert_eq!(
+            identify_kernel("6.8.0-rc3-syzkaller", None)
+                .upstream
+                .as_deref(),
+            Some("6.8-rc3")
+        );
     }
 
     #[test]
@@ -443,10 +529,20 @@ mod tests {
     }
 
     fn rg(i: Option<&str>, f: Option<&str>) -> Range {
-        Range { introduced: i.map(String::from), introduced_commit: None, fixed: f.map(String::from), fixed_commit: None }
+        Range {
+            introduced: i.map(String::from),
+            introduced_commit: None,
+            fixed: f.map(String::from),
+            fixed_commit: None,
+        }
     }
     fn up(v: &str) -> KernelId {
-        KernelId { release: v.into(), upstream: Some(v.into()), base: Some(v.into()), reason: None }
+        KernelId {
+            release: v.into(),
+            upstream: Some(v.into()),
+            base: Some(v.into()),
+            reason: None,
+        }
     }
 
     #[test]
@@ -460,15 +556,25 @@ mod tests {
             rg(Some("4.18"), Some("5.13")),
         ];
         let v = verdict(&up("5.12"), &r);
-        assert_eq!((v.status.as_str(), v.fixed_in.as_deref()), ("affected", Some("5.12.5")));
+        assert_eq!(
+            (v.status.as_str(), v.fixed_in.as_deref()),
+            ("affected", Some("5.12.5"))
+        );
         assert_eq!(verdict(&up("5.12.5"), &r).status, "fixed");
         assert_eq!(verdict(&up("5.13"), &r).status, "fixed");
         assert_eq!(verdict(&up("6.1.1"), &r).status, "fixed");
         assert_eq!(verdict(&up("4.17.3"), &r).status, "not affected");
         let v = verdict(&up("4.19.100"), &r);
-        assert_eq!((v.status.as_str(), v.fixed_in.as_deref()), ("affected", Some("5.13")));
+        assert_eq!(
+            (v.status.as_str(), v.fixed_in.as_deref()),
+            ("affected", Some("5.13"))
+        );
         // Backport-introduced on 4.14.189, never fixed there.
-        let r2 = vec![rg(Some("4.14.189"), None), rg(Some("5.8"), Some("5.10.2")), rg(Some("5.8"), Some("5.11"))];
+        let r2 = vec![
+            rg(Some("4.14.189"), None),
+            rg(Some("5.8"), Some("5.10.2")),
+            rg(Some("5.8"), Some("5.11")),
+        ];
         assert_eq!(verdict(&up("4.14.100"), &r2).status, "not affected");
         assert_eq!(verdict(&up("4.14.200"), &r2).status, "affected");
         assert_eq!(verdict(&up("4.19.1"), &r2).status, "not affected");

@@ -1,7 +1,7 @@
 //! End-to-end tests over the real CVE records in `../shared/data/kernel-vulns`: full import, the
 //! seeds, verdicts, incremental re-import, and the recall evaluation.
 
-use kmortem_fixes::extract::{is_generic_frame, KindTag};
+use kmortem_fixes::eval::{cases, Case};
 use kmortem_fixes::record::cve_record;
 use kmortem_fixes::{identify_kernel, CrashQuery, FixIndex, ImportOptions};
 use std::path::{Path, PathBuf};
@@ -34,7 +34,14 @@ fn withheld() -> &'static (tempfile::TempDir, f64) {
 fn build(withhold: bool) -> (tempfile::TempDir, f64) {
     let dir = tempfile::tempdir().unwrap();
     let mut ix = FixIndex::open_or_create(dir.path()).unwrap();
-    let stats = ix.import_cves(&vulns(), ImportOptions { withhold_traces: withhold }).unwrap();
+    let stats = ix
+        .import_cves(
+            &vulns(),
+            ImportOptions {
+                withhold_traces: withhold,
+            },
+        )
+        .unwrap();
     println!(
         "import (withhold_traces={withhold}): {} records, {} added, {} skipped, {:.2}s, index {:.1} MiB",
         stats.scanned,
@@ -43,9 +50,17 @@ fn build(withhold: bool) -> (tempfile::TempDir, f64) {
         stats.seconds,
         ix.disk_size() as f64 / 1048576.0
     );
-    assert!(stats.scanned >= 14_000, "expected the 14,626 records, scanned {}", stats.scanned);
+    assert!(
+        stats.scanned >= 14_000,
+        "expected the 14,626 records, scanned {}",
+        stats.scanned
+    );
     assert_eq!(stats.added + stats.skipped.len(), stats.scanned);
-    assert!(stats.skipped.len() < 20, "too many unreadable records: {:?}", &stats.skipped[..stats.skipped.len().min(5)]);
+    assert!(
+        stats.skipped.len() < 20,
+        "too many unreadable records: {:?}",
+        &stats.skipped[..stats.skipped.len().min(5)]
+    );
     (dir, stats.seconds)
 }
 
@@ -63,21 +78,43 @@ fn seed(prefix: &str) -> String {
 fn seed_002_kyber_ranks_cve_2021_46984_first_and_5_12_is_affected() {
     let ix = FixIndex::open(full().0.path()).unwrap();
     let mut q = CrashQuery::from_text(&seed("002"));
-    assert!(q.key_frames().contains(&"kyber_bio_merge"), "frames: {:?}", q.key_frames());
+    assert!(
+        q.key_frames().contains(&"kyber_bio_merge"),
+        "frames: {:?}",
+        q.key_frames()
+    );
     q.kernel = Some(identify_kernel("5.12.0", None));
     let c = ix.search(&q, 5).unwrap();
     for (i, x) in c.iter().enumerate() {
-        println!("seed 002 #{}: {:?} {} {:.2} {:?}", i + 1, x.cve, x.subject, x.score, x.verdict.as_ref().map(|v| &v.status));
+        println!(
+            "seed 002 #{}: {:?} {} {:.2} {:?}",
+            i + 1,
+            x.cve,
+            x.subject,
+            x.score,
+            x.verdict.as_ref().map(|v| &v.status)
+        );
     }
     assert_eq!(c[0].cve.as_deref(), Some("CVE-2021-46984"));
-    assert_eq!(c[0].commits, vec!["efed9a3337e341bd0989161b97453b52567bc59d".to_string()]);
+    assert_eq!(
+        c[0].commits,
+        vec!["efed9a3337e341bd0989161b97453b52567bc59d".to_string()]
+    );
     let v = c[0].verdict.as_ref().unwrap();
     assert_eq!(v.status, "affected");
     // The record (dyad line `4.18:a608..:5.12.5:2ef3..`) says 5.12.5, not the 5.12.9 of the issue text.
     assert_eq!(v.fixed_in.as_deref(), Some("5.12.5"));
-    assert!(c[0].evidence.iter().any(|e| e.kind == "trace" && e.matched.iter().any(|m| m == "kyber_bio_merge")));
+    assert!(c[0]
+        .evidence
+        .iter()
+        .any(|e| e.kind == "trace" && e.matched.iter().any(|m| m == "kyber_bio_merge")));
     // Same crash on 5.12.5 and 5.13: fixed; on RHEL-like release strings: unknown.
-    for (k, want) in [("5.12.5", "fixed"), ("5.13", "fixed"), ("4.17.1", "not affected"), ("4.18.0-305.el8.x86_64", "unknown")] {
+    for (k, want) in [
+        ("5.12.5", "fixed"),
+        ("5.13", "fixed"),
+        ("4.17.1", "not affected"),
+        ("4.18.0-305.el8.x86_64", "unknown"),
+    ] {
         q.kernel = Some(identify_kernel(k, None));
         let c = ix.search(&q, 1).unwrap();
         assert_eq!(c[0].verdict.as_ref().unwrap().status, want, "kernel {k}");
@@ -91,15 +128,28 @@ fn seeds_000_and_004_report_what_ranks() {
     let ix = FixIndex::open(full().0.path()).unwrap();
     for (s, frame) in [("000", "enqueue_entity"), ("004", "cascade")] {
         let q = CrashQuery::from_text(&seed(s));
-        assert!(q.frames.iter().any(|f| f.function == frame), "seed {s}: {:?}", q.frames);
+        assert!(
+            q.frames.iter().any(|f| f.function == frame),
+            "seed {s}: {:?}",
+            q.frames
+        );
         let c = ix.search(&q, 5).unwrap();
         for (i, x) in c.iter().enumerate() {
-            println!("seed {s} #{}: {:?} {:?} {} {:.2}", i + 1, x.cve, x.commits.first(), x.subject, x.score);
+            println!(
+                "seed {s} #{}: {:?} {:?} {} {:.2}",
+                i + 1,
+                x.cve,
+                x.commits.first(),
+                x.subject,
+                x.score
+            );
         }
         if s == "004" {
             let k = q.kernel.as_ref().expect("seed 004 has a CPU line");
             assert_eq!(k.base.as_deref(), Some("3.10.0"));
-            assert!(c.iter().all(|x| x.verdict.as_ref().is_none_or(|v| v.status == "unknown")));
+            assert!(c
+                .iter()
+                .all(|x| x.verdict.as_ref().is_none_or(|v| v.status == "unknown")));
         }
     }
 }
@@ -121,10 +171,17 @@ fn reimport_only_does_what_changed() {
     }
     let home = tempfile::tempdir().unwrap();
     let mut ix = FixIndex::open_or_create(home.path()).unwrap();
-    let s1 = ix.import_cves(tmp.path(), ImportOptions::default()).unwrap();
+    let s1 = ix
+        .import_cves(tmp.path(), ImportOptions::default())
+        .unwrap();
     assert_eq!((s1.added, s1.updated, s1.removed), (3, 0, 0));
-    let s2 = ix.import_cves(tmp.path(), ImportOptions::default()).unwrap();
-    assert_eq!((s2.added, s2.updated, s2.removed, s2.unchanged), (0, 0, 0, 3));
+    let s2 = ix
+        .import_cves(tmp.path(), ImportOptions::default())
+        .unwrap();
+    assert_eq!(
+        (s2.added, s2.updated, s2.removed, s2.unchanged),
+        (0, 0, 0, 3)
+    );
     // Change one dyad (append a line), remove another record.
     let dy = dst.join("CVE-2021-46984.dyad");
     let mut text = std::fs::read_to_string(&dy).unwrap();
@@ -134,11 +191,19 @@ fn reimport_only_does_what_changed() {
         let _ = std::fs::remove_file(dst.join(format!("CVE-2021-46986.{ext}")));
     }
     let mut ix = FixIndex::open_or_create(home.path()).unwrap();
-    let s3 = ix.import_cves(tmp.path(), ImportOptions::default()).unwrap();
-    assert_eq!((s3.added, s3.updated, s3.removed, s3.unchanged), (0, 1, 1, 1));
+    let s3 = ix
+        .import_cves(tmp.path(), ImportOptions::default())
+        .unwrap();
+    assert_eq!(
+        (s3.added, s3.updated, s3.removed, s3.unchanged),
+        (0, 1, 1, 1)
+    );
     assert_eq!(ix.len(), 2);
     let e = ix.get("CVE-2021-46984").unwrap().unwrap();
-    assert!(e.ranges.iter().any(|r| r.fixed.as_deref() == Some("5.12.99")));
+    assert!(e
+        .ranges
+        .iter()
+        .any(|r| r.fixed.as_deref() == Some("5.12.99")));
     assert!(ix.get("CVE-2021-46986").unwrap().is_none());
 }
 
@@ -150,15 +215,24 @@ fn dyad_semantics_on_real_records() {
         let json = std::fs::read(dir.join(format!("{id}.json"))).unwrap();
         let sha1 = std::fs::read_to_string(dir.join(format!("{id}.sha1"))).ok();
         let dyad = std::fs::read_to_string(dir.join(format!("{id}.dyad"))).ok();
-        cve_record(&json, sha1.as_deref(), dyad.as_deref(), false).unwrap().entry
+        cve_record(&json, sha1.as_deref(), dyad.as_deref(), false)
+            .unwrap()
+            .entry
     };
     let e = rec("CVE-2021-46984");
     assert_eq!(e.subject, "kyber: fix out of bounds access when preempted");
     assert_eq!(e.ranges.len(), 5);
-    assert!(e.ranges.iter().all(|r| r.introduced.as_deref() == Some("4.18")));
+    assert!(e
+        .ranges
+        .iter()
+        .all(|r| r.introduced.as_deref() == Some("4.18")));
     assert!(e.ranges.iter().any(|r| r.fixed.as_deref() == Some("5.13")));
     assert!(e.files.contains(&"block/kyber-iosched.c".to_string()));
-    assert!(e.trace.starts_with(&["dump_stack".to_string(), "ubsan_epilogue".to_string()]) || e.trace.contains(&"kyber_bio_merge".to_string()));
+    assert!(
+        e.trace
+            .starts_with(&["dump_stack".to_string(), "ubsan_epilogue".to_string()])
+            || e.trace.contains(&"kyber_bio_merge".to_string())
+    );
     assert!(e.kinds.contains(&"out-of-bounds".to_string()));
     // A record whose dyad has unknown intro (`0:0:5.18.3:...`).
     let d = vulns().join("cve/published/2022");
@@ -167,116 +241,13 @@ fn dyad_semantics_on_real_records() {
     let e = cve_record(&json, None, Some(&dyad), false).unwrap().entry;
     assert!(e.ranges.iter().all(|r| r.introduced.is_none()));
     let v = kmortem_fixes::verdict(&identify_kernel("5.18.1", None), &e.ranges);
-    assert_eq!((v.status.as_str(), v.fixed_in.as_deref()), ("affected", Some("5.18.3")));
+    assert_eq!(
+        (v.status.as_str(), v.fixed_in.as_deref()),
+        ("affected", Some("5.18.3"))
+    );
 }
 
 // ---- Evaluation -----------------------------------------------------------------------------
-
-/// xorshift64*: a deterministic generator, so the evaluation is the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-struct Case {
-    id: String,
-    log: String,
-}
-
-const NOISE: &[&str] = &[
-    "__schedule", "schedule_timeout", "wait_for_completion", "__wake_up_common", "_raw_spin_lock_irqsave",
-    "kmem_cache_alloc", "__kmalloc", "lock_acquire", "mark_held_locks", "trace_hardirqs_on", "rcu_read_lock_sched_held",
-    "__lock_acquire", "find_held_lock", "irq_work_run", "do_syscall_64", "entry_SYSCALL_64_after_hwframe",
-];
-
-/// Console-log forms of a quoted trace: timestamps, a header naming the kind, a CPU line, RIP and
-/// registers, `? ` noise frames, fresh offsets, and (in half the cases) the top 1-2 frames lost.
-fn synthesize(id: &str, title: Option<&str>, kind: Option<KindTag>, trace: &[String], rng: &mut Rng) -> Option<String> {
-    let mut frames: Vec<String> = trace.to_vec();
-    let key: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| !is_generic_frame(f)).map(|(i, _)| i).collect();
-    if key.len() < 3 {
-        return None;
-    }
-    // Lose top frames: drop everything up to and including the first 1-2 key frames.
-    let drop = if rng.below(2) == 0 { 0 } else { 1 + rng.below(2) as usize };
-    let cut = if drop > 0 { key[drop.min(key.len() - 2)] } else { 0 };
-    // Keep generic frames before the cut (a sanitizer's own frames survive)
-    let mut kept: Vec<String> = frames[..cut].iter().filter(|f| is_generic_frame(f)).cloned().collect();
-    kept.extend(frames.drain(cut..));
-    let frames = kept;
-    let top = frames.iter().find(|f| !is_generic_frame(f))?.clone();
-    let mut t = 100.0 + rng.below(5000) as f64 + rng.below(1_000_000) as f64 / 1e6;
-    let mut out = String::new();
-    let mut line = |s: &str, t: &mut f64| {
-        *t += rng_step(*t);
-        out.push_str(&format!("[{:>5}.{:06}] {}\n", *t as u64, ((*t).fract() * 1e6) as u64, s));
-    };
-    let header = match (title, kind) {
-        (Some(tl), _) if drop == 0 => tl.to_string(),
-        (_, Some(KindTag::UseAfterFree)) => format!("BUG: KASAN: use-after-free in {top}+0x{:x}/0x{:x}", 0x10 + rng.below(0x200), 0x300 + rng.below(0x400)),
-        (_, Some(KindTag::OutOfBounds)) => format!("BUG: KASAN: slab-out-of-bounds in {top}+0x{:x}/0x{:x}", 0x10 + rng.below(0x200), 0x300 + rng.below(0x400)),
-        (_, Some(KindTag::NullDeref)) => "BUG: kernel NULL pointer dereference, address: 0000000000000010".to_string(),
-        (_, Some(KindTag::Warning)) => format!("WARNING: CPU: 1 PID: 4242 at somewhere.c:123 {top}+0x{:x}/0x{:x}", 0x10 + rng.below(0x200), 0x300 + rng.below(0x400)),
-        (_, Some(k)) => format!("BUG: {} in {top}", k.as_str()),
-        (None, None) => "general protection fault, probably for non-canonical address 0xdffffc0000000002: 0000 [#1] PREEMPT SMP KASAN".to_string(),
-        (Some(tl), None) => tl.to_string(),
-    };
-    line(&header, &mut t);
-    line(&format!("CPU: {} PID: {} Comm: syz-executor.{} Not tainted 6.1.{}-syzkaller #0", rng.below(4), 1000 + rng.below(30000), rng.below(6), rng.below(150)), &mut t);
-    line("Hardware name: Google Google Compute Engine/Google Compute Engine, BIOS Google 07/22/2023", &mut t);
-    line(&format!("RIP: 0010:{top}+0x{:x}/0x{:x}", 0x10 + rng.below(0x300), 0x400 + rng.below(0x400)), &mut t);
-    line("Code: 48 89 df e8 5a 1f 00 00 48 8b 43 08 <48> 8b 40 10 48 85 c0 74 0a", &mut t);
-    line(&format!("RSP: 0018:ffffc90003{:06x} EFLAGS: 00010246", rng.below(0xffffff)), &mut t);
-    line(&format!("RAX: {:016x} RBX: ffff888012{:06x} RCX: 0000000000000000", rng.next(), rng.below(0xffffff)), &mut t);
-    line("Call Trace:", &mut t);
-    line(" <TASK>", &mut t);
-    for f in &frames {
-        if rng.below(4) == 0 {
-            let n = NOISE[rng.below(NOISE.len() as u64) as usize];
-            line(&format!(" ? {n}+0x{:x}/0x{:x}", rng.below(0x200), 0x200 + rng.below(0x400)), &mut t);
-        }
-        line(&format!(" {f}+0x{:x}/0x{:x}", 0x5 + rng.below(0x800), 0x900 + rng.below(0x800)), &mut t);
-    }
-    line(" </TASK>", &mut t);
-    line(&format!("Modules linked in: {}", if id.len() % 2 == 0 { "" } else { "nf_tables" }), &mut t);
-    Some(out)
-}
-
-fn rng_step(t: f64) -> f64 {
-    // Sub-millisecond increments, deterministic in t.
-    ((t * 1000.0) as u64 % 97) as f64 * 1e-6 + 1e-6
-}
-
-fn cases() -> Vec<Case> {
-    let mut rng = Rng(0x9E3779B97F4A7C15);
-    let mut out = Vec::new();
-    let root = vulns().join("cve/published");
-    let mut years: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).collect();
-    years.sort();
-    for y in years {
-        let mut files: Vec<_> = std::fs::read_dir(&y).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
-        files.sort();
-        for p in files {
-            let json = std::fs::read(&p).unwrap();
-            let Ok(rec) = cve_record(&json, None, None, false) else { continue };
-            let e = rec.entry;
-            let kind = e.trace_kind.as_deref().and_then(KindTag::parse);
-            let id = e.cve.clone().unwrap_or_default();
-            if let Some(log) = synthesize(&id, e.trace_title.as_deref(), kind, &e.trace, &mut rng) {
-                out.push(Case { id, log });
-            }
-        }
-    }
-    out
-}
 
 fn recall(home: &Path, cases: &[Case]) -> (f64, f64, usize) {
     let ix = FixIndex::open(home).unwrap();
@@ -297,11 +268,23 @@ fn recall(home: &Path, cases: &[Case]) -> (f64, f64, usize) {
 
 #[test]
 fn evaluation_recall_on_synthesized_console_logs() {
-    let all = cases();
+    let all = cases(&vulns());
     // Every third case keeps the run short; the selection does not look at the records' contents.
-    let cases: Vec<Case> = all.into_iter().enumerate().filter(|(i, _)| i % 3 == 0).map(|(_, c)| c).collect();
-    assert!(cases.len() > 300, "too few records with a quoted trace: {}", cases.len());
-    println!("example synthesized log ({}):\n{}", cases[0].id, cases[0].log);
+    let cases: Vec<Case> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(_, c)| c)
+        .collect();
+    assert!(
+        cases.len() > 300,
+        "too few records with a quoted trace: {}",
+        cases.len()
+    );
+    println!(
+        "example synthesized log ({}):\n{}",
+        cases[0].id, cases[0].log
+    );
     let (f1, f5, n) = recall(full().0.path(), &cases);
     println!("EVAL quoted traces in the index: n={n} recall@1={f1:.3} recall@5={f5:.3}");
     let (w1, w5, _) = recall(withheld().0.path(), &cases);

@@ -83,15 +83,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn import(home: &std::path::Path, a: ImportArgs) -> Result<ExitCode> {
-    let mut ix = FixIndex::open_or_create(home).with_context(|| format!("cannot open the index under {}", home.display()))?;
+    let mut ix = FixIndex::open_or_create(home)
+        .with_context(|| format!("cannot open the index under {}", home.display()))?;
     let out = std::io::stdout();
     let mut out = out.lock();
     if let Some(repo) = &a.git {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} commits ({per_sec}) {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} commits ({per_sec}) {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
-        let opts = GitOptions { since: a.since.clone(), max_commits: None, no_diffs: a.no_diffs };
+        let opts = GitOptions {
+            since: a.since.clone(),
+            max_commits: None,
+            no_diffs: a.no_diffs,
+        };
         let stats = import_git(&mut ix, repo, &opts, &mut |n| bar.set_position(n as u64))?;
         bar.finish_and_clear();
         if a.json {
@@ -113,7 +121,9 @@ fn import(home: &std::path::Path, a: ImportArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(path) = &a.path else { bail!("give a vulns repository path or --git REPO") };
+    let Some(path) = &a.path else {
+        bail!("give a vulns repository path or --git REPO")
+    };
     let stats = ix.import_cves(path, ImportOptions::default())?;
     if a.json {
         serde_json::to_writer_pretty(&mut out, &stats)?;
@@ -149,7 +159,10 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
             text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
         }
         _ => {
-            std::io::stdin().lock().read_to_end(&mut text).context("cannot read standard input")?;
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut text)
+                .context("cannot read standard input")?;
         }
     }
     let text = String::from_utf8_lossy(&text);
@@ -166,7 +179,10 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if q.frames.is_empty() && q.files.is_empty() {
-        writeln!(out, "no stack frames or files found in the input: nothing to match")?;
+        writeln!(
+            out,
+            "no stack frames or files found in the input: nothing to match"
+        )?;
         return Ok(ExitCode::from(1));
     }
     let key: Vec<&str> = q.key_frames().into_iter().take(6).collect();
@@ -174,11 +190,21 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
         out,
         "crash: {}{}",
         q.title.as_deref().unwrap_or("(no title)"),
-        q.kind.map(|k| format!(" [{}]", k.as_str())).unwrap_or_default()
+        q.kind
+            .map(|k| format!(" [{}]", k.as_str()))
+            .unwrap_or_default()
     )?;
     writeln!(out, "frames: {}", key.join(" < "))?;
     if let Some(k) = &q.kernel {
-        writeln!(out, "kernel: {}{}", k.release, k.upstream.as_deref().map(|u| format!(" (upstream {u})")).unwrap_or_else(|| " (upstream version unknown)".into()))?;
+        writeln!(
+            out,
+            "kernel: {}{}",
+            k.release,
+            k.upstream
+                .as_deref()
+                .map(|u| format!(" (upstream {u})"))
+                .unwrap_or_else(|| " (upstream version unknown)".into())
+        )?;
     }
     if cands.is_empty() {
         writeln!(out, "no known fix matches")?;
@@ -187,15 +213,33 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
     for (i, c) in cands.iter().enumerate() {
         writeln!(out)?;
         let id = c.cve.clone().unwrap_or_else(|| "(no CVE)".into());
-        let sha = c.commits.first().map(|s| &s[..s.len().min(12)]).unwrap_or("");
+        let sha = c
+            .commits
+            .first()
+            .map(|s| &s[..s.len().min(12)])
+            .unwrap_or("");
         writeln!(out, "#{} {id} {sha} score {:.2}", i + 1, c.score)?;
         writeln!(out, "   {}", c.subject)?;
         for e in &c.evidence {
-            writeln!(out, "   - {}: {} ({})", e.kind, e.matched.join(", "), e.note)?;
+            writeln!(
+                out,
+                "   - {}: {} ({})",
+                e.kind,
+                e.matched.join(", "),
+                e.note
+            )?;
         }
         if let Some(v) = &c.verdict {
-            let fixed = v.fixed_in.as_deref().map(|f| format!(", fixed in {f}")).unwrap_or_default();
-            writeln!(out, "   kernel {}: {}{fixed} ({})", v.kernel, v.status, v.reason)?;
+            let fixed = v
+                .fixed_in
+                .as_deref()
+                .map(|f| format!(", fixed in {f}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "   kernel {}: {}{fixed} ({})",
+                v.kernel, v.status, v.reason
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,2 +1,2 @@
-pub mod oops;
 pub mod fixes;
+pub mod oops;
