@@ -98,6 +98,18 @@ impl FixIndex {
                 searcher.doc_freq(&Term::from_field_text(f.files, p))? as f64,
             );
         }
+        // Words of the top key frames (`kyber_bio_merge` -> kyber, bio, merge): fix subjects name
+        // the subsystem or driver (`kyber: fix ...`) even when they do not name the function.
+        let mut words: Vec<(String, f64)> = Vec::new();
+        for (i, name) in q.key_frames().iter().take(3).enumerate() {
+            for wd in frame_words(name) {
+                if !words.iter().any(|(x, _)| *x == wd) {
+                    let d = searcher.doc_freq(&Term::from_field_text(f.subject, &wd))?;
+                    df.insert(format!("word:{wd}"), d as f64);
+                    words.push((wd, pos_weight(i)));
+                }
+            }
+        }
         let weights = Weights { n_docs, df };
         // Candidate generation.
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -120,6 +132,13 @@ impl FixIndex {
         }
         for p in &qfiles {
             clauses.push(term(f.files, p, 1.0));
+        }
+        for (wd, pw) in &words {
+            clauses.push(term(
+                f.subject,
+                wd,
+                0.3 * pw * weights.idf(&format!("word:{wd}")),
+            ));
         }
         if let Some(title) = &q.title {
             // The title's words against subjects (syzbot titles are often quoted in fix subjects).
@@ -147,7 +166,7 @@ impl FixIndex {
         for (bm25, addr) in hits {
             let d: TantivyDocument = searcher.doc(addr)?;
             let Some(e) = self.entry_of(&d) else { continue };
-            let (score, evidence) = score_entry(q, &qframes, &weights, &e, bm25 as f64);
+            let (score, evidence) = score_entry(q, &qframes, &words, &weights, &e, bm25 as f64);
             if score <= 0.0 {
                 continue;
             }
@@ -282,6 +301,7 @@ fn lcs(a: &[&str], b: &[&str]) -> usize {
 fn score_entry(
     q: &CrashQuery,
     qframes: &[(String, f64, bool)],
+    words: &[(String, f64)],
     w: &Weights,
     e: &Entry,
     bm25: f64,
@@ -399,6 +419,30 @@ fn score_entry(
             note: "source files of the crash among the fix's files".into(),
         });
     }
+    // Subject words shared with the top frames' names.
+    let subj_words: HashSet<String> = e
+        .subject
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|x| !x.is_empty())
+        .map(|x| x.to_ascii_lowercase())
+        .collect();
+    let mut wm = Vec::new();
+    let mut ws = 0.0;
+    for (wd, pw) in words {
+        if subj_words.contains(wd) {
+            ws += 0.35 * pw * w.idf(&format!("word:{wd}"));
+            wm.push(wd.clone());
+        }
+    }
+    if !wm.is_empty() {
+        score += ws;
+        evidence.push(Evidence {
+            kind: "subject_words".into(),
+            matched: wm,
+            weight: round2(ws),
+            note: "words of the crash's top function names in the fix's subject".into(),
+        });
+    }
     // A little of tantivy's own score breaks ties between otherwise equal candidates.
     score += 0.02 * bm25;
     // Crash kind.
@@ -481,4 +525,94 @@ fn names(k: &[KindTag]) -> String {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// Distinctive words of a function name: `kyber_bio_merge` -> `kyber`, `bio`, `merge`, minus the
+/// verbs and nouns every subsystem uses.
+fn frame_words(name: &str) -> Vec<String> {
+    const STOP: &[&str] = &[
+        "get",
+        "set",
+        "put",
+        "add",
+        "del",
+        "init",
+        "exit",
+        "alloc",
+        "free",
+        "read",
+        "write",
+        "open",
+        "close",
+        "handle",
+        "handler",
+        "process",
+        "core",
+        "common",
+        "func",
+        "work",
+        "data",
+        "start",
+        "stop",
+        "update",
+        "check",
+        "create",
+        "destroy",
+        "release",
+        "register",
+        "unregister",
+        "send",
+        "recv",
+        "xmit",
+        "poll",
+        "queue",
+        "new",
+        "dev",
+        "device",
+        "irq",
+        "lock",
+        "unlock",
+        "fix",
+        "for",
+        "the",
+        "and",
+        "sys",
+        "ops",
+        "cb",
+        "fn",
+        "one",
+        "all",
+        "list",
+        "buf",
+        "len",
+        "info",
+        "ctx",
+        "msg",
+        "cmd",
+        "req",
+        "resp",
+        "map",
+        "unmap",
+        "submit",
+        "complete",
+        "do",
+        "try",
+        "out",
+        "fault",
+        "bug",
+        "use",
+        "after",
+        "null",
+        "pointer",
+        "in",
+        "of",
+        "to",
+        "from",
+    ];
+    name.split('_')
+        .map(|x| x.to_ascii_lowercase())
+        .filter(|x| {
+            x.len() >= 3 && !x.bytes().all(|b| b.is_ascii_digit()) && !STOP.contains(&x.as_str())
+        })
+        .collect()
 }
