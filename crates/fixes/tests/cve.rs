@@ -289,7 +289,11 @@ fn evaluation_recall_on_synthesized_console_logs() {
     println!("EVAL quoted traces in the index: n={n} recall@1={f1:.3} recall@5={f5:.3}");
     let (w1, w5, _) = recall(withheld().0.path(), &cases);
     println!("EVAL quoted traces withheld (subjects/functions/files only): n={n} recall@1={w1:.3} recall@5={w5:.3}");
-    assert!(f5 >= 0.85, "recall@5 with traces {f5:.3} < 0.85");
-    assert!(f1 >= 0.70, "recall@1 with traces {f1:.3} < 0.70");
-    assert!(w5 >= 0.25, "recall@5 without traces {w5:.3} < 0.25");
+    // Bars, set under the figures measured on 2026-11-21 (n=1007: 0.992/0.945 with traces,
+    // 0.427/0.253 withheld) with a margin for changes in the oops parser, which extracts the
+    // quoted traces. The withheld figure is the honest one for crashes nobody quoted yet.
+    assert!(f5 >= 0.95, "recall@5 with traces {f5:.3} < 0.95");
+    assert!(f1 >= 0.85, "recall@1 with traces {f1:.3} < 0.85");
+    assert!(w5 >= 0.35, "recall@5 without traces {w5:.3} < 0.35");
+    assert!(w1 >= 0.20, "recall@1 without traces {w1:.3} < 0.20");
 }
