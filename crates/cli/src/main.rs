@@ -21,6 +21,7 @@ enum Command {
     Core(cmd::core::Args),
     Log(cmd::log::Args),
     Sys(cmd::sys::Args),
+    Fixes(cmd::fixes::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
         Command::Core(a) => cmd::core::run(a),
         Command::Log(a) => cmd::log::run(a),
         Command::Sys(a) => cmd::sys::run(a),
+        Command::Fixes(a) => cmd::fixes::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,246 @@
+//! `kmortem fixes`: from a crash to its known fix, CVE, and "is my kernel affected".
+
+use anyhow::{bail, Context as _, Result};
+use kmortem_fixes::git::{import_git, GitOptions};
+use kmortem_fixes::{default_home, identify_kernel, CrashQuery, FixIndex, ImportOptions};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Find the known fix for a crash: ranked CVE records and kernel commits, with the evidence for
+/// each, and whether your kernel version is affected.
+///
+/// First build the index once (it lives under $KMORTEM_HOME, default ~/.local/share/kmortem):
+///
+///   git clone https://git.kernel.org/pub/scm/linux/security/vulns.git
+///   kmortem fixes import vulns/              # the kernel CNA's CVE records
+///   kmortem fixes import --git ~/linux --since v5.4   # optional: commit history
+///
+/// Then feed it a crash (a console log, dmesg, `kmortem oops --json` output, a drgn or crash `bt`):
+///
+///   kmortem fixes console.log
+///   dmesg | kmortem fixes - --kernel 6.1.187 --top 3
+///   kmortem oops --json crash.log | kmortem fixes --json
+///
+/// The kernel version comes from --kernel, else from the report's CPU line
+/// (`... 6.1.0-53-cloud-amd64 #1 Debian 6.1.187-1`). Vendor kernels whose release string hides the
+/// upstream version (RHEL `3.10.0-514.26.2.el7`, Ubuntu `5.15.0-91-generic`) get `unknown`.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, verbatim_doc_comment)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    /// The crash: a log file, or `-` (or nothing) for standard input. Name a file called
+    /// `import` as `./import`.
+    pub file: Option<PathBuf>,
+    /// Your kernel: an upstream version (`5.12.0`, `6.1.187`) or a release string
+    /// (`6.1.0-53-cloud-amd64`). Overrides the version found in the report.
+    #[arg(long, value_name = "VERSION")]
+    pub kernel: Option<String>,
+    /// Print a JSON array of candidates, best first (schema: docs/json/fixes.md).
+    #[arg(long)]
+    pub json: bool,
+    /// How many candidates to print.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub top: usize,
+    /// Index directory (default: $KMORTEM_HOME, else ~/.local/share/kmortem).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub home: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Sub {
+    /// Build or update the index from a clone of the kernel's `vulns` repository, or from a kernel
+    /// git history (--git). Re-running only reads what changed.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// Path of a clone of the kernel's vulns repository (with cve/published/).
+    #[arg(required_unless_present = "git")]
+    pub path: Option<PathBuf>,
+    /// Index the commit history of this kernel git repository instead.
+    #[arg(long, value_name = "REPO", conflicts_with = "path")]
+    pub git: Option<PathBuf>,
+    /// With --git: only commits after this revision (a tag like v5.4, a branch, or a full SHA).
+    #[arg(long, value_name = "REV", requires = "git")]
+    pub since: Option<String>,
+    /// With --git: read commit messages only, not the diffs (faster; no touched functions/files).
+    #[arg(long, requires = "git")]
+    pub no_diffs: bool,
+    /// Print the import statistics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let home = args.home.clone().unwrap_or_else(default_home);
+    match args.command {
+        Some(Sub::Import(a)) => import(&home, a),
+        None => query(&home, &args),
+    }
+}
+
+fn import(home: &std::path::Path, a: ImportArgs) -> Result<ExitCode> {
+    let mut ix = FixIndex::open_or_create(home)
+        .with_context(|| format!("cannot open the index under {}", home.display()))?;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    if let Some(repo) = &a.git {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} commits ({per_sec}) {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        let opts = GitOptions {
+            since: a.since.clone(),
+            max_commits: None,
+            no_diffs: a.no_diffs,
+        };
+        let stats = import_git(&mut ix, repo, &opts, &mut |n| bar.set_position(n as u64))?;
+        bar.finish_and_clear();
+        if a.json {
+            serde_json::to_writer_pretty(&mut out, &stats)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{}: {} commits walked, {} indexed ({} merges skipped), {} files diffed, {:.1}s ({:.0} commits/s){}",
+                repo.display(),
+                stats.walked,
+                stats.indexed,
+                stats.merges,
+                stats.files_diffed,
+                stats.seconds,
+                stats.commits_per_second,
+                if stats.incremental { ", incremental" } else { "" }
+            )?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(path) = &a.path else {
+        bail!("give a vulns repository path or --git REPO")
+    };
+    let stats = ix.import_cves(path, ImportOptions::default())?;
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &stats)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} records, {} added, {} updated, {} removed, {} unchanged, {} skipped, {:.1}s; index {} docs, {:.1} MiB at {}",
+            path.display(),
+            stats.scanned,
+            stats.added,
+            stats.updated,
+            stats.removed,
+            stats.unchanged,
+            stats.skipped.len(),
+            stats.seconds,
+            ix.len(),
+            ix.disk_size() as f64 / (1024.0 * 1024.0),
+            home.display()
+        )?;
+        for (id, why) in stats.skipped.iter().take(10) {
+            writeln!(out, "  skipped {id}: {why}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
+    let ix = FixIndex::open(home)?;
+    let mut text = Vec::new();
+    match &args.file {
+        Some(p) if p.as_os_str() != "-" => {
+            text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        }
+        _ => {
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut text)
+                .context("cannot read standard input")?;
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    let mut q = CrashQuery::from_text(&text);
+    if let Some(k) = &args.kernel {
+        q.kernel = Some(identify_kernel(k, None));
+    }
+    let cands = ix.search(&q, args.top)?;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &cands)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if q.frames.is_empty() && q.files.is_empty() {
+        writeln!(
+            out,
+            "no stack frames or files found in the input: nothing to match"
+        )?;
+        return Ok(ExitCode::from(1));
+    }
+    let key: Vec<&str> = q.key_frames().into_iter().take(6).collect();
+    writeln!(
+        out,
+        "crash: {}{}",
+        q.title.as_deref().unwrap_or("(no title)"),
+        q.kind
+            .map(|k| format!(" [{}]", k.as_str()))
+            .unwrap_or_default()
+    )?;
+    writeln!(out, "frames: {}", key.join(" < "))?;
+    if let Some(k) = &q.kernel {
+        writeln!(
+            out,
+            "kernel: {}{}",
+            k.release,
+            k.upstream
+                .as_deref()
+                .map(|u| format!(" (upstream {u})"))
+                .unwrap_or_else(|| " (upstream version unknown)".into())
+        )?;
+    }
+    if cands.is_empty() {
+        writeln!(out, "no known fix matches")?;
+        return Ok(ExitCode::from(1));
+    }
+    for (i, c) in cands.iter().enumerate() {
+        writeln!(out)?;
+        let id = c.cve.clone().unwrap_or_else(|| "(no CVE)".into());
+        let sha = c
+            .commits
+            .first()
+            .map(|s| &s[..s.len().min(12)])
+            .unwrap_or("");
+        writeln!(out, "#{} {id} {sha} score {:.2}", i + 1, c.score)?;
+        writeln!(out, "   {}", c.subject)?;
+        for e in &c.evidence {
+            writeln!(
+                out,
+                "   - {}: {} ({})",
+                e.kind,
+                e.matched.join(", "),
+                e.note
+            )?;
+        }
+        if let Some(v) = &c.verdict {
+            let fixed = v
+                .fixed_in
+                .as_deref()
+                .map(|f| format!(", fixed in {f}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "   kernel {}: {}{fixed} ({})",
+                v.kernel, v.status, v.reason
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,96 @@
+//! Snapshots of `kmortem fixes` as users see it: `--help`, an import of a few real CVE records
+//! into a fresh $KMORTEM_HOME, and seed 002's Kyber story as a query (human and `--json`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn shared() -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
+    assert!(
+        p.join("data/kernel-vulns").is_dir(),
+        "../shared/data/kernel-vulns is missing at {}",
+        p.display()
+    );
+    p
+}
+
+fn kmortem(home: &Path, args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kmortem"))
+        .args(args)
+        .env("KMORTEM_HOME", home)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("run kmortem");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn fixes_help() {
+    let home = tempfile::tempdir().unwrap();
+    let (out, _, code) = kmortem(home.path(), &["fixes", "--help"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn fixes_import_and_query_seed_002() {
+    // A small vulns tree: the twenty records around the Kyber one.
+    let src = shared().join("data/kernel-vulns/cve/published/2021");
+    let vulns = tempfile::tempdir().unwrap();
+    let dst = vulns.path().join("cve/published/2021");
+    std::fs::create_dir_all(&dst).unwrap();
+    for n in 46975..46995 {
+        for ext in ["json", "sha1", "dyad"] {
+            let f = src.join(format!("CVE-2021-{n}.{ext}"));
+            if f.exists() {
+                std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let home = tempfile::tempdir().unwrap();
+    let (out, err, code) = kmortem(
+        home.path(),
+        &["fixes", "import", vulns.path().to_str().unwrap(), "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let copied = std::fs::read_dir(&dst)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert!(copied >= 15);
+    assert_eq!(stats["added"], copied);
+    let seed = std::fs::read_dir(shared().join("seeds"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("002"))
+        .unwrap()
+        .path();
+    let seed = seed.to_str().unwrap();
+    let (out, err, code) = kmortem(
+        home.path(),
+        &["fixes", seed, "--kernel", "5.12.0", "--top", "2"],
+    );
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!(out);
+    let (out, _, code) = kmortem(
+        home.path(),
+        &["fixes", seed, "--kernel", "5.12.0", "--top", "1", "--json"],
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["cve"], "CVE-2021-46984");
+    assert_eq!(v[0]["verdict"]["status"], "affected");
+    assert_eq!(v[0]["verdict"]["fixed_in"], "5.12.5");
+    insta::assert_json_snapshot!(v);
+    // No index: a clear error.
+    let empty = tempfile::tempdir().unwrap();
+    let (_, err, code) = kmortem(empty.path(), &["fixes", seed]);
+    assert_eq!(code, 2);
+    assert!(err.contains("kmortem fixes import"), "{err}");
+}
