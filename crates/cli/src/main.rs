@@ -17,12 +17,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Oops(cmd::oops::Args),
+    Serve(cmd::serve::Args),
+    Agent(cmd::agent::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Oops(a) => cmd::oops::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Agent(a) => cmd::agent::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,3 @@
+pub mod agent;
 pub mod oops;
+pub mod serve;
