@@ -106,8 +106,7 @@ pub fn unescape_kmsg(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
-        if text[i] == b'\\' && i + 3 < text.len() + 0 && text.len() >= i + 4 && text[i + 1] == b'x'
-        {
+        if text[i] == b'\\' && text.len() >= i + 4 && text[i + 1] == b'x' {
             let hex = |b: u8| (b as char).to_digit(16);
             if let (Some(h), Some(l)) = (hex(text[i + 2]), hex(text[i + 3])) {
                 out.push((h * 16 + l) as u8);

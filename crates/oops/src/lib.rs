@@ -9,18 +9,279 @@
 //! let reports = kmortem_oops::parse(log);
 //! assert_eq!(reports.len(), 1);
 //! ```
+//!
+//! How it works: every line is decoded ([`clean`]: stamps, caller ids, syslog/kmsg prefixes),
+//! then checked against the oops header table (one Aho-Corasick pass, so the scan is linear and
+//! cheap). A header opens a report in the line's context; the report's own lines are collected
+//! until it ends (end-of-trace marker, the next report in the same context, or too many unrelated
+//! lines), and then the title and the fields are extracted from that bounded buffer only.
 
+mod clean;
+mod fields;
 pub mod input;
 mod report;
+mod syz;
 
+pub use clean::{clean as clean_line, Clean, Ctx, MAX_LINE};
 pub use report::{Code, Context, Frame, InstructionPointer, Kind, Report};
 
+use aho_corasick::AhoCorasick;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// A report never holds more lines than this (a runaway lockdep dump, a 1 GB log of frames).
+const MAX_REPORT_LINES: usize = 2000;
+/// After the trace started, this many own-context lines that look unrelated end the report.
+const MAX_IDLE_LINES: usize = 40;
+/// Reports open at the same time (different caller ids). The oldest is closed beyond it.
+const MAX_OPEN: usize = 8;
+/// Lines of its context a frozen report still reads for its title.
+const MAX_TITLE_EXTRA: usize = 300;
+/// After `---[ end trace`, wait this many own lines for a `Kernel panic` that belongs to it.
+const PANIC_GRACE: usize = 6;
+
+fn prefilter() -> &'static AhoCorasick {
+    static P: OnceLock<AhoCorasick> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut pats: Vec<&str> = syz::table().iter().map(|o| o.header).collect();
+        pats.extend_from_slice(&[
+            "invoked oom-killer",
+            "Killed process",
+            "---[ end ",
+            "mce: [Hardware Error]",
+        ]);
+        AhoCorasick::new(pats).expect("static patterns")
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Line {
+    no: usize,
+    text: String,
+    /// Index into the oops table if this line carries a header.
+    #[allow(dead_code)]
+    header: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Open {
+    /// Table index, or `None` for the events kmortem adds beyond syzkaller (OOM, MCE).
+    oops: Option<usize>,
+    extra: Option<Kind>,
+    ctx: Ctx,
+    lines: Vec<Line>,
+    idle: usize,
+    last_relevant: usize,
+    seen_trace: bool,
+    /// Own lines seen since an end marker, if one was seen.
+    closing: Option<usize>,
+    panicked: bool,
+    /// Ended by the next report in the same task/CPU context, but still collecting that
+    /// context's lines for title extraction (syzkaller reads the whole context's output).
+    frozen: bool,
+    title_extra: Vec<String>,
+}
+
+impl Open {
+    fn new(oops: Option<usize>, extra: Option<Kind>, ctx: Ctx, line: Line) -> Self {
+        Open {
+            oops,
+            extra,
+            ctx,
+            lines: vec![line],
+            idle: 0,
+            last_relevant: 0,
+            seen_trace: false,
+            closing: None,
+            panicked: false,
+            frozen: false,
+            title_extra: Vec::new(),
+        }
+    }
+}
+
 /// Incremental parser: feed it lines as they arrive (a stream, a 1 GB file) and collect reports
-/// as soon as they are complete. Memory is bounded by the size of the report in progress.
+/// as soon as they are complete. Memory is bounded by the size of the reports in progress
+/// (at most `MAX_OPEN` × `MAX_REPORT_LINES` × [`MAX_LINE`]).
 #[derive(Debug, Default)]
 pub struct Scanner {
     line_no: usize,
-    pending: Vec<(usize, String)>,
+    in_kmsg: bool,
+    /// Context of the last kernel line, to tell a log cut inside a report.
+    last_ctx: Option<Ctx>,
+    open: Vec<Open>,
+}
+
+fn is_end_marker(t: &str) -> bool {
+    let t = t.trim();
+    t.starts_with("---[ end ") || (t.len() >= 20 && t.bytes().all(|b| b == b'='))
+}
+
+/// Does a line look like part of a crash report (frames, registers, dump lines)?
+fn relevant(t: &str) -> bool {
+    let b = t.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    if b[0] == b' ' || b[0] == b'\t' || b[0] == b'<' || b[0] == b'[' || b[0] == b'#' || b[0] == b'-'
+    {
+        return true;
+    }
+    if memchr::memmem::find(b, b"+0x").is_some() {
+        return true;
+    }
+    const PREFIXES: &[&str] = &[
+        "RIP:",
+        "RSP:",
+        "RAX:",
+        "RDX:",
+        "RBP:",
+        "R10:",
+        "R13:",
+        "FS:",
+        "CS:",
+        "CR2:",
+        "DR",
+        "Code:",
+        "CPU:",
+        "Hardware name:",
+        "Call Trace",
+        "Call trace",
+        "Modules linked in",
+        "Workqueue:",
+        "Kernel panic",
+        "Kernel Offset",
+        "pc :",
+        "lr :",
+        "sp :",
+        "x",
+        "pstate",
+        "Allocated",
+        "Freed",
+        "The buggy address",
+        "Memory state",
+        "page:",
+        "flags:",
+        "raw:",
+        "page dumped",
+        "Oops",
+        "Internal error",
+        "Mem abort",
+        "ESR",
+        "Data abort",
+        "EC ",
+        "SET ",
+        "FSC",
+        "CM ",
+        "WnR",
+        "PGD",
+        "PUD",
+        "PMD",
+        "PTE",
+        "#PF",
+        "PKRU",
+        "Stack:",
+        "task:",
+        "other info",
+        "stack backtrace",
+        "Disabling lock",
+        "Rebooting",
+        "Shutting down",
+        "Showing",
+        "NMI backtrace",
+        "Sending NMI",
+        "rcu:",
+        "INFO:",
+        "BUG",
+        "WARNING",
+        "Possible unsafe",
+        "CPU0",
+        "----",
+        "lock(",
+        "*** DEADLOCK",
+        "Chain exists",
+        "the existing",
+        "which lock",
+        "Unable to handle",
+        "Last potentially",
+        "Second to last",
+        "The buggy",
+        "Uninit",
+        "Local variable",
+        "Bytes ",
+        "Byte ",
+        "unreferenced object",
+        "comm ",
+        "hex dump",
+        "backtrace",
+        "kfence",
+        "Use-after-free",
+        "Out-of-bounds",
+        "Invalid",
+        "Corrupted memory",
+        "Freed by",
+        "allocated by",
+        "freed by",
+        "index ",
+        "shift exponent",
+        "signed integer",
+        "load of value",
+        "addr ",
+        "ODEBUG",
+        "refcount_t",
+        "list_add",
+        "list_del",
+        "irq event stamp",
+        "hardirqs",
+        "softirqs",
+        "IRQ",
+        "EIP",
+        "EAX",
+        "ESI",
+        "DS:",
+        "ES:",
+        "GS:",
+        "PC is at",
+        "LR is at",
+        "psr:",
+        "r10",
+        "r9",
+        "r6",
+        "r3",
+        "Flags:",
+        "Control:",
+        "Process ",
+        "Exception stack",
+        "Backtrace",
+        "Stack: ",
+        "Instruction dump",
+        "NIP",
+        "MSR",
+        "GPR",
+        "CFAR",
+        "DAR",
+        "DSISR",
+        "TRAP",
+        "SOFTE",
+        "random:",
+        "Dumping ftrace",
+        "---[",
+        "NMI watchdog",
+        "Watchdog",
+        "watchdog:",
+        "Mem-Info",
+        "Node ",
+        "DMA",
+        "Normal",
+        "active_anon",
+        "pages",
+        "Tasks state",
+        "[  pid  ]",
+        "oom",
+        "Out of memory",
+        "Memory cgroup",
+    ];
+    PREFIXES.iter().any(|p| t.starts_with(p))
 }
 
 impl Scanner {
@@ -31,24 +292,742 @@ impl Scanner {
     /// Feed one line (without its `\n`). Returns the reports completed by this line.
     pub fn push_line(&mut self, line: &[u8]) -> Vec<Report> {
         self.line_no += 1;
-        let text = String::from_utf8_lossy(line).into_owned();
-        self.pending.push((self.line_no, text));
-        Vec::new()
+        let mut done = Vec::new();
+        let c = clean::clean(line, self.in_kmsg);
+        if c.skip {
+            return done;
+        }
+        self.in_kmsg = input::parse_kmsg(line).is_some();
+        let text = c.text;
+        let ctx = c.ctx;
+        self.last_ctx = Some(ctx);
+        let hit = prefilter().is_match(text.as_bytes());
+        let header = if hit { syz::match_oops(&text) } else { None };
+        let extra = if hit && header.is_none() {
+            extra_event(&text)
+        } else {
+            None
+        };
+
+        // Frozen reports of this context read it for their title only.
+        let mut k = 0;
+        while k < self.open.len() {
+            let o = &mut self.open[k];
+            if o.frozen && o.ctx == ctx {
+                o.title_extra.push(text.to_string());
+                if o.title_extra.len() >= MAX_TITLE_EXTRA {
+                    let o = self.open.remove(k);
+                    done.extend(finish_open(o));
+                    continue;
+                }
+            }
+            k += 1;
+        }
+        // Route the line to the open report of its context, if any.
+        let mut consumed = false;
+        if let Some(i) = self.open.iter().position(|o| o.ctx == ctx && !o.frozen) {
+            let o = &mut self.open[i];
+            let mut close_now = false;
+            let mut reprocess = false;
+            if let Some(h) = header {
+                let ignorable = syz::REPORT_START_IGNORES.iter().any(|s| text.contains(s));
+                if ignorable && o.oops.is_some() {
+                    // Folklore: `invalid opcode: 0000` right after `kernel BUG at`, the
+                    // `Kernel panic - not syncing` after an oops: same report (syzkaller's
+                    // reportStartIgnores). Pinned by tests/golden/panic_after_oops.log.
+                    if text.contains("Kernel panic - not syncing") {
+                        o.panicked = true;
+                    }
+                    o.closing = None;
+                    o.lines.push(Line {
+                        no: self.line_no,
+                        text: text.to_string(),
+                        header: Some(h),
+                    });
+                    o.last_relevant = o.lines.len() - 1;
+                    o.idle = 0;
+                    consumed = true;
+                } else {
+                    close_now = true;
+                    reprocess = true;
+                }
+            } else if o.extra == Some(Kind::Oom) {
+                o.lines.push(Line {
+                    no: self.line_no,
+                    text: text.to_string(),
+                    header: None,
+                });
+                o.last_relevant = o.lines.len() - 1;
+                consumed = true;
+                if text.contains("Killed process") {
+                    close_now = true;
+                }
+            } else if let Some(n) = o.closing {
+                if text.contains("Kernel panic - not syncing") {
+                    o.closing = None;
+                    o.panicked = true;
+                    o.lines.push(Line {
+                        no: self.line_no,
+                        text: text.to_string(),
+                        header: None,
+                    });
+                    o.last_relevant = o.lines.len() - 1;
+                    consumed = true;
+                } else if n + 1 >= PANIC_GRACE || extra.is_some() {
+                    close_now = true;
+                    reprocess = true;
+                } else {
+                    o.closing = Some(n + 1);
+                    o.lines.push(Line {
+                        no: self.line_no,
+                        text: text.to_string(),
+                        header: None,
+                    });
+                    consumed = true;
+                }
+            } else {
+                o.lines.push(Line {
+                    no: self.line_no,
+                    text: text.to_string(),
+                    header: None,
+                });
+                consumed = true;
+                let n = o.lines.len() - 1;
+                if fields::stack_start(&text).is_some() {
+                    o.seen_trace = true;
+                }
+                if is_end_marker(&text) && n >= 3 {
+                    o.last_relevant = n;
+                    if text.contains("end Kernel panic")
+                        || (o.panicked && text.contains("---[ end"))
+                    {
+                        close_now = true;
+                    } else {
+                        o.closing = Some(0);
+                    }
+                } else if relevant(&text) {
+                    o.last_relevant = n;
+                    o.idle = 0;
+                } else {
+                    o.idle += 1;
+                    if o.idle >= MAX_IDLE_LINES {
+                        close_now = true;
+                    }
+                }
+                if o.lines.len() >= MAX_REPORT_LINES {
+                    close_now = true;
+                }
+            }
+            if close_now
+                && reprocess
+                && matches!(ctx, Ctx::Task(_) | Ctx::Cpu(_))
+                && o.oops.is_some()
+            {
+                // Folklore: with CONFIG_PRINTK_CALLER the task's own lines after a second
+                // report still belong to the first one's text (syzkaller's reportEnd rule for
+                // caller contexts). Pinned by tests/golden/second_report_same_task.log.
+                o.frozen = true;
+                o.title_extra.push(text.to_string());
+            } else if close_now {
+                let o = self.open.remove(i);
+                done.extend(finish_open(o));
+                consumed = !reprocess;
+            }
+        }
+        if !consumed && (header.is_some() || extra.is_some()) {
+            if self.open.len() >= MAX_OPEN {
+                let o = self.open.remove(0);
+                done.extend(finish_open(o));
+            }
+            let l = Line {
+                no: self.line_no,
+                text: text.into_owned(),
+                header,
+            };
+            self.open.push(Open::new(
+                header,
+                if header.is_some() { None } else { extra },
+                ctx,
+                l,
+            ));
+        }
+        done
     }
 
     /// End of input: returns the reports still open (a log that ends mid-report).
     pub fn finish(self) -> Vec<Report> {
-        Vec::new()
+        let last_ctx = self.last_ctx;
+        let mut out: Vec<Report> = self
+            .open
+            .into_iter()
+            .flat_map(|mut o| {
+                let truncated = !o.frozen
+                    && last_ctx == Some(o.ctx)
+                    && o.idle == 0
+                    && o.closing.is_none()
+                    && !o.lines.iter().any(|l| is_end_marker(&l.text));
+                // At the end of input the report keeps all its lines (syzkaller reads to the
+                // end too); only a report in its grace period drops the trailing ones.
+                if o.closing.is_none() {
+                    o.last_relevant = o.lines.len() - 1;
+                }
+                let mut r = finish_open(o);
+                if let Some(r) = r.as_mut() {
+                    r.truncated = truncated;
+                }
+                r
+            })
+            .collect();
+        out.sort_by_key(|r| r.start_line);
+        out
     }
 }
 
-/// Parse a whole log. Equivalent to feeding every line to a [`Scanner`].
+/// Events that are not in syzkaller's table: OOM kills and machine checks.
+fn extra_event(text: &str) -> Option<Kind> {
+    if text.contains("invoked oom-killer") {
+        return Some(Kind::Oom);
+    }
+    if text.contains("Killed process")
+        && (text.contains("Out of memory") || text.contains("out of memory"))
+    {
+        return Some(Kind::Oom);
+    }
+    if text.contains("mce: [Hardware Error]") {
+        return Some(Kind::MachineCheck);
+    }
+    None
+}
+
+fn finish_open(mut o: Open) -> Option<Report> {
+    let keep = (o.last_relevant + 1).min(o.lines.len());
+    o.lines.truncate(keep.max(1));
+    Some(build_report(&o))
+}
+
+/// Is this line a frame the unwinder was not sure of (`? foo+0x..`)? syzkaller leaves these
+/// out of the text it extracts titles from.
+fn questionable(t: &str) -> bool {
+    let s = t.trim_start();
+    let s = if s.starts_with("[<") {
+        s.find(">]").map_or(s, |e| s[e + 2..].trim_start())
+    } else {
+        s
+    };
+    s.starts_with("? ") && s.contains("+0x")
+}
+
+fn build_report(o: &Open) -> Report {
+    let lines = &o.lines;
+    let start_line = lines.first().map_or(0, |l| l.no);
+    let end_line = lines.last().map_or(0, |l| l.no);
+    let full_text: String = lines
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    let mut r = Report {
+        title: String::new(),
+        alt_titles: vec![],
+        kind: Kind::Other,
+        crash_type: String::new(),
+        corrupted: false,
+        corrupted_reason: None,
+        guilty_frame: None,
+        signature: String::new(),
+        kernel_release: None,
+        kernel_build: None,
+        cpu: None,
+        pid: None,
+        comm: None,
+        taint: None,
+        hardware: None,
+        ip: None,
+        fault_address: None,
+        registers: BTreeMap::new(),
+        frames: vec![],
+        code: None,
+        modules: vec![],
+        panic_message: None,
+        start_line,
+        end_line,
+        text: full_text,
+        truncated: false,
+        source: None,
+    };
+
+    if let Some(oi) = o.oops {
+        // Text for the title, as syzkaller builds it: own-context lines, no questionable frames,
+        // no "Disabling lock debugging" line, and nothing after a panic that follows a long
+        // report (panic_on_warn's second stack).
+        let mut t = String::new();
+        let mut text_lines = 0;
+        let all = lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .chain(o.title_extra.iter().map(String::as_str));
+        for l in all {
+            if o.ctx != Ctx::None && questionable(l) {
+                continue;
+            }
+            text_lines += 1;
+            if l.contains("Disabling lock debugging due to kernel taint") {
+                continue;
+            }
+            if text_lines > 25 && l.contains("Kernel panic - not syncing") {
+                break;
+            }
+            t.push_str(l);
+            t.push('\n');
+        }
+        let d = syz::describe(&t, oi);
+        let title = syz::normalize_title(&d.title);
+        let mut corrupted = d.corrupted.clone();
+        if corrupted.is_none() {
+            corrupted = syz::is_corrupted(&d.title, &t, oi, d.format).map(str::to_string);
+        }
+        let mut alts: Vec<String> = d.alt.iter().map(|a| syz::normalize_title(a)).collect();
+        alts.sort();
+        alts.dedup();
+        alts.retain(|a| *a != title && !a.is_empty());
+        r.kind = kind_of(&title);
+        r.crash_type = crash_type(&title).to_string();
+        r.title = title;
+        r.alt_titles = alts;
+        r.corrupted = corrupted.is_some();
+        r.corrupted_reason = corrupted;
+        r.guilty_frame = d.frame;
+    } else {
+        r.kind = o.extra.unwrap_or(Kind::Other);
+    }
+
+    fill_fields(&mut r, lines);
+    if o.oops.is_none() {
+        r.title = extra_title(&r, lines);
+        r.crash_type = match r.kind {
+            Kind::Oom => "OOM".into(),
+            Kind::MachineCheck => "MACHINE-CHECK".into(),
+            _ => "UNKNOWN".into(),
+        };
+    }
+    r.signature = signature(&r);
+    r
+}
+
+fn extra_title(r: &Report, lines: &[Line]) -> String {
+    match r.kind {
+        Kind::Oom => {
+            // `Out of memory: Killed process 1234 (java) total-vm:...`
+            for l in lines {
+                if let Some(p) = l.text.find("Killed process") {
+                    let rest = &l.text[p..];
+                    if let (Some(a), Some(b)) = (rest.find('('), rest.find(')')) {
+                        if a < b {
+                            return format!("OOM: killed process {}", &rest[a + 1..b]);
+                        }
+                    }
+                }
+            }
+            match &r.comm {
+                Some(c) => format!("OOM: {c} invoked oom-killer"),
+                None => "OOM: oom-killer invoked".into(),
+            }
+        }
+        Kind::MachineCheck => {
+            let first = lines.first().map_or("", |l| l.text.as_str());
+            let rest = first
+                .split("mce: [Hardware Error]:")
+                .nth(1)
+                .unwrap_or("")
+                .trim();
+            syz::normalize_title(&format!("machine check: {rest}"))
+        }
+        _ => lines
+            .first()
+            .map_or(String::new(), |l| syz::normalize_title(&l.text)),
+    }
+}
+
+fn fill_fields(r: &mut Report, lines: &[Line]) {
+    let mut stack = "call_trace";
+    let mut context = Context::Task;
+    let mut header_seen = false;
+    for l in lines {
+        let t = l.text.as_str();
+        let ts = t.trim_start();
+        if !header_seen {
+            header_seen = true;
+        }
+        if r.fault_address.is_none() {
+            r.fault_address = fields::header_fault_address(t);
+        }
+        if let Some(p) = t.find("Kernel panic - not syncing: ") {
+            if r.panic_message.is_none() {
+                r.panic_message = Some(t[p + 28..].trim().to_string());
+            }
+            continue;
+        }
+        if r.cpu.is_none() && ts.starts_with("CPU: ") && t.contains("PID: ") {
+            if let Some(c) = fields::parse_cpu_line(ts) {
+                r.cpu = c.cpu;
+                r.pid = c.pid;
+                r.comm = c.comm;
+                r.taint = c.taint;
+                r.kernel_release = c.release;
+                r.kernel_build = c.build;
+            }
+            continue;
+        }
+        // `      Not tainted 6.1.0-56-cloud-amd64 #1 Debian 6.1.192-2` (hung task, lockdep).
+        if r.kernel_release.is_none()
+            && (ts.starts_with("Not tainted ") || ts.starts_with("Tainted: "))
+        {
+            if let Some(c) = fields::parse_cpu_line(&format!("CPU: 0 PID: 0 Comm: ? {ts}")) {
+                r.taint = c.taint;
+                r.kernel_release = c.release;
+                r.kernel_build = c.build;
+            }
+            continue;
+        }
+        // Hung tasks: `task:postgres        state:D stack:0     pid:4182  ppid:4100 ...`.
+        if r.pid.is_none() && ts.starts_with("task:") && ts.contains(" pid:") {
+            let comm = ts["task:".len()..]
+                .split(" state:")
+                .next()
+                .unwrap_or("")
+                .trim();
+            if !comm.is_empty() {
+                r.comm = Some(comm.to_string());
+            }
+            r.pid = ts
+                .split(" pid:")
+                .nth(1)
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|p| p.parse().ok());
+            continue;
+        }
+        if let Some(h) = ts.strip_prefix("Hardware name: ") {
+            if r.hardware.is_none() {
+                r.hardware = Some(h.trim().to_string());
+            }
+            continue;
+        }
+        if let Some(m) = ts.strip_prefix("Modules linked in:") {
+            if r.modules.is_empty() {
+                r.modules = fields::parse_modules(m);
+            }
+            continue;
+        }
+        if let Some(c) = ts.strip_prefix("Code: ") {
+            if r.code.is_none() {
+                r.code = fields::parse_code(c);
+            }
+            continue;
+        }
+        if let Some(ip) = fields::parse_ip(ts) {
+            if r.ip.is_none() {
+                r.ip = Some(ip);
+            }
+            // RIP lines also carry registers (arm64 `pc : ...` does not).
+        }
+        if fields::parse_registers(ts, &mut r.registers) {
+            continue;
+        }
+        if let Some(s) = fields::stack_start(ts) {
+            stack = s;
+            context = Context::Task;
+            continue;
+        }
+        if let Some(c) = fields::parse_context_marker(ts) {
+            context = c.unwrap_or(Context::Task);
+            continue;
+        }
+        if ts.starts_with("Exception stack") {
+            continue;
+        }
+        if let Some(mut f) = fields::parse_frame(t) {
+            f.context = context;
+            f.stack = stack.to_string();
+            f.line = l.no;
+            r.frames.push(f);
+        }
+    }
+    if r.fault_address.is_none()
+        && matches!(r.kind, Kind::NullPointerDereference | Kind::PagingRequest)
+    {
+        r.fault_address = r
+            .registers
+            .get("cr2")
+            .copied()
+            .or_else(|| r.registers.get("far").copied());
+    }
+    if r.ip.is_none() {
+        // arm64 prints `pc : func+off/size` which parse_ip handles; arm32 has `PC is at`.
+        for l in lines {
+            if let Some(ip) = fields::parse_ip(l.text.trim_start()) {
+                r.ip = Some(ip);
+                break;
+            }
+        }
+    }
+}
+
+/// Generic frames never make a signature: report machinery, allocators, locking, the fault path.
+fn generic_frame(f: &str) -> bool {
+    static R: OnceLock<regex::Regex> = OnceLock::new();
+    let re = R.get_or_init(|| {
+        regex::Regex::new(
+            r"^(?:dump_stack|show_stack|dump_backtrace|panic|__warn|warn_slowpath|report_bug|handle_bug|exc_|asm_exc_|do_trap|do_error_trap|do_invalid_op|invalid_op|fixup_|kasan|__kasan|kmsan|__msan|kcsan|ubsan|__ubsan|print_|check_memory_region|__asan|__sanitizer|kmem_cache|kmalloc|__kmalloc|kfree|__kmem|slab_|___slab|__slab|krealloc|vmalloc|__vmalloc|kvmalloc|alloc_pages|__alloc_pages|lock_acquire|lock_release|__lock_acquire|_raw_spin|_raw_read|_raw_write|do_raw_spin|spin_|mutex_|__mutex|down_|up_|rwsem|lockdep|mark_lock|refcount_|__refcount|kref_|page_fault|do_page_fault|do_user_addr_fault|__do_page_fault|__bad_area|bad_area|no_context|do_kern_addr_fault|page_fault_oops|kernelmode_fixup_or_oops|__die|die|oops_|nmi_|watchdog|rcu_dump|print_cpu_stall|rcu_sched_clock_irq|update_process_times|tick_|hrtimer|__hrtimer|sysvec_|asm_sysvec|apic_timer|smp_apic_timer|__sysvec|__list_add_valid|__list_del_entry_valid|list_|__schedule|schedule|sched_show_task|show_regs|__show_regs|should_fail|memcpy|memset|memmove|__memcpy|__memset|strlen|strcpy|copy_user|_copy_to_user|_copy_from_user|__might_sleep|__might_resched|___might_sleep|__might_fault|debug_object|hung_task|watchdog_timer|arch_trigger|trigger_|nmi_cpu_backtrace|rcu_)"
+        )
+        .expect("static regex")
+    });
+    re.is_match(f)
+}
+
+fn signature(r: &Report) -> String {
+    let mut picked: Vec<&str> = Vec::new();
+    // The faulting function heads the key: x86 traces start at its caller.
+    if let Some(f) = r.ip.as_ref().and_then(|ip| ip.function.as_deref()) {
+        let base = fields::base_function(f);
+        if !base.is_empty() && !generic_frame(base) {
+            picked.push(base);
+        }
+    }
+    let first_stack = r.frames.first().map(|f| f.stack.clone());
+    for f in &r.frames {
+        if Some(&f.stack) != first_stack.as_ref() {
+            break;
+        }
+        if !f.reliable {
+            continue;
+        }
+        let base = fields::base_function(&f.function);
+        if base.is_empty() || generic_frame(base) || picked.contains(&base) {
+            continue;
+        }
+        picked.push(base);
+        if picked.len() == 3 {
+            break;
+        }
+    }
+    if picked.is_empty() {
+        return format!("{}:{}", r.kind.as_str(), r.title);
+    }
+    format!("{}:{}", r.kind.as_str(), picked.join("|"))
+}
+
+/// The kind of a report, from its (normalised) title.
+fn kind_of(title: &str) -> Kind {
+    let t = title;
+    let has = |s: &str| t.contains(s);
+    if t.starts_with("KASAN") {
+        Kind::Kasan
+    } else if t.starts_with("KMSAN") {
+        Kind::Kmsan
+    } else if t.starts_with("KCSAN") {
+        Kind::Kcsan
+    } else if t.starts_with("KFENCE") {
+        Kind::Kfence
+    } else if t.starts_with("UBSAN") {
+        Kind::Ubsan
+    } else if has("NULL pointer dereference") {
+        Kind::NullPointerDereference
+    } else if has("unable to handle kernel") || has("Unhandled fault") {
+        Kind::PagingRequest
+    } else if t.starts_with("general protection fault") || t.starts_with("stack segment") {
+        Kind::GeneralProtectionFault
+    } else if has("corrupted list") {
+        Kind::ListCorruption
+    } else if t.starts_with("kernel BUG") || t.starts_with("BUG: bad usercopy") {
+        Kind::KernelBug
+    } else if t.starts_with("invalid opcode") || t.starts_with("int3") {
+        Kind::InvalidOpcode
+    } else if t.starts_with("divide error") {
+        Kind::DivideError
+    } else if t.starts_with("PANIC: double fault") {
+        Kind::DoubleFault
+    } else if has("stack is corrupted") {
+        Kind::StackProtector
+    } else if has("corrupted stack end") || has("stack guard page") || has("stack overflow") {
+        Kind::StackCorruption
+    } else if has("soft lockup") {
+        Kind::SoftLockup
+    } else if has("hard LOCKUP") || has("hard lockup") {
+        Kind::HardLockup
+    } else if t.starts_with("INFO: task hung")
+        || t.starts_with("INFO: task can't die")
+        || has("hung_task")
+    {
+        Kind::HungTask
+    } else if has("rcu detected stall") {
+        Kind::RcuStall
+    } else if has("workqueue lockup") {
+        Kind::WorkqueueLockup
+    } else if t.starts_with("WARNING: refcount bug") {
+        Kind::RefcountWarning
+    } else if t.starts_with("WARNING: ODEBUG") {
+        Kind::OdebugWarning
+    } else if has("Bad page") {
+        Kind::BadPageState
+    } else if has("possible deadlock")
+        || has("inconsistent lock state")
+        || has("locking bug")
+        || has("lock held")
+        || has("unlock balance")
+        || has("suspicious RCU usage")
+        || has("non-static key")
+        || has("still has locks held")
+        || has("nested lock")
+        || has("held lock freed")
+        || has("spinlock")
+        || has("rwlock")
+        || has("Invalid wait context")
+    {
+        Kind::Lockdep
+    } else if has("scheduling while atomic") {
+        Kind::SchedulingWhileAtomic
+    } else if has("sleeping function called from invalid context") || has("in preemptible code") {
+        Kind::SleepingInAtomic
+    } else if t.starts_with("memory leak") {
+        Kind::MemoryLeak
+    } else if t.starts_with("WARNING") {
+        Kind::Warning
+    } else if t.starts_with("kernel panic") {
+        Kind::Panic
+    } else {
+        Kind::Other
+    }
+}
+
+/// syzkaller's crash type (`TYPE:`), derived from the title. Informational.
+fn crash_type(title: &str) -> &'static str {
+    let t = title;
+    let has = |s: &str| t.contains(s);
+    if t.starts_with("KASAN: use-after-free Read")
+        || t.starts_with("KASAN: slab-use-after-free Read")
+    {
+        "KASAN-USE-AFTER-FREE-READ"
+    } else if t.starts_with("KASAN: use-after-free Write")
+        || t.starts_with("KASAN: slab-use-after-free Write")
+    {
+        "KASAN-USE-AFTER-FREE-WRITE"
+    } else if t.starts_with("KASAN: invalid-free") || t.starts_with("KASAN: double-free") {
+        "KASAN-INVALID-FREE"
+    } else if t.starts_with("KASAN: null-ptr-deref Read") {
+        "KASAN-NULL-POINTER-DEREFERENCE-READ"
+    } else if t.starts_with("KASAN: null-ptr-deref Write") {
+        "KASAN-NULL-POINTER-DEREFERENCE-WRITE"
+    } else if t.starts_with("KASAN") && has(" Read") {
+        "KASAN-READ"
+    } else if t.starts_with("KASAN") && has(" Write") {
+        "KASAN-WRITE"
+    } else if t.starts_with("KASAN") {
+        "KASAN-UNKNOWN"
+    } else if t.starts_with("KMSAN: uninit-value") {
+        "KMSAN-UNINIT-VALUE"
+    } else if t.starts_with("KMSAN") && has("infoleak") {
+        "KMSAN-INFO-LEAK"
+    } else if t.starts_with("KCSAN: data-race") {
+        "KCSAN-DATARACE"
+    } else if t.starts_with("KCSAN: assert") {
+        "KCSAN-ASSERT"
+    } else if t.starts_with("KFENCE: use-after-free read") {
+        "KFENCE-USE-AFTER-FREE-READ"
+    } else if t.starts_with("KFENCE: use-after-free write") {
+        "KFENCE-USE-AFTER-FREE-WRITE"
+    } else if t.starts_with("KFENCE: invalid free") {
+        "KFENCE-INVALID-FREE"
+    } else if t.starts_with("KFENCE: memory corruption") {
+        "KFENCE-MEMORY-CORRUPTION"
+    } else if t.starts_with("KFENCE") && has("read") {
+        "KFENCE-READ"
+    } else if t.starts_with("KFENCE") {
+        "KFENCE-WRITE"
+    } else if t.starts_with("UBSAN: array-index") {
+        "MEMORY_SAFETY_UBSAN"
+    } else if t.starts_with("UBSAN") {
+        "UBSAN"
+    } else if has("NULL pointer dereference") {
+        "NULL-POINTER-DEREFERENCE"
+    } else if has("unable to handle kernel")
+        || t.starts_with("general protection fault")
+        || has("corrupted list")
+        || has("bad usercopy")
+        || has("stack is corrupted")
+        || has("stack guard page")
+        || has("corrupted stack end")
+        || t.starts_with("Unhandled fault")
+        || has("(use-after-free)")
+        || t.starts_with("PANIC: double fault")
+        || t.starts_with("stack segment")
+    {
+        "MEMORY_SAFETY_BUG"
+    } else if t.starts_with("INFO: task hung")
+        || t.starts_with("INFO: task can't die")
+        || has("rcu detected stall")
+        || has("soft lockup")
+        || has("workqueue lockup")
+        || has("spinlock lockup")
+        || has("hung_task")
+    {
+        "HANG"
+    } else if t.starts_with("WARNING: refcount bug") {
+        "REFCOUNT_WARNING"
+    } else if has("possible deadlock")
+        || has("inconsistent lock state")
+        || has("locking bug")
+        || has("lock held")
+        || has("unlock balance")
+        || has("suspicious RCU usage")
+        || has("non-static key")
+        || has("still has locks held")
+        || has("nested lock")
+        || has("held lock freed")
+        || has("spinlock")
+        || has("rwlock")
+        || has("MAX_STACK_TRACE_ENTRIES")
+        || has("Invalid wait context")
+    {
+        "LOCKDEP"
+    } else if has("scheduling while atomic")
+        || has("sleeping function called")
+        || has("in preemptible code")
+        || has("workqueue leaked")
+    {
+        "ATOMIC_SLEEP"
+    } else if t.starts_with("memory leak") {
+        "LEAK"
+    } else if t.starts_with("WARNING") {
+        "WARNING"
+    } else if t.starts_with("kernel BUG")
+        || t.starts_with("BUG:")
+        || t.starts_with("invalid opcode")
+        || t.starts_with("divide error")
+        || t.starts_with("int3")
+    {
+        "BUG"
+    } else if t.starts_with("unexpected kernel reboot") {
+        "REBOOT"
+    } else if t.starts_with("SYZFAIL") || t.starts_with("SYZFATAL") {
+        "SYZ_FAILURE"
+    } else {
+        "DoS"
+    }
+}
+
+/// Parse a whole log. Equivalent to feeding every line to a [`Scanner`]; reports are sorted by
+/// their first line.
 pub fn parse(input: &[u8]) -> Vec<Report> {
     let mut s = Scanner::new();
     let mut out = Vec::new();
-    for line in input.split(|&b| b == b'\n') {
-        out.extend(s.push_line(line));
+    let input = input.strip_suffix(b"\n").unwrap_or(input);
+    if !input.is_empty() {
+        for line in input.split(|&b| b == b'\n') {
+            out.extend(s.push_line(line));
+        }
     }
     out.extend(s.finish());
+    out.sort_by_key(|r| r.start_line);
     out
 }

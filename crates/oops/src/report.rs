@@ -191,4 +191,10 @@ pub struct Report {
     pub end_line: usize,
     /// The report's own lines, with timestamps and syslog prefixes stripped.
     pub text: String,
+    /// `true` when the input ended inside the report (no end marker was seen).
+    #[serde(default)]
+    pub truncated: bool,
+    /// Where the report was read from (a file name), set by the caller; `None` from the parser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }

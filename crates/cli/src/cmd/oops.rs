@@ -1,52 +1,125 @@
 //! `kmortem oops`: find every crash report in logs.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
+use kmortem_oops::{Context, Report};
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 
-/// Find every kernel crash report in logs (console, dmesg, syslog, journal, /dev/kmsg, netconsole)
-/// and print each with its syzkaller-style title, trace and registers.
+/// Find every kernel crash report in logs and print each with its syzkaller-style title.
+///
+/// Reads console logs, `dmesg` / `dmesg -T`, syslog and `journalctl -k` (`host kernel: ...`),
+/// `/dev/kmsg` records and extended netconsole lines, in any mix. Lines with caller ids
+/// (`[T123]`, `[C1]`) are de-interleaved so that each report keeps only its own task's lines.
+/// CRLF, invalid UTF-8, NUL bytes, endless lines and logs cut in the middle of a report are all
+/// fine. OOM kills are reported as events (kind `oom`), not crashes.
+///
+/// Examples:
+///   kmortem oops /var/log/kern.log
+///   journalctl -k -b -1 | kmortem oops
+///   kmortem oops --json console-*.log > reports.json
+///
+/// A file that cannot be read is reported on stderr (one line naming it); the other files are
+/// still read, and the exit status is then 2. Otherwise the status is 0, whether crashes were
+/// found or not (use `--json` and count the array to script on that).
 #[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Log files to read; `-` or nothing reads standard input.
     pub files: Vec<std::path::PathBuf>,
     /// Print one JSON array of reports (schema: docs/json/oops.md).
     #[arg(long)]
     pub json: bool,
+    /// Leave the full report text out of the human output (it is always in the JSON).
+    #[arg(long, short = 'q')]
+    pub brief: bool,
+}
+
+/// Scan one input stream line by line (bounded memory), appending its reports.
+fn scan(reader: impl Read, source: &str, out: &mut Vec<Report>) -> std::io::Result<()> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let mut scanner = kmortem_oops::Scanner::new();
+    let mut line = Vec::with_capacity(256);
+    let mut found = Vec::new();
+    loop {
+        line.clear();
+        // Read at most a bit more than the parser keeps of a line, so that a 1 GB line without
+        // `\n` does not have to fit in memory.
+        let n = read_line_capped(&mut reader, &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        found.extend(scanner.push_line(&line));
+    }
+    found.extend(scanner.finish());
+    found.sort_by_key(|r| r.start_line);
+    for mut r in found {
+        r.source = Some(source.to_string());
+        out.push(r);
+    }
+    Ok(())
+}
+
+/// Like `read_until(b'\n')`, but keeps only the first `MAX_LINE + 1` bytes of a line.
+fn read_line_capped(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let cap = kmortem_oops::MAX_LINE + 1;
+    let mut total = 0;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(total);
+        }
+        let (chunk, done) = match memchr(buf) {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let n = chunk.len();
+        if line.len() < cap {
+            let take = n.min(cap - line.len());
+            line.extend_from_slice(&chunk[..take]);
+            if done && take < n {
+                line.push(b'\n');
+            }
+        } else if done {
+            line.push(b'\n');
+        }
+        total += n;
+        r.consume(n);
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+fn memchr(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut reports = Vec::new();
     let files = if args.files.is_empty() {
         vec!["-".into()]
     } else {
-        args.files
+        args.files.clone()
     };
+    let mut reports = Vec::new();
+    let mut failed = false;
     for f in &files {
-        let mut scanner = kmortem_oops::Scanner::new();
-        let reader: Box<dyn Read> = if f.as_os_str() == "-" {
-            Box::new(std::io::stdin().lock())
+        let name = f.display().to_string();
+        let res = if f.as_os_str() == "-" {
+            scan(std::io::stdin().lock(), "<stdin>", &mut reports)
         } else {
-            Box::new(
-                std::fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?,
-            )
+            std::fs::File::open(f).and_then(|file| scan(file, &name, &mut reports))
         };
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-        let mut line = Vec::with_capacity(256);
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read {}", f.display()))?;
-            if n == 0 {
-                break;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            reports.extend(scanner.push_line(&line));
+        if let Err(e) = res {
+            eprintln!("kmortem: cannot read {name}: {e}");
+            failed = true;
         }
-        reports.extend(scanner.finish());
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -54,9 +127,168 @@ pub fn run(args: Args) -> Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &reports)?;
         writeln!(out)?;
     } else {
-        for r in &reports {
-            writeln!(out, "{}", r.title)?;
+        if reports.is_empty() && !failed {
+            writeln!(out, "no crash report found")?;
+        }
+        for (i, r) in reports.iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            print_human(&mut out, i + 1, r, args.brief)?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn hex(v: u64) -> String {
+    format!("{v:#018x}")
+}
+
+fn sym(function: &str, off: Option<u64>, size: Option<u64>, module: Option<&str>) -> String {
+    let mut s = function.to_string();
+    if let Some(o) = off {
+        s.push_str(&format!("+{o:#x}"));
+        if let Some(z) = size {
+            s.push_str(&format!("/{z:#x}"));
+        }
+    }
+    if let Some(m) = module {
+        s.push_str(&format!(" [{m}]"));
+    }
+    s
+}
+
+fn context_name(c: Context) -> &'static str {
+    match c {
+        Context::Task => "<TASK>",
+        Context::Irq => "<IRQ>",
+        Context::Softirq => "<SOFTIRQ>",
+        Context::Nmi => "<NMI>",
+        Context::Exception => "<exception stack>",
+    }
+}
+
+/// The layout kernel engineers already read: a header, then the oops fields, then the trace.
+fn print_human(out: &mut impl Write, n: usize, r: &Report, brief: bool) -> std::io::Result<()> {
+    writeln!(out, "#{n} {}", r.title)?;
+    let src = r.source.as_deref().unwrap_or("-");
+    writeln!(
+        out,
+        "  lines:     {src}:{}-{}{}",
+        r.start_line,
+        r.end_line,
+        if r.truncated {
+            " (log ends inside the report)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(out, "  kind:      {} ({})", r.kind.as_str(), r.crash_type)?;
+    if r.corrupted {
+        writeln!(
+            out,
+            "  corrupted: yes: {}",
+            r.corrupted_reason.as_deref().unwrap_or("?")
+        )?;
+    }
+    for a in &r.alt_titles {
+        writeln!(out, "  also:      {a}")?;
+    }
+    if let Some(rel) = &r.kernel_release {
+        writeln!(
+            out,
+            "  kernel:    {rel} {}",
+            r.kernel_build.as_deref().unwrap_or("")
+        )?;
+    }
+    if r.cpu.is_some() || r.pid.is_some() {
+        let cpu = r.cpu.map_or("?".into(), |c| c.to_string());
+        let pid = r.pid.map_or("?".into(), |p| p.to_string());
+        writeln!(
+            out,
+            "  task:      CPU {cpu}, PID {pid}, comm {}",
+            r.comm.as_deref().unwrap_or("?")
+        )?;
+    }
+    if let Some(t) = &r.taint {
+        writeln!(out, "  taint:     {t}")?;
+    }
+    if let Some(h) = &r.hardware {
+        writeln!(out, "  hardware:  {h}")?;
+    }
+    if let Some(ip) = &r.ip {
+        let mut s = match &ip.function {
+            Some(f) => sym(f, ip.offset, ip.size, ip.module.as_deref()),
+            None => String::new(),
+        };
+        if let Some(a) = ip.address {
+            s.push_str(&format!(" ({})", hex(a)));
+        }
+        writeln!(out, "  ip:        {}", s.trim())?;
+    }
+    if let Some(a) = r.fault_address {
+        writeln!(out, "  fault at:  {}", hex(a))?;
+    }
+    if let Some(p) = &r.panic_message {
+        writeln!(out, "  panic:     {p}")?;
+    }
+    writeln!(out, "  signature: {}", r.signature)?;
+    if !r.frames.is_empty() {
+        let mut stack = "";
+        let mut ctx: Option<Context> = None;
+        for f in &r.frames {
+            if f.stack != stack {
+                stack = &f.stack;
+                ctx = None;
+                writeln!(out, "  {}:", stack.replace('_', " "))?;
+            }
+            if ctx != Some(f.context) {
+                if ctx.is_some() || f.context != Context::Task {
+                    writeln!(out, "      {}", context_name(f.context))?;
+                }
+                ctx = Some(f.context);
+            }
+            let mark = if f.reliable { "  " } else { "? " };
+            let mut line = format!(
+                "    {mark}{}",
+                sym(&f.function, f.offset, f.size, f.module.as_deref())
+            );
+            if let Some(src) = &f.source {
+                line.push_str(&format!(" ({src})"));
+            }
+            if !f.reliable {
+                line.push_str("   [unreliable]");
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    if let Some(c) = &r.code {
+        let mut s = String::new();
+        for (i, b) in c.bytes.iter().enumerate() {
+            if Some(i) == c.trap_index {
+                s.push_str(&format!("<{b:02x}> "));
+            } else {
+                s.push_str(&format!("{b:02x} "));
+            }
+        }
+        let trap = c.trap_index.map_or("no trap marker".to_string(), |t| {
+            format!("trap at byte {t}")
+        });
+        writeln!(out, "  code ({}, {trap}):", c.arch)?;
+        writeln!(out, "    {}", s.trim_end())?;
+    }
+    if !r.modules.is_empty() {
+        writeln!(out, "  modules:   {}", r.modules.join(" "))?;
+    }
+    if !brief && r.frames.is_empty() {
+        // Nothing structured to show: print the report as it was logged.
+        for l in r.text.lines().take(20) {
+            writeln!(out, "  | {l}")?;
+        }
+    }
+    Ok(())
 }
