@@ -694,12 +694,12 @@ mod tests {
             .map(|l| l.split(';').nth(1).unwrap().to_string())
             .collect();
         assert_eq!(got, ["m10", "m11", "m12", "m14"]);
-        // A late 13 is dropped, a duplicate too.
+        // A late 13 is dropped, a repeated 14 too (both are behind the stream now).
         r.datagram(IP, b"6,13,1,-;m13", now);
         r.datagram(IP, b"6,14,1,-;m14", now);
         r.datagram(IP, b"6,15,1,-;m15", now);
         assert_eq!(lines_of(&r, IP).len(), 5);
-        assert!(r.metrics.encode().contains("reason=\"late\"} 1"));
+        assert!(r.metrics.encode().contains("reason=\"late\"} 2"));
     }
 
     #[test]

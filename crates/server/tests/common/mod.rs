@@ -179,16 +179,18 @@ pub fn template(name: &str) -> Vec<String> {
     out
 }
 
-/// One crash report in a template, made unique by its PID.
+/// One crash report in a template, made unique by its PID (every ` PID: N` is replaced).
 pub fn crash_lines(tpl: &[String], pid: u32) -> Vec<String> {
     tpl.iter()
         .map(|l| match l.find(" PID: ") {
-            Some(i) if l.starts_with("CPU: ") => {
+            Some(i) => {
                 let rest = &l[i + 6..];
-                let end = rest.find(' ').unwrap_or(rest.len());
+                let end = rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len());
                 format!("{} PID: {pid}{}", &l[..i], &rest[end..])
             }
-            _ => l.clone(),
+            None => l.clone(),
         })
         .collect()
 }
