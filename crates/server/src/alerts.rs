@@ -73,18 +73,23 @@ pub async fn run(
     let mut fired: HashMap<(usize, i64), i64> = HashMap::new();
     while let Some(ev) = rx.recv().await {
         let g = ev.inserted.group;
-        if !windows.contains_key(&g) {
-            // After a restart, seed the window from the database so rates survive restarts
-            // (the event itself is already stored, so it is counted here).
-            let n = store
-                .count_since(g, ev.received_at - HOUR)
-                .await
-                .unwrap_or(1)
-                .max(1);
-            let seeded = VecDeque::from(vec![ev.received_at; usize::try_from(n).unwrap_or(1)]);
-            windows.insert(g, seeded);
-        } else if let Some(w) = windows.get_mut(&g) {
-            w.push_back(ev.received_at);
+        match windows.entry(g) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // After a restart, seed the window from the database so rates survive
+                // restarts (the event itself is already stored, so it is counted here).
+                let n = store
+                    .count_since(g, ev.received_at - HOUR)
+                    .await
+                    .unwrap_or(1)
+                    .max(1);
+                v.insert(VecDeque::from(vec![
+                    ev.received_at;
+                    usize::try_from(n).unwrap_or(1)
+                ]));
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                o.get_mut().push_back(ev.received_at)
+            }
         }
         let w = windows.entry(g).or_default();
         while w.front().is_some_and(|&t| t < ev.received_at - HOUR) {

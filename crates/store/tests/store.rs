@@ -6,34 +6,19 @@ use kmortem_oops::{Kind, Report};
 use kmortem_store::{Filter, NewReport, SplitBy, Store};
 use std::process::Command;
 
+/// A real parsed report (from the bundled example), relabelled for the test.
 fn report(title: &str, signature: &str, kind: Kind, kernel: Option<&str>) -> Report {
-    Report {
-        title: title.into(),
-        alt_titles: vec![],
-        kind,
-        crash_type: String::new(),
-        corrupted: false,
-        corrupted_reason: None,
-        guilty_frame: None,
-        signature: signature.into(),
-        kernel_release: kernel.map(Into::into),
-        kernel_build: None,
-        cpu: Some(1),
-        pid: Some(97),
-        comm: Some("sh".into()),
-        taint: None,
-        hardware: None,
-        ip: None,
-        fault_address: None,
-        registers: Default::default(),
-        frames: vec![],
-        code: None,
-        modules: vec![],
-        panic_message: None,
-        start_line: 1,
-        end_line: 2,
-        text: format!("{title}\nline two"),
-    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/null-deref.log");
+    let log = std::fs::read(path).expect("examples/null-deref.log");
+    let mut r: Report = kmortem_oops::parse(&log)
+        .into_iter()
+        .next()
+        .expect("the parser finds the example crash");
+    r.title = title.into();
+    r.signature = signature.into();
+    r.kind = kind;
+    r.kernel_release = kernel.map(Into::into);
+    r
 }
 
 fn new(host: &str, t: i64, r: Report, key: Option<&str>) -> NewReport {
