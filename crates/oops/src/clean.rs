@@ -34,6 +34,8 @@ pub struct Clean<'a> {
     pub ctx: Ctx,
     /// `true` for /dev/kmsg dictionary lines (` SUBSYSTEM=...`): not kernel text.
     pub skip: bool,
+    /// The line was a `/dev/kmsg` / extended netconsole record.
+    pub kmsg: bool,
 }
 
 fn is_digit(b: u8) -> bool {
@@ -147,6 +149,7 @@ pub fn clean(line: &[u8], in_kmsg: bool) -> Clean<'_> {
                     text: Cow::Borrowed(""),
                     ctx: Ctx::None,
                     skip: true,
+                    kmsg: false,
                 };
             }
         }
@@ -164,6 +167,7 @@ pub fn clean(line: &[u8], in_kmsg: bool) -> Clean<'_> {
             text: Cow::Owned(lossy(&text).into_owned()),
             ctx,
             skip: false,
+            kmsg: true,
         };
     }
     s = strip_syslog(s);
@@ -199,6 +203,7 @@ pub fn clean(line: &[u8], in_kmsg: bool) -> Clean<'_> {
         text: lossy(s),
         ctx,
         skip: false,
+        kmsg: false,
     }
 }
 

@@ -40,10 +40,35 @@ const MAX_TITLE_EXTRA: usize = 300;
 /// After `---[ end trace`, wait this many own lines for a `Kernel panic` that belongs to it.
 const PANIC_GRACE: usize = 6;
 
+/// What can open a report: the oops headers and kmortem's own events. Used to skip quickly over
+/// the (vast) parts of a log where no report is open.
+fn start_filter() -> &'static AhoCorasick {
+    static P: OnceLock<AhoCorasick> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut pats: Vec<&str> = syz::headers();
+        pats.extend_from_slice(&[
+            "invoked oom-killer",
+            "Killed process",
+            "mce: [Hardware Error]",
+        ]);
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(pats)
+            .expect("static patterns")
+    })
+}
+
+/// Newlines in `b` (auto-vectorised).
+fn count_newlines(b: &[u8]) -> usize {
+    b.chunks(1 << 12)
+        .map(|c| c.iter().filter(|&&x| x == b'\n').count())
+        .sum()
+}
+
 fn prefilter() -> &'static AhoCorasick {
     static P: OnceLock<AhoCorasick> = OnceLock::new();
     P.get_or_init(|| {
-        let mut pats: Vec<&str> = syz::table().iter().map(|o| o.header).collect();
+        let mut pats: Vec<&str> = syz::headers();
         pats.extend_from_slice(&[
             "invoked oom-killer",
             "Killed process",
@@ -106,6 +131,8 @@ impl Open {
 #[derive(Debug, Default)]
 pub struct Scanner {
     line_no: usize,
+    /// The start of a line not yet ended by `\n` ([`Scanner::feed`]), capped at [`MAX_LINE`].
+    partial: Vec<u8>,
     in_kmsg: bool,
     /// Context of the last kernel line, to tell a log cut inside a report.
     last_ctx: Option<Ctx>,
@@ -297,7 +324,7 @@ impl Scanner {
         if c.skip {
             return done;
         }
-        self.in_kmsg = input::parse_kmsg(line).is_some();
+        self.in_kmsg = c.kmsg;
         let text = c.text;
         let ctx = c.ctx;
         self.last_ctx = Some(ctx);
@@ -454,11 +481,79 @@ impl Scanner {
         done
     }
 
+    /// Feed a chunk of raw input of any size (not necessarily ending at a line boundary); the
+    /// fast path for big logs. While no report is open, lines that cannot start one are skipped
+    /// with one vectorised multi-pattern search instead of being decoded one by one.
+    pub fn feed(&mut self, mut data: &[u8]) -> Vec<Report> {
+        let mut out = Vec::new();
+        if !self.partial.is_empty() {
+            match memchr::memchr(b'\n', data) {
+                None => {
+                    self.push_partial(data);
+                    return out;
+                }
+                Some(i) => {
+                    self.push_partial(&data[..i]);
+                    let line = std::mem::take(&mut self.partial);
+                    out.extend(self.push_line(&line));
+                    data = &data[i + 1..];
+                }
+            }
+        }
+        loop {
+            if self.open.is_empty() {
+                match start_filter().find(data) {
+                    None => {
+                        let rest = match memchr::memrchr(b'\n', data) {
+                            Some(j) => {
+                                self.line_no += count_newlines(&data[..=j]);
+                                &data[j + 1..]
+                            }
+                            None => data,
+                        };
+                        self.in_kmsg = false;
+                        self.last_ctx = None;
+                        self.push_partial(rest);
+                        return out;
+                    }
+                    Some(m) => {
+                        let ls = memchr::memrchr(b'\n', &data[..m.start()]).map_or(0, |p| p + 1);
+                        if ls > 0 {
+                            self.line_no += count_newlines(&data[..ls]);
+                            self.in_kmsg = false;
+                            self.last_ctx = None;
+                        }
+                        data = &data[ls..];
+                    }
+                }
+            }
+            match memchr::memchr(b'\n', data) {
+                None => {
+                    self.push_partial(data);
+                    return out;
+                }
+                Some(i) => {
+                    out.extend(self.push_line(&data[..i]));
+                    data = &data[i + 1..];
+                }
+            }
+        }
+    }
+
+    fn push_partial(&mut self, b: &[u8]) {
+        let room = (MAX_LINE + 1).saturating_sub(self.partial.len());
+        self.partial.extend_from_slice(&b[..b.len().min(room)]);
+    }
+
     /// End of input: returns the reports still open (a log that ends mid-report).
-    pub fn finish(self) -> Vec<Report> {
+    pub fn finish(mut self) -> Vec<Report> {
+        let mut done = Vec::new();
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            done.extend(self.push_line(&line));
+        }
         let last_ctx = self.last_ctx;
-        let mut out: Vec<Report> = self
-            .open
+        let mut out: Vec<Report> = std::mem::take(&mut self.open)
             .into_iter()
             .flat_map(|mut o| {
                 let truncated = !o.frozen
@@ -478,8 +573,9 @@ impl Scanner {
                 r
             })
             .collect();
-        out.sort_by_key(|r| r.start_line);
-        out
+        done.append(&mut out);
+        done.sort_by_key(|r| r.start_line);
+        done
     }
 }
 
@@ -616,6 +712,18 @@ fn build_report(o: &Open) -> Report {
 }
 
 fn extra_title(r: &Report, lines: &[Line]) -> String {
+    let mut t = extra_title_raw(r, lines);
+    if t.len() > 120 {
+        let mut cut = 120;
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        t.truncate(cut);
+    }
+    t
+}
+
+fn extra_title_raw(r: &Report, lines: &[Line]) -> String {
     match r.kind {
         Kind::Oom => {
             // `Out of memory: Killed process 1234 (java) total-vm:...`
@@ -1030,4 +1138,105 @@ pub fn parse(input: &[u8]) -> Vec<Report> {
     out.extend(s.finish());
     out.sort_by_key(|r| r.start_line);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(log: &str) -> Report {
+        let mut r = parse(log.as_bytes());
+        assert_eq!(r.len(), 1, "{r:#?}");
+        r.remove(0)
+    }
+
+    /// Folklore: x86 hard lockups come from the NMI watchdog (kernel/watchdog_hld.c) and
+    /// print the interrupted context's registers and trace.
+    #[test]
+    fn hard_lockup() {
+        let r = one("[ 9.0] NMI watchdog: Watchdog detected hard LOCKUP on cpu 3\n[ 9.0] CPU: 3 PID: 1 Comm: x Not tainted 5.4.0 #1\n[ 9.0] RIP: 0010:spin_loop_fn+0x5/0x10 [bad]\n[ 9.0] Call Trace:\n[ 9.0]  <NMI>\n[ 9.0]  bad_ioctl+0x20/0x40 [bad]\n[ 9.0]  do_syscall_64+0x33/0x80\n");
+        assert_eq!(r.kind, Kind::HardLockup);
+        assert_eq!(r.title, "BUG: hard lockup in bad_ioctl");
+        assert_eq!(r.frames[0].context, Context::Nmi);
+    }
+
+    /// OOM kills are events, and the report ends at the `Killed process` line.
+    #[test]
+    fn oom_is_an_event() {
+        let r = parse(b"[1.0] a invoked oom-killer: gfp_mask=0x0\n[1.1] Out of memory: Killed process 12 (a) total-vm:1kB\n[1.2] BUG: soft lockup - CPU#0 stuck for 22s! [b:1]\n");
+        assert_eq!(r.len(), 2);
+        assert!(r[0].kind.is_event());
+        assert_eq!(r[0].title, "OOM: killed process a");
+        assert_eq!(r[0].end_line, 2);
+        assert_eq!(r[1].kind, Kind::SoftLockup);
+    }
+
+    /// syzkaller's `reportStartIgnores`: `invalid opcode` after `kernel BUG at` and the panic
+    /// after an oops do not start reports of their own.
+    #[test]
+    fn follow_on_headers_join_the_report() {
+        let r = parse(b"[1.0] kernel BUG at mm/x.c:1!\n[1.0] invalid opcode: 0000 [#1] SMP\n[1.0] RIP: 0010:foo+0x1/0x2\n[1.0] Call Trace:\n[1.0]  bar+0x1/0x2\n[1.0] ---[ end trace 0 ]---\n[1.1] Kernel panic - not syncing: Fatal exception\n");
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!(r[0].title, "kernel BUG in foo");
+        assert_eq!(r[0].panic_message.as_deref(), Some("Fatal exception"));
+        assert_eq!(r[0].end_line, 7);
+    }
+
+    /// A panic on its own is a report.
+    #[test]
+    fn lone_panic() {
+        let r = one("[1.0] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n");
+        assert_eq!(
+            r.title,
+            "kernel panic: VFS: Unable to mount root fs on unknown-block(NUM,NUM)"
+        );
+        assert_eq!(r.kind, Kind::Panic);
+    }
+
+    /// Very long lines are cut at MAX_LINE, NULs do not hide text, and nothing panics on
+    /// garbage.
+    #[test]
+    fn hostile_input() {
+        let mut log = vec![b'A'; 10 * MAX_LINE];
+        log.extend_from_slice(b"\n\0\0BUG: soft lockup - CPU#0 stuck\xff\xfe\n");
+        let r = parse(&log);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].title.starts_with("BUG: soft lockup"));
+        assert_eq!(r[0].start_line, 2);
+        for junk in [
+            &b"\n\n\n"[..],
+            b"[",
+            b"[ 1.0]",
+            b"Code: <",
+            b"RIP: 0010:",
+            b"CPU: 1 PID:",
+            b"\xff",
+        ] {
+            let _ = parse(junk);
+        }
+    }
+
+    /// `feed` with arbitrary chunk boundaries finds the same reports as `parse`.
+    #[test]
+    fn feed_chunking_agrees() {
+        let log = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/interleaved_callers.log"
+        ))
+        .unwrap();
+        let mut padded = b"noise line\n".repeat(50);
+        padded.extend_from_slice(&log);
+        padded.extend_from_slice(&b"more noise\n".repeat(80));
+        let want = parse(&padded);
+        for chunk in [1, 7, 64, 4096] {
+            let mut s = Scanner::new();
+            let mut got = Vec::new();
+            for c in padded.chunks(chunk) {
+                got.extend(s.feed(c));
+            }
+            got.extend(s.finish());
+            got.sort_by_key(|r| r.start_line);
+            assert_eq!(got, want, "chunk size {chunk}");
+        }
+    }
 }

@@ -48,7 +48,8 @@ pub(crate) enum Extractor {
 pub(crate) struct StackFmt {
     parts: Vec<Part>,
     parts2: Vec<Part>,
-    skip: Regex,
+    /// The format's own skips; the global [`SKIP`] list applies too.
+    skip: Option<Regex>,
     extractor: Extractor,
 }
 
@@ -117,12 +118,10 @@ impl S {
         self
     }
     fn build(self) -> StackFmt {
-        let mut skip: Vec<&str> = SKIP.to_vec();
-        skip.extend_from_slice(self.skip);
         StackFmt {
             parts: self.parts.iter().map(|p| part(p)).collect(),
             parts2: self.parts2.iter().map(|p| part(p)).collect(),
-            skip: compile(&skip.join("|")),
+            skip: (!self.skip.is_empty()).then(|| compile(&self.skip.join("|"))),
             extractor: self.extractor,
         }
     }
@@ -640,7 +639,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .report(r"WARNING: inconsistent lock state(?:.*\n)+?.*takes(?:.*\n)+?.*at: (?:{{PC}} +)?{{FUNC}}")
                     .stack(st(&[CALL, TRACE])),
                 f(r"WARNING: suspicious RCU usage", "WARNING: suspicious RCU usage in %[2]v")
-                    .report(r"WARNING: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}")
+                    .report(r"WARNING: suspicious RCU usage.*\n.*\n-+\n.*?{{SRC}}")
                     .stack(st(&[CALL, TRACE]).skip(&["rcu", "kmem", "slab"])),
                 f(r"WARNING: kernel stack regs at [0-9a-f]+ in [^ ]* has bad '([^']+)' value", "WARNING: kernel stack regs has bad '%[1]v' value").nostack(),
                 f(r"WARNING: kernel stack frame pointer at [0-9a-f]+ in [^ ]* has bad value", "WARNING: kernel stack frame pointer has bad value").nostack(),
@@ -685,7 +684,7 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                 f(r"INFO: trying to register non-static key", "INFO: trying to register non-static key in %[1]v")
                     .stack(st(&[CALL, TRACE]).skip(&["stack", "lock", "IRQ"])),
                 f(r"INFO: suspicious RCU usage", "INFO: suspicious RCU usage in %[2]v")
-                    .report(r"INFO: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}")
+                    .report(r"INFO: suspicious RCU usage.*\n.*\n-+\n.*?{{SRC}}")
                     .stack(st(&[CALL, TRACE]).skip(&["rcu", "kmem", "slab"])),
                 f(r"INFO: task .* blocked for more than [0-9]+ seconds", "INFO: task hung in %[1]v")
                     .alt(&["hang in %[1]v"])
@@ -859,6 +858,15 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
             vec![],
         ),
         (
+            // Not in syzkaller's table (its VMs do not run the NMI watchdog); titled like a soft
+            // lockup. `NMI watchdog: Watchdog detected hard LOCKUP on cpu 3` (kernel/watchdog_hld.c).
+            "Watchdog detected hard LOCKUP",
+            vec![f(r"Watchdog detected hard LOCKUP", "BUG: hard lockup in %[1]v")
+                .alt(&["stall in %[1]v"])
+                .stack(st(&[RIP, CALL, TRACE]).parts2(&[CALL, TRACE]).ex(Stall))],
+            vec![],
+        ),
+        (
             "int3:",
             vec![f(r"int3: ", "int3 in %[1]v").stack(FAULT_STACK)],
             vec![],
@@ -894,6 +902,11 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
             vec![],
         ),
     ]
+}
+
+/// The header literals, in table order, without compiling any regexp.
+pub(crate) fn headers() -> Vec<&'static str> {
+    table_defs().into_iter().map(|(h, _, _)| h).collect()
 }
 
 pub(crate) fn table() -> &'static [Oops] {
@@ -1170,10 +1183,22 @@ fn demangle(f: &[u8]) -> &[u8] {
     rest.get(digits..digits + n).unwrap_or(f)
 }
 
-fn append_frames(frames: &mut Vec<String>, caps: &regex::bytes::Captures<'_>, skip: &Regex) {
+fn global_skip() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| compile(&SKIP.join("|")))
+}
+
+fn append_frames(
+    frames: &mut Vec<String>,
+    caps: &regex::bytes::Captures<'_>,
+    skip: &Option<Regex>,
+) {
     for g in caps.iter().skip(1).flatten() {
         let fr = demangle(g.as_bytes());
-        if fr.is_empty() || skip.is_match(fr) {
+        if fr.is_empty()
+            || global_skip().is_match(fr)
+            || skip.as_ref().is_some_and(|s| s.is_match(fr))
+        {
             continue;
         }
         frames.push(String::from_utf8_lossy(fr).into_owned());
@@ -1535,7 +1560,10 @@ mod debug_tests {
         assert!(frame_res()[0].is_match(l));
         assert!(frame_res()[0].is_match(b" ipcomp_init_state+0x1/0x2"));
         let s = st(&[RIP, CALL, TRACE]).build();
-        assert!(!s.skip.is_match(b"drop_spte"), "skip matches drop_spte");
+        assert!(
+            !global_skip().is_match(b"drop_spte"),
+            "skip matches drop_spte"
+        );
         let text = "kernel BUG at x.c:1!\nRIP: 0010:[<ffffffff810d9c93>]  [<ffffffff810d9c93>] pte_list_remove+0x3b3/0x3d0\nCall Trace:\n [<ffffffff810ec8b2>] drop_spte+0x162/0x260\n";
         let (f, c) = extract_stack(text.as_bytes(), &s);
         assert_eq!(f, vec!["pte_list_remove".to_string()], "{c:?}");

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use kmortem_oops::{Context, Report};
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 /// Find every kernel crash report in logs and print each with its syzkaller-style title.
@@ -34,24 +34,19 @@ pub struct Args {
     pub brief: bool,
 }
 
-/// Scan one input stream line by line (bounded memory), appending its reports.
-fn scan(reader: impl Read, source: &str, out: &mut Vec<Report>) -> std::io::Result<()> {
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+/// Scan one input stream in 1 MB chunks (bounded memory), appending its reports.
+fn scan(mut reader: impl Read, source: &str, out: &mut Vec<Report>) -> std::io::Result<()> {
     let mut scanner = kmortem_oops::Scanner::new();
-    let mut line = Vec::with_capacity(256);
+    let mut buf = vec![0u8; 1 << 20];
     let mut found = Vec::new();
     loop {
-        line.clear();
-        // Read at most a bit more than the parser keeps of a line, so that a 1 GB line without
-        // `\n` does not have to fit in memory.
-        let n = read_line_capped(&mut reader, &mut line)?;
-        if n == 0 {
-            break;
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        found.extend(scanner.push_line(&line));
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        found.extend(scanner.feed(&buf[..n]));
     }
     found.extend(scanner.finish());
     found.sort_by_key(|r| r.start_line);
@@ -60,45 +55,6 @@ fn scan(reader: impl Read, source: &str, out: &mut Vec<Report>) -> std::io::Resu
         out.push(r);
     }
     Ok(())
-}
-
-/// Like `read_until(b'\n')`, but keeps only the first `MAX_LINE + 1` bytes of a line.
-fn read_line_capped(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
-    let cap = kmortem_oops::MAX_LINE + 1;
-    let mut total = 0;
-    loop {
-        let buf = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if buf.is_empty() {
-            return Ok(total);
-        }
-        let (chunk, done) = match memchr(buf) {
-            Some(i) => (&buf[..=i], true),
-            None => (buf, false),
-        };
-        let n = chunk.len();
-        if line.len() < cap {
-            let take = n.min(cap - line.len());
-            line.extend_from_slice(&chunk[..take]);
-            if done && take < n {
-                line.push(b'\n');
-            }
-        } else if done {
-            line.push(b'\n');
-        }
-        total += n;
-        r.consume(n);
-        if done {
-            return Ok(total);
-        }
-    }
-}
-
-fn memchr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -279,7 +235,12 @@ fn print_human(out: &mut impl Write, n: usize, r: &Report, brief: bool) -> std::
             format!("trap at byte {t}")
         });
         writeln!(out, "  code ({}, {trap}):", c.arch)?;
-        writeln!(out, "    {}", s.trim_end())?;
+        if c.arch == "x86_64" {
+            writeln!(out, "    {}", s.trim_end())?;
+        } else {
+            // Instruction words as the kernel printed them, the faulting one in `(..)`.
+            writeln!(out, "    {}", c.raw)?;
+        }
     }
     if !r.modules.is_empty() {
         writeln!(out, "  modules:   {}", r.modules.join(" "))?;
