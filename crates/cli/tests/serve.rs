@@ -308,3 +308,12 @@ fn agent_ships_boot_files_and_kmsg_once_and_spools_while_down() {
     assert_eq!(sum["already_sent"], 3, "{sum}");
     assert_eq!(all_reports(&s.url).len(), 3);
 }
+
+#[test]
+fn serve_and_agent_help() {
+    for cmd in ["serve", "agent"] {
+        let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        insta::assert_snapshot!(format!("{cmd}_help"), String::from_utf8_lossy(&out.stdout));
+    }
+}

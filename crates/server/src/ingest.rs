@@ -37,6 +37,33 @@ fn excerpt(lines: &[&[u8]], start: usize, end: usize) -> Option<String> {
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Count stored reports in the metrics and hand them to the alert engine.
+fn notify(
+    metrics: &Metrics,
+    alerts: Option<&mpsc::UnboundedSender<AlertEvent>>,
+    reports: &[NewReport],
+    ins: &[Inserted],
+) {
+    for (r, i) in reports.iter().zip(ins) {
+        if i.duplicate {
+            metrics.duplicates.inc();
+            continue;
+        }
+        metrics.crash(i.group, r);
+        if let Some(a) = alerts {
+            let _ = a.send(AlertEvent {
+                inserted: *i,
+                title: r.report.title.clone(),
+                signature: r.report.signature.clone(),
+                kind: r.report.kind.as_str().to_string(),
+                host: r.host.clone(),
+                kernel_release: r.report.kernel_release.clone(),
+                received_at: r.received_at,
+            });
+        }
+    }
+}
+
 type Reply = oneshot::Sender<Result<Vec<Inserted>, String>>;
 
 struct Job {
@@ -83,29 +110,31 @@ impl Writer {
                 let result = store.insert_batch(&all).await;
                 match result {
                     Ok(ins) => {
-                        for (r, i) in all.iter().zip(&ins) {
-                            if i.duplicate {
-                                metrics.duplicates.inc();
-                                continue;
-                            }
-                            metrics.crash(i.group, r);
-                            if let Some(a) = &alerts {
-                                let _ = a.send(AlertEvent {
-                                    inserted: *i,
-                                    title: r.report.title.clone(),
-                                    signature: r.report.signature.clone(),
-                                    kind: r.report.kind.as_str().to_string(),
-                                    host: r.host.clone(),
-                                    kernel_release: r.report.kernel_release.clone(),
-                                    received_at: r.received_at,
-                                });
-                            }
-                        }
+                        notify(&metrics, alerts.as_ref(), &all, &ins);
                         let mut it = ins.into_iter();
                         for j in jobs.drain(..) {
                             let mine: Vec<Inserted> = it.by_ref().take(j.reports.len()).collect();
                             if let Some(reply) = j.reply {
                                 let _ = reply.send(Ok(mine));
+                            }
+                        }
+                    }
+                    Err(e) if jobs.len() > 1 => {
+                        // One bad request must not fail its neighbours: retry job by job.
+                        tracing::warn!(
+                            "batch of {} reports failed ({e}); retrying one by one",
+                            all.len()
+                        );
+                        for j in jobs.drain(..) {
+                            let r = store.insert_batch(&j.reports).await;
+                            match &r {
+                                Ok(ins) => notify(&metrics, alerts.as_ref(), &j.reports, ins),
+                                Err(_) => {
+                                    metrics.store_errors.inc();
+                                }
+                            }
+                            if let Some(reply) = j.reply {
+                                let _ = reply.send(r.map_err(|e| e.to_string()));
                             }
                         }
                     }

@@ -183,6 +183,12 @@ impl Receiver {
         }
     }
 
+    /// Name senders by IP address (the config file's `[hosts]`).
+    pub fn with_names(mut self, names: BTreeMap<IpAddr, String>) -> Self {
+        self.names = names;
+        self
+    }
+
     pub fn take_reports(&mut self) -> Vec<NewReport> {
         std::mem::take(&mut self.out)
     }
@@ -592,7 +598,11 @@ impl Ctx<'_> {
         let now = time::now_ms();
         let first_kept = s.line_no + 1 - s.lines.len();
         for mut r in reports {
-            let raw = if r.start_line >= first_kept && r.end_line <= s.line_no && r.start_line > 0 {
+            let raw = if r.start_line >= first_kept
+                && r.start_line <= r.end_line
+                && r.end_line <= s.line_no
+                && r.start_line > 0
+            {
                 let mut raw = String::new();
                 for l in s
                     .lines
@@ -727,6 +737,21 @@ mod tests {
         r.tick(now + Duration::from_secs(3));
         assert_eq!(lines_of(&r, IP), ["6,1,1,-;a", "6,1,1,-;b"]);
         assert_eq!(r.senders[&IP].release.as_deref(), Some("6.1.0-9"));
+    }
+
+    #[test]
+    fn host_is_the_ip_unless_named() {
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
+        let names = BTreeMap::from([(other, "k8s-master-1".to_string())]);
+        let mut r = rx().with_names(names);
+        let now = Instant::now();
+        r.datagram(IP, b"hello\n", now);
+        r.datagram(other, b"hello\n", now);
+        assert_eq!(r.senders[&IP].host, "127.0.0.2");
+        assert_eq!(r.senders[&other].host, "k8s-master-1");
+        // IPv4-mapped IPv6 sources (a dual-stack socket) use the IPv4 name.
+        let mapped: IpAddr = "::ffff:127.0.0.3".parse().unwrap();
+        assert_eq!(r.host_name(mapped), "k8s-master-1");
     }
 
     #[test]

@@ -355,8 +355,8 @@ impl Store {
                  THEN excluded.last_seen ELSE crash_groups.last_seen END \
                  RETURNING id, count",
             )
-            .bind(signature)
-            .bind(rep.title.as_str())
+            .bind(nul_free(signature).into_owned())
+            .bind(nul_free(&rep.title).into_owned())
             .bind(rep.kind.as_str())
             .bind(r.received_at)
             .fetch_one(&mut *tx)
@@ -370,15 +370,19 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             )
             .bind(group)
-            .bind(r.host.as_str())
-            .bind(rep.kernel_release.clone())
-            .bind(rep.title.as_str())
+            .bind(nul_free(&r.host).into_owned())
+            .bind(
+                rep.kernel_release
+                    .as_deref()
+                    .map(|k| nul_free(k).into_owned()),
+            )
+            .bind(nul_free(&rep.title).into_owned())
             .bind(rep.kind.as_str())
-            .bind(r.source.as_str())
+            .bind(nul_free(&r.source).into_owned())
             .bind(r.received_at)
-            .bind(r.raw.as_str())
+            .bind(nul_free(&r.raw).into_owned())
             .bind(parsed)
-            .bind(r.key.clone())
+            .bind(r.key.as_deref().map(|k| nul_free(k).into_owned()))
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
@@ -612,6 +616,16 @@ fn report_row(row: &AnyRow) -> Result<ReportRow> {
         received_at: time::format_rfc3339(row.try_get(7)?),
         raw: row.try_get(8)?,
     })
+}
+
+/// PostgreSQL's TEXT cannot hold NUL; logs can. Store U+FFFD instead, on both back ends, so that
+/// the two agree.
+fn nul_free(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
 }
 
 enum Bind {

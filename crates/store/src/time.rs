@@ -78,13 +78,13 @@ pub fn parse_time(s: &str, now: i64) -> Option<i64> {
             'w' => Some(7 * 86_400_000),
             _ => None,
         };
-        if let (Some(mult), Some(n)) = (mult, num(&s[..s.len() - 1])) {
+        if let (Some(mult), Some(n)) = (mult, s.strip_suffix(unit).and_then(num)) {
             return now.checked_sub(n.checked_mul(mult)?);
         }
     }
     // YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM]
     let b = s.as_bytes();
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+    if !s.is_ascii() || b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
     let y = num(&s[0..4])?;
@@ -126,6 +126,9 @@ pub fn parse_time(s: &str, now: i64) -> Option<i64> {
         tz => {
             let sign = if tz.starts_with('-') { -1 } else { 1 };
             let (th, tm) = tz[1..].split_once(':').unwrap_or((&tz[1..], "0"));
+            if th.len() > 2 || tm.len() > 2 {
+                return None;
+            }
             ms -= sign * (num(th)? * 3600 + num(tm)? * 60) * 1000;
         }
     }
@@ -149,5 +152,7 @@ mod tests {
         );
         assert_eq!(parse_time("'; DROP TABLE reports; --", 0), None);
         assert_eq!(parse_time("2026-13-01", 0), None);
+        assert_eq!(parse_time("2026-01-01T00:00+999999999999999999", 0), None);
+        assert_eq!(parse_time("2026-01-0\u{e9}", 0), None);
     }
 }

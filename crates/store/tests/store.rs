@@ -185,6 +185,19 @@ async fn exercise(db: &str) {
     let facets = store.facets().await.unwrap();
     assert_eq!(facets.kernels.len(), 2);
     assert_eq!(store.count_since(ins[0].group, t0 + 1).await.unwrap(), 1);
+    // NUL bytes (valid UTF-8, but not storable in PostgreSQL TEXT) do not fail the batch.
+    let mut nul = new("web-1", t0, warn.clone(), None);
+    nul.raw = "[ 1.0] WARNING: \0 in the log".into();
+    let ins_nul = store.insert_batch(&[nul]).await.unwrap();
+    let full = store.report(ins_nul[0].report).await.unwrap().unwrap();
+    assert_eq!(full.row.raw, "[ 1.0] WARNING: \u{fffd} in the log");
+    let f = Filter {
+        host: Some("web-1".into()),
+        kind: Some("warning".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.reports(&f, None, 10).await.unwrap().len(), 1);
+    store.insert_batch(&[]).await.unwrap();
     println!("store on {:?}: ok", store.backend());
     store.close().await;
 }
