@@ -151,7 +151,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000)
         / hosts;
-    let threads = 16;
+    let threads = 64;
     let dir = TempDir::new("bench");
     let mut dbs = vec![(
         "sqlite",

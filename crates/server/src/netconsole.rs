@@ -35,7 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_senders: usize,
     /// Half-assembled fragmented messages per sender.
@@ -533,24 +533,47 @@ impl Ctx<'_> {
                 }
             }
         }
-        let text = unescape_kmsg(msg);
-        let mut flag = if h.cont { "c" } else { "-" }.to_string();
-        if let Some(c) = &h.caller {
-            flag.push_str(",caller=");
-            flag.push_str(c);
+        // Fast path: most messages have no escapes (no `\x..`), so they need no rewriting.
+        let text: std::borrow::Cow<'_, [u8]> = if msg.contains(&b'\\') {
+            std::borrow::Cow::Owned(unescape_kmsg(msg))
+        } else {
+            std::borrow::Cow::Borrowed(msg)
+        };
+        let mut head = Vec::with_capacity(64);
+        {
+            use std::io::Write as _;
+            let _ = write!(
+                head,
+                "{},{},{},{}",
+                h.pri,
+                h.seq,
+                h.ts_usec,
+                if h.cont { "c" } else { "-" }
+            );
+            if let Some(c) = &h.caller {
+                let _ = write!(head, ",caller={c}");
+            }
+            head.push(b';');
         }
         // Each line goes to the parser as a /dev/kmsg record (the format kmortem-oops reads),
         // with the message's own newlines turning into one record per line.
+        let mut rec = Vec::with_capacity(head.len() + text.len() + 16);
         for line in text.split(|&b| b == b'\n') {
-            let mut rec = format!("{},{},{},{};", h.pri, h.seq, h.ts_usec, flag).into_bytes();
-            rec.extend(line.iter().flat_map(|&b| {
-                // Re-escape what /dev/kmsg escapes, so the record stays one line.
-                if b == b'\\' || (b < 0x20 && b != b'\t') || b == 0x7f {
-                    format!("\\x{b:02x}").into_bytes()
-                } else {
-                    vec![b]
+            rec.clear();
+            rec.extend_from_slice(&head);
+            // Re-escape what /dev/kmsg escapes, so the record stays one line.
+            let needs = |b: u8| b == b'\\' || (b < 0x20 && b != b'\t') || b == 0x7f;
+            if line.iter().any(|&b| needs(b)) {
+                for &b in line {
+                    if needs(b) {
+                        rec.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+                    } else {
+                        rec.push(b);
+                    }
                 }
-            }));
+            } else {
+                rec.extend_from_slice(line);
+            }
             self.line(s, &rec);
         }
     }
