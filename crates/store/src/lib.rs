@@ -19,7 +19,7 @@ pub mod time;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection as _, Executor as _, Row as _};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub enum Error {
     Url(String),
     #[error("stored report {0} has an invalid parsed record: {1}")]
     Corrupt(i64, serde_json::Error),
+    #[error("the database returned {1} ids for {0} rows")]
+    Returning(usize, usize),
     #[error("cannot encode report: {0}")]
     Encode(serde_json::Error),
 }
@@ -324,76 +326,164 @@ impl Store {
         let _w = self.write_lock.lock().await;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let mut out = Vec::with_capacity(reports.len());
-        for r in reports {
-            if let Some(key) = &r.key {
-                let prev = sqlx::query("SELECT id, group_id FROM reports WHERE dedup_key = $1")
-                    .bind(key.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(row) = prev {
-                    out.push(Inserted {
-                        report: row.try_get(0)?,
-                        group: row.try_get(1)?,
+        let n = reports.len();
+        let mut out: Vec<Option<Inserted>> = vec![None; n];
+        // 1. Keys already stored.
+        let keys: Vec<String> = reports
+            .iter()
+            .filter_map(|r| r.key.as_deref().map(|k| nul_free(k).into_owned()))
+            .collect();
+        let mut known: HashMap<String, (i64, i64)> = HashMap::new();
+        for chunk in keys.chunks(500) {
+            let sql = format!(
+                "SELECT dedup_key, id, group_id FROM reports WHERE dedup_key IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k.clone());
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                known.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+            }
+        }
+        // 2. What to insert; a key repeated within the batch points at its first report.
+        let mut fresh: Vec<usize> = Vec::with_capacity(n);
+        let mut first_with_key: HashMap<String, usize> = HashMap::new();
+        let mut dup_of: Vec<(usize, usize)> = Vec::new();
+        for (i, r) in reports.iter().enumerate() {
+            if let Some(k) = &r.key {
+                let k = nul_free(k).into_owned();
+                if let Some(&(report, group)) = known.get(&k) {
+                    out[i] = Some(Inserted {
+                        report,
+                        group,
                         new_group: false,
                         duplicate: true,
                     });
                     continue;
                 }
+                if let Some(&j) = first_with_key.get(&k) {
+                    dup_of.push((i, j));
+                    continue;
+                }
+                first_with_key.insert(k, i);
             }
+            fresh.push(i);
+        }
+        // 3. One upsert per distinct group in the batch.
+        let sig_of = |r: &NewReport| -> String {
             let rep = &r.report;
-            let signature = if rep.signature.is_empty() {
+            let s = if rep.signature.is_empty() {
                 rep.title.as_str()
             } else {
                 rep.signature.as_str()
             };
+            nul_free(s).into_owned()
+        };
+        // signature -> (first report index, reports, earliest, latest)
+        let mut sigs: BTreeMap<String, (usize, i64, i64, i64)> = BTreeMap::new();
+        for &i in &fresh {
+            let t = reports[i].received_at;
+            let e = sigs.entry(sig_of(&reports[i])).or_insert((i, 0, t, t));
+            e.1 += 1;
+            e.2 = e.2.min(t);
+            e.3 = e.3.max(t);
+        }
+        // signature -> (group id, index of the report that opened it)
+        let mut groups: HashMap<String, (i64, Option<usize>)> = HashMap::new();
+        for (sig, (first, count, t_min, t_max)) in sigs {
+            let rep = &reports[first].report;
             let g = sqlx::query(
                 "INSERT INTO crash_groups (signature, title, kind, count, first_seen, last_seen) \
-                 VALUES ($1, $2, $3, 1, $4, $4) \
-                 ON CONFLICT (signature) DO UPDATE SET count = crash_groups.count + 1, \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (signature) DO UPDATE SET count = crash_groups.count + excluded.count, \
                  last_seen = CASE WHEN excluded.last_seen > crash_groups.last_seen \
                  THEN excluded.last_seen ELSE crash_groups.last_seen END \
                  RETURNING id, count",
             )
-            .bind(nul_free(signature).into_owned())
+            .bind(sig.clone())
             .bind(nul_free(&rep.title).into_owned())
             .bind(rep.kind.as_str())
-            .bind(r.received_at)
+            .bind(count)
+            .bind(t_min)
+            .bind(t_max)
             .fetch_one(&mut *tx)
             .await?;
-            let group: i64 = g.try_get(0)?;
-            let count: i64 = g.try_get(1)?;
-            let parsed = serde_json::to_string(rep).map_err(Error::Encode)?;
-            let id: i64 = sqlx::query(
+            let id: i64 = g.try_get(0)?;
+            let total: i64 = g.try_get(1)?;
+            // The statement created the group when its count is just this batch's reports.
+            groups.insert(sig, (id, (total == count).then_some(first)));
+        }
+        // 4. The reports, many rows per statement. Folklore: both engines assign the ids of one
+        // multi-row INSERT in VALUES order (SQLite's AUTOINCREMENT, PostgreSQL's identity
+        // sequence evaluated row by row), whatever order RETURNING lists them in; so sorted ids
+        // map back to rows. We are the only writer (write_lock). Pinned by tests/store.rs.
+        const COLS: usize = 10;
+        for chunk in fresh.chunks(200) {
+            let mut values = Vec::with_capacity(chunk.len());
+            for k in 0..chunk.len() {
+                values.push(format!("({})", placeholders(1 + k * COLS, COLS)));
+            }
+            let sql = format!(
                 "INSERT INTO reports (group_id, host, kernel_release, title, kind, source, \
-                 received_at, raw, parsed, dedup_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-            )
-            .bind(group)
-            .bind(nul_free(&r.host).into_owned())
-            .bind(
-                rep.kernel_release
-                    .as_deref()
-                    .map(|k| nul_free(k).into_owned()),
-            )
-            .bind(nul_free(&rep.title).into_owned())
-            .bind(rep.kind.as_str())
-            .bind(nul_free(&r.source).into_owned())
-            .bind(r.received_at)
-            .bind(nul_free(&r.raw).into_owned())
-            .bind(parsed)
-            .bind(r.key.as_deref().map(|k| nul_free(k).into_owned()))
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            out.push(Inserted {
-                report: id,
-                group,
-                new_group: count == 1,
-                duplicate: false,
+                 received_at, raw, parsed, dedup_key) VALUES {} RETURNING id",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            let mut row_group = Vec::with_capacity(chunk.len());
+            for &i in chunk {
+                let r = &reports[i];
+                let rep = &r.report;
+                let (group, opener) = groups.get(&sig_of(r)).copied().unwrap_or((0, None));
+                row_group.push((group, opener == Some(i)));
+                let parsed = serde_json::to_string(rep).map_err(Error::Encode)?;
+                q = q
+                    .bind(group)
+                    .bind(nul_free(&r.host).into_owned())
+                    .bind(
+                        rep.kernel_release
+                            .as_deref()
+                            .map(|k| nul_free(k).into_owned()),
+                    )
+                    .bind(nul_free(&rep.title).into_owned())
+                    .bind(rep.kind.as_str())
+                    .bind(nul_free(&r.source).into_owned())
+                    .bind(r.received_at)
+                    .bind(nul_free(&r.raw).into_owned())
+                    .bind(parsed)
+                    .bind(r.key.as_deref().map(|k| nul_free(k).into_owned()));
+            }
+            let mut ids = Vec::with_capacity(chunk.len());
+            for row in q.fetch_all(&mut *tx).await? {
+                ids.push(row.try_get::<i64, _>(0)?);
+            }
+            if ids.len() != chunk.len() {
+                return Err(Error::Returning(chunk.len(), ids.len()));
+            }
+            ids.sort_unstable();
+            for ((&i, id), (group, new_group)) in chunk.iter().zip(ids).zip(row_group) {
+                out[i] = Some(Inserted {
+                    report: id,
+                    group,
+                    new_group,
+                    duplicate: false,
+                });
+            }
+        }
+        // 5. Repeated keys within the batch.
+        for (i, j) in dup_of {
+            out[i] = out[j].map(|o| Inserted {
+                new_group: false,
+                duplicate: true,
+                ..o
             });
         }
         tx.commit().await?;
+        let out: Vec<Inserted> = out.into_iter().flatten().collect();
+        if out.len() != n {
+            return Err(Error::Returning(n, out.len()));
+        }
         Ok(out)
     }
 
@@ -626,6 +716,14 @@ fn nul_free(s: &str) -> std::borrow::Cow<'_, str> {
     } else {
         std::borrow::Cow::Borrowed(s)
     }
+}
+
+/// `$first, $first+1, ...` (`count` of them).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 enum Bind {

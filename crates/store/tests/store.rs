@@ -198,6 +198,42 @@ async fn exercise(db: &str) {
     };
     assert_eq!(store.reports(&f, None, 10).await.unwrap().len(), 1);
     store.insert_batch(&[]).await.unwrap();
+    // A big mixed batch: several groups, a key repeated within the batch, ids in row order.
+    let mut batch = Vec::new();
+    for i in 0..450i64 {
+        let r = if i % 3 == 0 {
+            null.clone()
+        } else {
+            report(
+                &format!("WARNING in f{}", i % 7),
+                &format!("f{}", i % 7),
+                Kind::Warning,
+                None,
+            )
+        };
+        let key = if i % 50 == 0 { Some("same-key") } else { None };
+        let mut nr = new(&format!("h{i}"), t0 + 2 * day + i, r, key);
+        nr.raw = format!("row {i}");
+        batch.push(nr);
+    }
+    let ins = store.insert_batch(&batch).await.unwrap();
+    assert_eq!(ins.len(), 450);
+    assert_eq!(
+        ins.iter().filter(|i| i.duplicate).count(),
+        8,
+        "the key repeats 9 times"
+    );
+    assert_eq!(
+        ins.iter().filter(|i| i.new_group).count(),
+        7,
+        "f0..f6 are new groups"
+    );
+    for (i, ins) in ins.iter().enumerate().filter(|(_, x)| !x.duplicate) {
+        let full = store.report(ins.report).await.unwrap().unwrap();
+        assert_eq!(full.row.raw, format!("row {i}"));
+        assert_eq!(full.row.host, format!("h{i}"));
+        assert_eq!(full.row.group, ins.group);
+    }
     println!("store on {:?}: ok", store.backend());
     store.close().await;
 }
