@@ -269,7 +269,7 @@ impl Receiver {
                 .netconsole_senders
                 .set(self.senders.len() as i64);
         }
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let Some(s) = self.senders.get_mut(&from) else {
             return;
         };
@@ -324,7 +324,7 @@ impl Receiver {
 
     /// Time passes: expire fragments, skip gaps that waited too long, close idle reports.
     pub fn tick(&mut self, now: Instant) {
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let mut forget = Vec::new();
         for (ip, s) in self.senders.iter_mut() {
             let mut ctx = Ctx {
@@ -375,7 +375,7 @@ impl Receiver {
 
     /// Close every sender's open report (shutdown, or the end of a test).
     pub fn flush_all(&mut self) {
-        let limits = self.limits.clone();
+        let limits = self.limits;
         for s in self.senders.values_mut() {
             let mut ctx = Ctx {
                 metrics: &self.metrics,
