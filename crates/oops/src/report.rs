@@ -194,6 +194,11 @@ pub struct Report {
     /// `true` when the input ended inside the report (no end marker was seen).
     #[serde(default)]
     pub truncated: bool,
+    /// The source file to blame (maintainer routing), when the log was symbolised
+    /// (`func+0x1/0x2 net/ipv6/ip6_output.c:1748`): the first file of the trace that is not
+    /// generic code (headers, `lib/`, KASAN, allocators, locking, scheduler, fault path...).
+    #[serde(default)]
+    pub guilty_file: Option<String>,
     /// Where the report was read from (a file name), set by the caller; `None` from the parser.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -36,6 +36,9 @@ pub(crate) fn compile(re: &str) -> Regex {
 pub(crate) enum Part {
     Re(Regex),
     Trace,
+    /// The RIP frame, but only if it comes before any stack start (the report's own
+    /// registers, not those of a later trace).
+    RipFirst(Regex),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub(crate) enum Extractor {
 pub(crate) struct StackFmt {
     parts: Vec<Part>,
     parts2: Vec<Part>,
+    /// A last resort tried when `parts` and `parts2` give nothing.
+    parts3: Vec<Part>,
     /// The format's own skips; the global [`SKIP`] list applies too.
     skip: Option<Regex>,
     extractor: Extractor,
@@ -74,6 +79,7 @@ pub(crate) struct Oops {
 const RIP: &str = "\u{1}rip";
 const CALL: &str = "\u{1}call";
 const TRACE: &str = "\u{1}trace";
+const RIP_FIRST: &str = "\u{1}ripfirst";
 
 fn rip_re() -> &'static str {
     r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:{{PC}} +){0,2}{{FUNC}}|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?{{PC}} +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))"
@@ -84,6 +90,7 @@ fn part(p: &str) -> Part {
         RIP => Part::Re(compile(rip_re())),
         CALL => Part::Re(compile(r"Call (?:T|t)race:|Backtrace:")),
         TRACE => Part::Trace,
+        RIP_FIRST => Part::RipFirst(compile(rip_re())),
         re => Part::Re(compile(re)),
     }
 }
@@ -91,6 +98,7 @@ fn part(p: &str) -> Part {
 struct S {
     parts: &'static [&'static str],
     parts2: &'static [&'static str],
+    parts3: &'static [&'static str],
     skip: &'static [&'static str],
     extractor: Extractor,
 }
@@ -99,6 +107,7 @@ const fn st(parts: &'static [&'static str]) -> S {
     S {
         parts,
         parts2: &[],
+        parts3: &[],
         skip: &[],
         extractor: Extractor::First,
     }
@@ -113,6 +122,10 @@ impl S {
         self.parts2 = p;
         self
     }
+    const fn parts3(mut self, p: &'static [&'static str]) -> Self {
+        self.parts3 = p;
+        self
+    }
     const fn ex(mut self, e: Extractor) -> Self {
         self.extractor = e;
         self
@@ -121,6 +134,7 @@ impl S {
         StackFmt {
             parts: self.parts.iter().map(|p| part(p)).collect(),
             parts2: self.parts2.iter().map(|p| part(p)).collect(),
+            parts3: self.parts3.iter().map(|p| part(p)).collect(),
             skip: (!self.skip.is_empty()).then(|| compile(&self.skip.join("|"))),
             extractor: self.extractor,
         }
@@ -358,8 +372,6 @@ const SKIP: &[&str] = &[
     "asm_exc_",
     "do_page_fault",
     "page_fault$",
-    "__bad_area",
-    "bad_area",
     "do_kern_addr_fault",
     "spurious_kernel_fault",
     "show_stack",
@@ -679,7 +691,12 @@ fn table_defs() -> Vec<(&'static str, Vec<F>, Vec<&'static str>)> {
                     .stack(st(&[CALL, TRACE])),
                 f(r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", "INFO: rcu detected stall in %[1]v")
                     .alt(&["stall in %[1]v"])
-                    .stack(st(&[r"apic_timer_interrupt", RIP, TRACE]).parts2(&[r"(?:apic_timer_interrupt|Exception stack|el1h_64_irq)", TRACE]).skip(&["apic_timer_interrupt", "rcu"]).ex(Stall)),
+                    .stack(st(&[r"apic_timer_interrupt", RIP, TRACE]).parts2(&[r"(?:apic_timer_interrupt|Exception stack|el1h_64_irq)", TRACE])
+                        // Folklore: since 5.x a self-detected stall prints the stalled task's own
+                        // registers and trace first (no interrupt frame in it), and a remote stall
+                        // is followed by `NMI backtrace for cpu N` with the stalled CPU's RIP and
+                        // trace. Pinned by lib::tests::rcu_stall_modern.
+                        .parts3(&[RIP_FIRST, CALL, TRACE]).skip(&["apic_timer_interrupt", "rcu"]).ex(Stall)),
                 f(r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", "INFO: rcu detected stall").nostack(),
                 f(r"INFO: trying to register non-static key", "INFO: trying to register non-static key in %[1]v")
                     .stack(st(&[CALL, TRACE]).skip(&["stack", "lock", "IRQ"])),
@@ -1229,6 +1246,10 @@ fn extract_stack_impl(
                         return (vec![], Some("corrupted line in report"));
                     }
                     if matches_any(ln, stack_start_res()) {
+                        if frames.is_empty() {
+                            // Nothing usable yet (all skipped): the next trace may have it.
+                            continue;
+                        }
                         // The trace ends here; the rest of the report is still checked for
                         // interleaved fault-injection stacks.
                         if lines[li..]
@@ -1252,6 +1273,20 @@ fn extract_stack_impl(
                             append_frames(&mut frames, &c, &stack.skip);
                             break;
                         }
+                    }
+                }
+                pi += 1;
+            }
+            Part::RipFirst(re) => {
+                while li < lines.len() {
+                    let ln = lines[li];
+                    li += 1;
+                    if matches_any(ln, stack_start_res()) {
+                        return (vec![], None);
+                    }
+                    if let Some(c) = re.captures(ln) {
+                        append_frames(&mut frames, &c, &stack.skip);
+                        break;
                     }
                 }
                 pi += 1;
@@ -1284,7 +1319,11 @@ fn extract_stack(text: &[u8], stack: &StackFmt) -> (Vec<String>, Option<&'static
     if !frames.is_empty() || stack.parts2.is_empty() {
         return (frames, c);
     }
-    extract_stack_impl(text, &stack.parts2, stack)
+    let (frames, c) = extract_stack_impl(text, &stack.parts2, stack);
+    if !frames.is_empty() || stack.parts3.is_empty() {
+        return (frames, c);
+    }
+    extract_stack_impl(text, &stack.parts3, stack)
 }
 
 /// Port of syzkaller's `extractDescription`: the first (earliest-matching) format wins.

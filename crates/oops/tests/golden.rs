@@ -65,4 +65,9 @@ golden_tests!(
     oom_kill,
     panic_after_oops,
     second_report_same_task,
+    ubsan_shift,
+    kfence_uaf,
+    mce,
+    stack_protector,
+    journal_warning_panic_on_warn,
 );

@@ -139,6 +139,11 @@ fn syzkaller_corpus_conformance() {
                         type_n += 1;
                         if *ty == r.crash_type {
                             type_ok += 1;
+                        } else {
+                            println!(
+                                "TYPE {}: expected {ty}, got {} ({})",
+                                c.name, r.crash_type, r.title
+                            );
                         }
                     }
                 }

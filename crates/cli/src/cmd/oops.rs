@@ -34,27 +34,65 @@ pub struct Args {
     pub brief: bool,
 }
 
-/// Scan one input stream in 1 MB chunks (bounded memory), appending its reports.
-fn scan(mut reader: impl Read, source: &str, out: &mut Vec<Report>) -> std::io::Result<()> {
+/// Where reports go as soon as they are complete: the output is streamed, so memory stays
+/// bounded however many reports a log holds.
+struct Sink<W: Write> {
+    out: W,
+    json: bool,
+    brief: bool,
+    count: usize,
+}
+
+impl<W: Write> Sink<W> {
+    fn emit(&mut self, batch: Vec<Report>, source: &str) -> std::io::Result<()> {
+        let mut batch = batch;
+        batch.sort_by_key(|r| r.start_line);
+        for mut r in batch {
+            r.source = Some(source.to_string());
+            self.count += 1;
+            if self.json {
+                self.out
+                    .write_all(if self.count == 1 { b"[\n" } else { b",\n" })?;
+                serde_json::to_writer_pretty(&mut self.out, &r)?;
+            } else {
+                if self.count > 1 {
+                    writeln!(self.out)?;
+                }
+                print_human(&mut self.out, self.count, &r, self.brief)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, failed: bool) -> std::io::Result<()> {
+        if self.json {
+            self.out
+                .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
+        } else if self.count == 0 && !failed {
+            writeln!(self.out, "no crash report found")?;
+        }
+        self.out.flush()
+    }
+}
+
+/// Scan one input stream in 1 MB chunks, emitting reports as they complete.
+fn scan<W: Write>(mut reader: impl Read, source: &str, sink: &mut Sink<W>) -> std::io::Result<()> {
     let mut scanner = kmortem_oops::Scanner::new();
     let mut buf = vec![0u8; 1 << 20];
-    let mut found = Vec::new();
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => {
+                // Keep what was found before the error.
+                sink.emit(scanner.finish(), source)?;
+                return Err(e);
+            }
         };
-        found.extend(scanner.feed(&buf[..n]));
+        sink.emit(scanner.feed(&buf[..n]), source)?;
     }
-    found.extend(scanner.finish());
-    found.sort_by_key(|r| r.start_line);
-    for mut r in found {
-        r.source = Some(source.to_string());
-        out.push(r);
-    }
-    Ok(())
+    sink.emit(scanner.finish(), source)
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -63,36 +101,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         args.files.clone()
     };
-    let mut reports = Vec::new();
+    let stdout = std::io::stdout();
+    let mut sink = Sink {
+        out: std::io::BufWriter::new(stdout.lock()),
+        json: args.json,
+        brief: args.brief,
+        count: 0,
+    };
     let mut failed = false;
     for f in &files {
         let name = f.display().to_string();
         let res = if f.as_os_str() == "-" {
-            scan(std::io::stdin().lock(), "<stdin>", &mut reports)
+            scan(std::io::stdin().lock(), "<stdin>", &mut sink)
         } else {
-            std::fs::File::open(f).and_then(|file| scan(file, &name, &mut reports))
+            std::fs::File::open(f).and_then(|file| scan(file, &name, &mut sink))
         };
         if let Err(e) = res {
             eprintln!("kmortem: cannot read {name}: {e}");
             failed = true;
         }
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &reports)?;
-        writeln!(out)?;
-    } else {
-        if reports.is_empty() && !failed {
-            writeln!(out, "no crash report found")?;
-        }
-        for (i, r) in reports.iter().enumerate() {
-            if i > 0 {
-                writeln!(out)?;
-            }
-            print_human(&mut out, i + 1, r, args.brief)?;
-        }
-    }
+    sink.close(failed)?;
     Ok(if failed {
         ExitCode::from(2)
     } else {
@@ -193,6 +222,9 @@ fn print_human(out: &mut impl Write, n: usize, r: &Report, brief: bool) -> std::
         writeln!(out, "  panic:     {p}")?;
     }
     writeln!(out, "  signature: {}", r.signature)?;
+    if let Some(g) = &r.guilty_file {
+        writeln!(out, "  guilty:    {g}")?;
+    }
     if !r.frames.is_empty() {
         let mut stack = "";
         let mut ctx: Option<Context> = None;
