@@ -22,6 +22,8 @@ enum Command {
     Log(cmd::log::Args),
     Sys(cmd::sys::Args),
     Fixes(cmd::fixes::Args),
+    Serve(cmd::serve::Args),
+    Agent(cmd::agent::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +35,8 @@ fn main() -> std::process::ExitCode {
         Command::Log(a) => cmd::log::run(a),
         Command::Sys(a) => cmd::sys::run(a),
         Command::Fixes(a) => cmd::fixes::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Agent(a) => cmd::agent::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,205 @@
+//! Alert rules: "a new group is seen" and "a group's rate goes over N per hour", delivered to a
+//! webhook as a JSON POST. See [`crate::config`] for the rule syntax and docs/json/server.md for
+//! the payload.
+
+use crate::config::{AlertRule, When};
+use crate::metrics::{AlertLabels, Metrics};
+use kmortem_store::{time, Inserted, Store};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One stored report, as the alert engine sees it.
+#[derive(Debug, Clone)]
+pub struct AlertEvent {
+    pub inserted: Inserted,
+    pub title: String,
+    pub signature: String,
+    pub kind: String,
+    pub host: String,
+    pub kernel_release: Option<String>,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Payload<'a> {
+    rule: &'a str,
+    event: &'static str,
+    text: String,
+    group: PayloadGroup<'a>,
+    report: PayloadReport<'a>,
+    /// For `rate`: reports of the group in the last hour, and the threshold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<Rate>,
+    url: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PayloadGroup<'a> {
+    id: i64,
+    title: &'a str,
+    signature: &'a str,
+    kind: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct PayloadReport<'a> {
+    id: i64,
+    host: &'a str,
+    kernel_release: Option<&'a str>,
+    received_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Rate {
+    last_hour: u64,
+    per_hour: u64,
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// Run the alert engine until the event channel closes.
+pub async fn run(
+    rules: Vec<AlertRule>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    base_url: String,
+    mut rx: mpsc::UnboundedReceiver<AlertEvent>,
+) {
+    // Per group: receive times within the last hour, and when a rate alert last fired.
+    let mut windows: HashMap<i64, VecDeque<i64>> = HashMap::new();
+    let mut fired: HashMap<(usize, i64), i64> = HashMap::new();
+    while let Some(ev) = rx.recv().await {
+        let g = ev.inserted.group;
+        match windows.entry(g) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // After a restart, seed the window from the database so rates survive
+                // restarts (the event itself is already stored, so it is counted here).
+                let n = store
+                    .count_since(g, ev.received_at - HOUR)
+                    .await
+                    .unwrap_or(1)
+                    .max(1);
+                v.insert(VecDeque::from(vec![
+                    ev.received_at;
+                    usize::try_from(n).unwrap_or(1)
+                ]));
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                o.get_mut().push_back(ev.received_at)
+            }
+        }
+        let w = windows.entry(g).or_default();
+        while w.front().is_some_and(|&t| t < ev.received_at - HOUR) {
+            w.pop_front();
+        }
+        let last_hour = w.len() as u64;
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.kind.as_ref().is_some_and(|k| *k != ev.kind)
+                || rule.host.as_ref().is_some_and(|h| *h != ev.host)
+            {
+                continue;
+            }
+            let (event, rate) = match rule.when {
+                When::NewGroup if ev.inserted.new_group => ("new_group", None),
+                When::Rate => {
+                    let per_hour = rule.per_hour.unwrap_or(u64::MAX);
+                    if last_hour <= per_hour {
+                        continue;
+                    }
+                    // Fire once per group per hour while the rate stays high.
+                    if fired
+                        .get(&(i, g))
+                        .is_some_and(|&t| ev.received_at - t < HOUR)
+                    {
+                        continue;
+                    }
+                    fired.insert((i, g), ev.received_at);
+                    (
+                        "rate",
+                        Some(Rate {
+                            last_hour,
+                            per_hour,
+                        }),
+                    )
+                }
+                _ => continue,
+            };
+            let text = match &rate {
+                None => format!("kmortem: new crash group on {}: {}", ev.host, ev.title),
+                Some(r) => format!(
+                    "kmortem: {} reports in the last hour (> {}): {}",
+                    r.last_hour, r.per_hour, ev.title
+                ),
+            };
+            let payload = Payload {
+                rule: &rule.name,
+                event,
+                text,
+                group: PayloadGroup {
+                    id: g,
+                    title: &ev.title,
+                    signature: &ev.signature,
+                    kind: &ev.kind,
+                },
+                report: PayloadReport {
+                    id: ev.inserted.report,
+                    host: &ev.host,
+                    kernel_release: ev.kernel_release.as_deref(),
+                    received_at: time::format_rfc3339(ev.received_at),
+                },
+                rate,
+                url: format!("{base_url}/groups/{g}"),
+            };
+            let body = match serde_json::to_vec(&payload) {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            let url = rule.webhook.clone();
+            let name = rule.name.clone();
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let ok = deliver(url.clone(), body).await;
+                if let Err(e) = &ok {
+                    tracing::warn!("alert {name}: webhook {url} failed: {e}");
+                }
+                metrics
+                    .alerts
+                    .get_or_create(&AlertLabels {
+                        rule: name,
+                        outcome: if ok.is_ok() { "sent" } else { "failed" }.into(),
+                    })
+                    .inc();
+            });
+        }
+    }
+}
+
+/// POST with 3 tries (1 s, 4 s back-off).
+async fn deliver(url: String, body: Vec<u8>) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(4u64.pow(attempt - 1))).await;
+        }
+        let (u, b) = (url.clone(), body.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            ureq::post(&u)
+                .timeout(Duration::from_secs(10))
+                .set("Content-Type", "application/json")
+                .set("User-Agent", "kmortem-alerts")
+                .send_bytes(&b)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => last = e,
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}

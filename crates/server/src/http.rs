@@ -1,0 +1,580 @@
+//! The HTTP API (docs/json/server.md), the dashboard pages and `/metrics`.
+//!
+//! Bad input always gets a 4xx with a JSON body `{"error": "..."}` that says what was wrong:
+//! oversize bodies (413), invalid UTF-8 (400), bad JSON (400), bad host names (400), missing or
+//! wrong tokens (401), unknown query parameters and malformed values (400).
+
+use crate::ingest::{cut_reports, Writer};
+use crate::metrics::Metrics;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use kmortem_store::{time, Filter, NewReport, SplitBy, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub writer: Writer,
+    pub metrics: Arc<Metrics>,
+    pub tokens: Arc<Vec<String>>,
+    pub auth_reads: bool,
+}
+
+pub fn router(state: AppState, max_body: usize) -> Router {
+    Router::new()
+        .route("/api/v1/reports", get(list_reports).post(post_reports))
+        .route("/api/v1/reports/{id}", get(get_report))
+        .route("/api/v1/groups", get(list_groups))
+        .route("/api/v1/groups/{id}", get(get_group))
+        .route("/api/v1/timeline", get(timeline))
+        .route("/api/v1/facets", get(facets))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(dashboard))
+        .route("/groups", get(dashboard))
+        .route("/groups/{id}", get(dashboard))
+        .route("/reports/{id}", get(dashboard))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(60),
+        ))
+        .with_state(state)
+}
+
+/// An error answer: a status and a message for humans, as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such page or API endpoint".into())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("{e}");
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the database is unavailable: {e}"),
+    )
+}
+
+/// Compare without an early exit, so a token cannot be guessed byte by byte from timings.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let unauthorized = |m: &str| {
+        state.metrics.reject("unauthorized");
+        ApiError(StatusCode::UNAUTHORIZED, m.into())
+    };
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "missing token: send `Authorization: Bearer TOKEN` (the token is in the server's --token-file)",
+        ));
+    };
+    let v = v.as_bytes();
+    let Some(tok) = v
+        .strip_prefix(b"Bearer ")
+        .or_else(|| v.strip_prefix(b"bearer "))
+    else {
+        return Err(unauthorized(
+            "malformed Authorization header: expected `Bearer TOKEN`",
+        ));
+    };
+    let tok = tok.trim_ascii();
+    let mut ok = false;
+    for t in state.tokens.iter() {
+        ok |= ct_eq(t.as_bytes(), tok);
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(unauthorized("invalid token"))
+    }
+}
+
+fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.auth_reads {
+        check_token(state, headers)
+    } else {
+        Ok(())
+    }
+}
+
+/// Host names: what DNS names, IPv4 and IPv6 addresses are made of, at most 253 characters.
+pub fn valid_host(h: &str) -> Result<(), String> {
+    if h.is_empty() {
+        return Err("empty host name".into());
+    }
+    if h.len() > 253 {
+        return Err(format!(
+            "host name is {} characters long; at most 253",
+            h.len()
+        ));
+    }
+    if let Some(c) = h
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')))
+    {
+        return Err(format!(
+            "invalid host name {:?}: character {c:?} is not allowed (use letters, digits, '.', '-', '_', ':')",
+            h.chars().take(64).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
+/// Idempotency keys: printable ASCII, at most 200 characters.
+fn valid_key(k: &str) -> Result<(), String> {
+    if k.is_empty() || k.len() > 200 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("invalid key: 1-200 printable ASCII characters without spaces".into());
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonIngest {
+    host: Option<String>,
+    log: String,
+    /// Idempotency key: a report already stored under this key is not stored again.
+    key: Option<String>,
+    /// Kernel release to use when a report does not name one.
+    kernel_release: Option<String>,
+    /// Free-form source tag (`agent:pstore`, `agent:kmsg`, ...).
+    source: Option<String>,
+}
+
+#[derive(Serialize)]
+struct IngestAnswer {
+    reports: Vec<IngestedReport>,
+}
+
+#[derive(Serialize)]
+struct IngestedReport {
+    id: i64,
+    group: i64,
+    title: String,
+    new_group: bool,
+    duplicate: bool,
+}
+
+fn params(
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad(format!("malformed query string: {e}")))
+}
+
+fn only(p: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    for k in p.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad(format!(
+                "unknown query parameter {:?}; allowed: {}",
+                k.chars().take(64).collect::<String>(),
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn post_reports(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestAnswer>, ApiError> {
+    let reject = |reason: &str, e: ApiError| {
+        state.metrics.reject(reason);
+        e
+    };
+    check_token(&state, &headers)?;
+    let p = params(q).map_err(|e| reject("bad_query", e))?;
+    only(&p, &["host", "key", "kernel_release", "source"]).map_err(|e| reject("bad_query", e))?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            reject(
+                "too_large",
+                ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body is larger than the server's --max-body; send one crash log per request".into(),
+                ),
+            )
+        } else {
+            reject("bad_body", ApiError::bad(format!("cannot read the request body: {e}")))
+        }
+    })?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        reject(
+            "invalid_utf8",
+            ApiError::bad(format!(
+                "request body is not valid UTF-8 (first bad byte at offset {}); send text, e.g. \
+                 with invalid bytes replaced",
+                e.valid_up_to()
+            )),
+        )
+    })?;
+    let (host, log, key, kernel, source) = if is_json {
+        let j: JsonIngest = serde_json::from_str(text).map_err(|e| {
+            reject(
+                "bad_json",
+                ApiError::bad(format!(
+                    "invalid JSON body: {e}; expected {{\"host\": \"NAME\", \"log\": \"TEXT\"}}"
+                )),
+            )
+        })?;
+        (
+            j.host.or_else(|| p.get("host").cloned()),
+            j.log,
+            j.key.or_else(|| p.get("key").cloned()),
+            j.kernel_release
+                .or_else(|| p.get("kernel_release").cloned()),
+            j.source.or_else(|| p.get("source").cloned()),
+        )
+    } else {
+        (
+            p.get("host").cloned(),
+            text.to_string(),
+            p.get("key").cloned(),
+            p.get("kernel_release").cloned(),
+            p.get("source").cloned(),
+        )
+    };
+    let host = host.ok_or_else(|| {
+        reject(
+            "bad_host",
+            ApiError::bad("missing host: use ?host=NAME or a JSON body with \"host\""),
+        )
+    })?;
+    valid_host(&host).map_err(|m| reject("bad_host", ApiError::bad(m)))?;
+    if let Some(k) = &key {
+        valid_key(k).map_err(|m| reject("bad_key", ApiError::bad(m)))?;
+    }
+    if let Some(k) = &kernel {
+        valid_host(k).map_err(|_| {
+            reject(
+                "bad_kernel",
+                ApiError::bad("invalid kernel_release: letters, digits, '.', '-', '_' only"),
+            )
+        })?;
+    }
+    let source = match source {
+        Some(s) => {
+            valid_host(&s).map_err(|_| {
+                reject(
+                    "bad_source",
+                    ApiError::bad("invalid source: letters, digits, '.', '-', '_', ':' only"),
+                )
+            })?;
+            s
+        }
+        None => "http".into(),
+    };
+    let now = time::now_ms();
+    let cut = cut_reports(log.as_bytes());
+    let n = cut.len();
+    let reports: Vec<NewReport> = cut
+        .into_iter()
+        .enumerate()
+        .map(|(i, (mut report, raw))| {
+            if report.kernel_release.is_none() {
+                report.kernel_release = kernel.clone();
+            }
+            NewReport {
+                host: host.clone(),
+                source: source.clone(),
+                received_at: now,
+                raw,
+                report,
+                // Several reports in one request share the key: number them.
+                key: key.as_ref().map(|k| {
+                    if i == 0 {
+                        k.clone()
+                    } else {
+                        format!("{k}#{i}")
+                    }
+                }),
+            }
+        })
+        .collect();
+    let titles: Vec<String> = reports.iter().map(|r| r.report.title.clone()).collect();
+    let ins = state.writer.store(reports).await.map_err(internal)?;
+    state
+        .metrics
+        .source(&state.metrics.ingest_requests, "http", 1);
+    state
+        .metrics
+        .source(&state.metrics.ingest_reports, "http", n as u64);
+    Ok(Json(IngestAnswer {
+        reports: ins
+            .into_iter()
+            .zip(titles)
+            .map(|(i, title)| IngestedReport {
+                id: i.report,
+                group: i.group,
+                title,
+                new_group: i.new_group,
+                duplicate: i.duplicate,
+            })
+            .collect(),
+    }))
+}
+
+fn int_param(p: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    match p.get(name) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad(format!(
+                "{name} must be an integer, not {:?}",
+                v.chars().take(64).collect::<String>()
+            ))
+        }),
+    }
+}
+
+fn filter(p: &HashMap<String, String>) -> Result<Filter, ApiError> {
+    let now = time::now_ms();
+    let t = |name: &str| -> Result<Option<i64>, ApiError> {
+        match p.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => time::parse_time(v, now).map(Some).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "{name}={:?} is not a time: use RFC 3339 (2026-11-21T18:00:00Z), a date, Unix seconds, or an age like 24h or 7d",
+                    v.chars().take(64).collect::<String>()
+                ))
+            }),
+        }
+    };
+    let s = |name: &str| p.get(name).filter(|v| !v.is_empty()).cloned();
+    Ok(Filter {
+        group: int_param(p, "group")?,
+        host: s("host"),
+        kernel: s("kernel"),
+        kind: s("kind"),
+        since: t("since")?,
+        until: t("until")?,
+    })
+}
+
+fn limit(p: &HashMap<String, String>, default: i64) -> Result<i64, ApiError> {
+    let l = int_param(p, "limit")?.unwrap_or(default);
+    if !(1..=1000).contains(&l) {
+        return Err(ApiError::bad("limit must be between 1 and 1000"));
+    }
+    Ok(l)
+}
+
+const FILTERS: &[&str] = &["group", "host", "kernel", "kind", "since", "until"];
+
+#[derive(Serialize)]
+struct GroupsPage {
+    groups: Vec<kmortem_store::Group>,
+    /// Pass as `offset=` for the next page; `null` on the last page.
+    next_offset: Option<i64>,
+}
+
+async fn list_groups(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<GroupsPage>, ApiError> {
+    check_read(&state, &headers)?;
+    let p = params(q)?;
+    let allowed: Vec<&str> = FILTERS.iter().copied().chain(["limit", "offset"]).collect();
+    only(&p, &allowed)?;
+    let f = filter(&p)?;
+    let limit = limit(&p, 100)?;
+    let offset = int_param(&p, "offset")?.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::bad("offset must not be negative"));
+    }
+    let groups = state
+        .store
+        .groups(&f, limit + 1, offset)
+        .await
+        .map_err(internal)?;
+    let more = groups.len() as i64 > limit;
+    let groups: Vec<_> = groups.into_iter().take(limit as usize).collect();
+    Ok(Json(GroupsPage {
+        next_offset: more.then_some(offset + limit),
+        groups,
+    }))
+}
+
+async fn get_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<kmortem_store::Group>, ApiError> {
+    check_read(&state, &headers)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad("group id must be an integer"))?;
+    match state.store.group(id).await.map_err(internal)? {
+        Some(g) => Ok(Json(g)),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no group {id}"))),
+    }
+}
+
+#[derive(Serialize)]
+struct ReportsPage {
+    reports: Vec<kmortem_store::ReportRow>,
+    /// Pass as `before=` for the next page; `null` on the last page.
+    next_before: Option<i64>,
+}
+
+async fn list_reports(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ReportsPage>, ApiError> {
+    check_read(&state, &headers)?;
+    let p = params(q)?;
+    let allowed: Vec<&str> = FILTERS.iter().copied().chain(["limit", "before"]).collect();
+    only(&p, &allowed)?;
+    let f = filter(&p)?;
+    let limit = limit(&p, 50)?;
+    let before = int_param(&p, "before")?;
+    let mut reports = state
+        .store
+        .reports(&f, before, limit + 1)
+        .await
+        .map_err(internal)?;
+    let more = reports.len() as i64 > limit;
+    reports.truncate(limit as usize);
+    Ok(Json(ReportsPage {
+        next_before: if more {
+            reports.last().map(|r| r.id)
+        } else {
+            None
+        },
+        reports,
+    }))
+}
+
+async fn get_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<kmortem_store::ReportFull>, ApiError> {
+    check_read(&state, &headers)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad("report id must be an integer"))?;
+    match state.store.report(id).await.map_err(internal)? {
+        Some(r) => Ok(Json(r)),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no report {id}"))),
+    }
+}
+
+#[derive(Serialize)]
+struct Timeline {
+    bucket: String,
+    by: String,
+    buckets: Vec<kmortem_store::Bucket>,
+    /// For `by=group`: group id -> title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    titles: Option<HashMap<String, String>>,
+}
+
+async fn timeline(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Timeline>, ApiError> {
+    check_read(&state, &headers)?;
+    let p = params(q)?;
+    let allowed: Vec<&str> = FILTERS.iter().copied().chain(["bucket", "by"]).collect();
+    only(&p, &allowed)?;
+    let f = filter(&p)?;
+    let bucket = p.get("bucket").map(String::as_str).unwrap_or("day");
+    let ms = match bucket {
+        "day" => 86_400_000,
+        "hour" => 3_600_000,
+        _ => return Err(ApiError::bad("bucket must be day or hour")),
+    };
+    let by = p.get("by").map(String::as_str).unwrap_or("group");
+    let split = SplitBy::parse(by)
+        .ok_or_else(|| ApiError::bad("by must be group, host, kernel or kind"))?;
+    let buckets = state
+        .store
+        .timeline(&f, ms, split)
+        .await
+        .map_err(internal)?;
+    let titles = if split == SplitBy::Group {
+        let groups = state.store.groups(&f, 1000, 0).await.map_err(internal)?;
+        Some(
+            groups
+                .into_iter()
+                .map(|g| (g.id.to_string(), g.title))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(Json(Timeline {
+        bucket: bucket.into(),
+        by: by.into(),
+        buckets,
+        titles,
+    }))
+}
+
+async fn facets(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<kmortem_store::Facets>, ApiError> {
+    check_read(&state, &headers)?;
+    Ok(Json(state.store.facets().await.map_err(internal)?))
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    check_read(&state, &headers)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response())
+}
+
+const DASHBOARD: &str = include_str!("../assets/dashboard.html");
+
+async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // With --auth-reads the page itself is public (it holds no data); its API calls carry the
+    // token the user typed, kept in the browser's localStorage.
+    let _ = (&state, &headers);
+    ([(header::CACHE_CONTROL, "no-cache")], Html(DASHBOARD)).into_response()
+}

@@ -1,0 +1,801 @@
+//! The netconsole UDP receiver.
+//!
+//! Takes plain netconsole (console text, one or more lines or a partial line per datagram) and
+//! extended netconsole (`[release,]<level>,<seq>,<ts>,<flags>[,ncfrag=<off>/<len>];text`,
+//! parsed by [`kmortem_oops::input::parse_kmsg`]). Per sender (source IP address) it
+//! reassembles fragments, puts extended records back in sequence order, and cuts the stream
+//! into reports with a [`kmortem_oops::Scanner`].
+//!
+//! Memory is bounded: a fixed number of senders, of half-assembled messages per sender, of
+//! records waiting for a gap to fill, and of bytes in a partial line. Whatever does not fit is
+//! dropped and counted in `kmortem_netconsole_dropped_total{reason}`.
+//!
+//! Folklore:
+//! - Extended messages longer than the netconsole chunk (1000 bytes since v4.4, commit
+//!   1fbb3e4 "netconsole: implement extended console support") are split into fragments that
+//!   repeat the header with `,ncfrag=<byte offset>/<total length>`; the offset counts bytes of
+//!   the body after `;`. Since v6.x (`send_msg_fragmented`) the split can fall inside the
+//!   appended ` key=value` lines too. We reassemble by (sender, seq) and accept fragments in
+//!   any order. Pinned by `tests::fragments_any_order`.
+//! - UDP reorders and drops. Records wait in a reorder window until the next sequence number
+//!   arrives, the window is full, or they have waited `hold`; then we skip the gap. Pinned by
+//!   `tests::reorder_and_gap`.
+//! - A reboot restarts `seq` near 0: a sequence number far below the expected one starts a new
+//!   stream instead of being dropped as late. Pinned by `tests::reboot_restarts_sequence`.
+//! - Inside an extended record, newlines of a multi-line message are escaped (`\x0a`), and a
+//!   raw `\n` starts the dictionary (` KEY=VALUE` lines), which we drop (keeping `release=`).
+
+use crate::ingest::Writer;
+use crate::metrics::Metrics;
+use kmortem_oops::input::{parse_kmsg, unescape_kmsg};
+use kmortem_oops::Scanner;
+use kmortem_store::{time, NewReport};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_senders: usize,
+    /// Half-assembled fragmented messages per sender.
+    pub max_fragments: usize,
+    /// Largest reassembled message.
+    pub max_message: usize,
+    /// Records held back waiting for a missing sequence number, per sender.
+    pub reorder_window: usize,
+    /// How long a record waits for a missing predecessor (or a fragment for its siblings).
+    pub hold: Duration,
+    /// A sender silent this long has its open report closed.
+    pub idle_flush: Duration,
+    /// A sender silent this long is forgotten.
+    pub forget: Duration,
+    /// Longest partial line kept for plain netconsole.
+    pub max_partial: usize,
+    /// Lines kept per sender to cut raw excerpts from.
+    pub raw_lines: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_senders: 4096,
+            max_fragments: 32,
+            max_message: 16 * 1024,
+            reorder_window: 512,
+            hold: Duration::from_secs(2),
+            idle_flush: Duration::from_secs(10),
+            forget: Duration::from_secs(3600),
+            max_partial: 8 * 1024,
+            raw_lines: 2000,
+        }
+    }
+}
+
+struct Fragments {
+    first: Instant,
+    total: usize,
+    buf: Vec<u8>,
+    /// Received (offset, length) pieces; kernels never overlap them.
+    got: Vec<(usize, usize)>,
+    received: usize,
+    header: Header,
+}
+
+#[derive(Clone)]
+struct Header {
+    pri: u32,
+    seq: u64,
+    ts_usec: u64,
+    cont: bool,
+    caller: Option<String>,
+    release: Option<String>,
+}
+
+struct Held {
+    at: Instant,
+    header: Header,
+    body: Vec<u8>,
+}
+
+struct Sender {
+    host: String,
+    last_seen: Instant,
+    frags: HashMap<u64, Fragments>,
+    held: BTreeMap<u64, Held>,
+    next_seq: Option<u64>,
+    release: Option<String>,
+    partial: Vec<u8>,
+    scanner: Scanner,
+    /// Lines fed to the scanner, numbered from 1 like the scanner's `start_line`/`end_line`.
+    lines: VecDeque<String>,
+    line_no: usize,
+    /// Lines seen since the scanner last produced or flushed (so idle flush is cheap).
+    dirty: bool,
+}
+
+impl Sender {
+    fn new(host: String, now: Instant) -> Self {
+        Sender {
+            host,
+            last_seen: now,
+            frags: HashMap::new(),
+            held: BTreeMap::new(),
+            next_seq: None,
+            release: None,
+            partial: Vec::new(),
+            scanner: Scanner::new(),
+            lines: VecDeque::new(),
+            line_no: 0,
+            dirty: false,
+        }
+    }
+}
+
+/// The receiver's state; [`Receiver::run`] drives it from a socket, tests drive
+/// [`Receiver::datagram`] and [`Receiver::tick`] directly.
+pub struct Receiver {
+    writer: Option<Writer>,
+    metrics: Arc<Metrics>,
+    names: BTreeMap<IpAddr, String>,
+    limits: Limits,
+    senders: HashMap<IpAddr, Sender>,
+    /// Reports found and not yet handed to the writer.
+    out: Vec<NewReport>,
+}
+
+/// Bind the UDP socket with a large receive buffer (the kernel caps it at `net.core.rmem_max`).
+pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let sock = std::net::UdpSocket::bind(addr)?;
+    sock.set_nonblocking(true)?;
+    let sock = tokio::net::UdpSocket::from_std(sock)?;
+    let s2 = socket2::SockRef::from(&sock);
+    let _ = s2.set_recv_buffer_size(16 << 20);
+    Ok(sock)
+}
+
+impl Receiver {
+    pub fn new(
+        writer: Writer,
+        metrics: Arc<Metrics>,
+        names: BTreeMap<IpAddr, String>,
+        limits: Limits,
+    ) -> Self {
+        Receiver {
+            writer: Some(writer),
+            metrics,
+            names,
+            limits,
+            senders: HashMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// A receiver with no writer: reports accumulate for [`Receiver::take_reports`].
+    pub fn detached(metrics: Arc<Metrics>, limits: Limits) -> Self {
+        Receiver {
+            writer: None,
+            metrics,
+            names: BTreeMap::new(),
+            limits,
+            senders: HashMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Name senders by IP address (the config file's `[hosts]`).
+    pub fn with_names(mut self, names: BTreeMap<IpAddr, String>) -> Self {
+        self.names = names;
+        self
+    }
+
+    pub fn take_reports(&mut self) -> Vec<NewReport> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub async fn run(
+        mut self,
+        sock: tokio::net::UdpSocket,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut buf = vec![0u8; 65536];
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                r = sock.recv_from(&mut buf) => {
+                    let Ok((n, from)) = r else { continue };
+                    let now = Instant::now();
+                    self.datagram(from.ip(), &buf[..n], now);
+                    // Drain what is already queued without going back to the scheduler.
+                    for _ in 0..256 {
+                        match sock.try_recv_from(&mut buf) {
+                            Ok((n, from)) => self.datagram(from.ip(), &buf[..n], now),
+                            Err(_) => break,
+                        }
+                    }
+                    self.hand_off().await;
+                }
+                _ = tick.tick() => {
+                    self.tick(Instant::now());
+                    self.hand_off().await;
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        // Shutting down: close every open report.
+        self.flush_all();
+        self.hand_off().await;
+    }
+
+    async fn hand_off(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        if let Some(w) = &self.writer {
+            let out = std::mem::take(&mut self.out);
+            self.metrics
+                .source(&self.metrics.ingest_reports, "netconsole", out.len() as u64);
+            w.submit(out).await;
+        }
+    }
+
+    fn host_name(&self, ip: IpAddr) -> String {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            ip => ip,
+        };
+        self.names
+            .get(&ip)
+            .cloned()
+            .unwrap_or_else(|| ip.to_string())
+    }
+
+    /// Handle one datagram from `from`.
+    pub fn datagram(&mut self, from: IpAddr, data: &[u8], now: Instant) {
+        self.metrics.netconsole_datagrams.inc();
+        if data.is_empty() {
+            self.metrics.drop_nc("malformed");
+            return;
+        }
+        if !self.senders.contains_key(&from) {
+            if self.senders.len() >= self.limits.max_senders && !self.evict_one(now) {
+                self.metrics.drop_nc("too_many_senders");
+                return;
+            }
+            let host = self.host_name(from);
+            self.senders.insert(from, Sender::new(host, now));
+            self.metrics
+                .netconsole_senders
+                .set(self.senders.len() as i64);
+        }
+        let limits = self.limits;
+        let Some(s) = self.senders.get_mut(&from) else {
+            return;
+        };
+        s.last_seen = now;
+        let mut ctx = Ctx {
+            metrics: &self.metrics,
+            limits: &limits,
+            out: &mut self.out,
+        };
+        match parse_kmsg(data) {
+            Some(rec) => {
+                let header = Header {
+                    pri: rec.pri,
+                    seq: rec.seq,
+                    ts_usec: rec.ts_usec,
+                    cont: rec.cont,
+                    caller: rec.caller.map(String::from),
+                    release: rec.release.map(String::from),
+                };
+                match rec.ncfrag {
+                    None => ctx.record(s, header, rec.text.to_vec(), now),
+                    Some((off, total)) => ctx.fragment(s, header, off, total, rec.text, now),
+                }
+            }
+            None => ctx.plain(s, data),
+        }
+    }
+
+    /// Evict the sender silent the longest, if it has been silent for a while.
+    fn evict_one(&mut self, now: Instant) -> bool {
+        let victim = self
+            .senders
+            .iter()
+            .filter(|(_, s)| now.duration_since(s.last_seen) > Duration::from_secs(60))
+            .min_by_key(|(_, s)| s.last_seen)
+            .map(|(ip, _)| *ip);
+        match victim {
+            Some(ip) => {
+                if let Some(s) = self.senders.remove(&ip) {
+                    let mut ctx = Ctx {
+                        metrics: &self.metrics,
+                        limits: &self.limits,
+                        out: &mut self.out,
+                    };
+                    ctx.close(s);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Time passes: expire fragments, skip gaps that waited too long, close idle reports.
+    pub fn tick(&mut self, now: Instant) {
+        let limits = self.limits;
+        let mut forget = Vec::new();
+        for (ip, s) in self.senders.iter_mut() {
+            let mut ctx = Ctx {
+                metrics: &self.metrics,
+                limits: &limits,
+                out: &mut self.out,
+            };
+            let expired: Vec<u64> = s
+                .frags
+                .iter()
+                .filter(|(_, f)| now.duration_since(f.first) > limits.hold)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in expired {
+                s.frags.remove(&k);
+                ctx.metrics.drop_nc("fragment_expired");
+            }
+            while s
+                .held
+                .first_key_value()
+                .is_some_and(|(_, h)| now.duration_since(h.at) > limits.hold)
+            {
+                ctx.release_first(s);
+                ctx.drain(s);
+            }
+            let idle = now.duration_since(s.last_seen);
+            if idle > limits.idle_flush && (s.dirty || !s.partial.is_empty()) {
+                ctx.flush(s);
+            }
+            if idle > limits.forget {
+                forget.push(*ip);
+            }
+        }
+        for ip in forget {
+            if let Some(s) = self.senders.remove(&ip) {
+                let mut ctx = Ctx {
+                    metrics: &self.metrics,
+                    limits: &limits,
+                    out: &mut self.out,
+                };
+                ctx.close(s);
+            }
+        }
+        self.metrics
+            .netconsole_senders
+            .set(self.senders.len() as i64);
+    }
+
+    /// Close every sender's open report (shutdown, or the end of a test).
+    pub fn flush_all(&mut self) {
+        let limits = self.limits;
+        for s in self.senders.values_mut() {
+            let mut ctx = Ctx {
+                metrics: &self.metrics,
+                limits: &limits,
+                out: &mut self.out,
+            };
+            while !s.held.is_empty() {
+                ctx.release_first(s);
+                ctx.drain(s);
+            }
+            ctx.flush(s);
+        }
+    }
+}
+
+struct Ctx<'a> {
+    metrics: &'a Metrics,
+    limits: &'a Limits,
+    out: &'a mut Vec<NewReport>,
+}
+
+/// Sequence numbers this far below the expected one mean the sender rebooted.
+const RESTART_GAP: u64 = 100_000;
+
+impl Ctx<'_> {
+    fn fragment(
+        &mut self,
+        s: &mut Sender,
+        h: Header,
+        off: u32,
+        total: u32,
+        text: &[u8],
+        now: Instant,
+    ) {
+        let (off, total) = (off as usize, total as usize);
+        if total == 0 || total > self.limits.max_message || off >= total || off + text.len() > total
+        {
+            self.metrics.drop_nc("malformed");
+            return;
+        }
+        if let Some(next) = s.next_seq {
+            if h.seq < next && next - h.seq < RESTART_GAP {
+                self.metrics.drop_nc("late");
+                return;
+            }
+        }
+        if !s.frags.contains_key(&h.seq) && s.frags.len() >= self.limits.max_fragments {
+            // Drop the oldest half-assembled message: a flood of half-sent fragments cannot
+            // grow memory.
+            if let Some(oldest) = s.frags.iter().min_by_key(|(_, f)| f.first).map(|(k, _)| *k) {
+                s.frags.remove(&oldest);
+                self.metrics.drop_nc("fragment_overflow");
+            }
+        }
+        let seq = h.seq;
+        let f = s.frags.entry(seq).or_insert_with(|| Fragments {
+            first: now,
+            total,
+            buf: vec![0; total],
+            got: Vec::new(),
+            received: 0,
+            header: h,
+        });
+        if f.total != total {
+            self.metrics.drop_nc("malformed");
+            return;
+        }
+        let end = off + text.len();
+        if f.got.iter().any(|&(o, l)| off < o + l && o < end) {
+            self.metrics.drop_nc("duplicate");
+            return;
+        }
+        f.buf[off..end].copy_from_slice(text);
+        f.got.push((off, text.len()));
+        f.received += text.len();
+        if f.received == f.total {
+            if let Some(f) = s.frags.remove(&seq) {
+                self.record(s, f.header, f.buf, now);
+            }
+        }
+    }
+
+    /// A complete extended record: put it in sequence order.
+    fn record(&mut self, s: &mut Sender, h: Header, body: Vec<u8>, now: Instant) {
+        if let Some(r) = &h.release {
+            if s.release.as_deref() != Some(r.as_str()) {
+                s.release = Some(r.clone());
+            }
+        }
+        let seq = h.seq;
+        if let Some(next) = s.next_seq {
+            if seq < next {
+                if next - seq >= RESTART_GAP {
+                    // Folklore: the sender rebooted; its sequence restarted.
+                    while !s.held.is_empty() {
+                        self.release_first(s);
+                        self.drain(s);
+                    }
+                    self.flush(s);
+                    s.next_seq = None;
+                } else {
+                    self.metrics.drop_nc("late");
+                    return;
+                }
+            }
+        }
+        if s.held.contains_key(&seq) {
+            self.metrics.drop_nc("duplicate");
+            return;
+        }
+        s.held.insert(
+            seq,
+            Held {
+                at: now,
+                header: h,
+                body,
+            },
+        );
+        self.drain(s);
+        while s.held.len() > self.limits.reorder_window {
+            self.release_first(s);
+            self.drain(s);
+        }
+    }
+
+    /// Release held records while they are in sequence.
+    fn drain(&mut self, s: &mut Sender) {
+        while let Some(next) = s.next_seq {
+            match s.held.remove(&next) {
+                Some(h) => {
+                    s.next_seq = Some(next + 1);
+                    self.emit(s, h.header, &h.body);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Give up waiting: release the lowest held record (skipping the gap before it).
+    fn release_first(&mut self, s: &mut Sender) {
+        if let Some((seq, h)) = s.held.pop_first() {
+            s.next_seq = Some(seq + 1);
+            self.emit(s, h.header, &h.body);
+        }
+    }
+
+    fn emit(&mut self, s: &mut Sender, h: Header, body: &[u8]) {
+        // The message ends at the first raw newline; the dictionary follows.
+        let mut parts = body.split(|&b| b == b'\n');
+        let msg = parts.next().unwrap_or_default();
+        for d in parts {
+            if let Some(r) = d.strip_prefix(b" release=") {
+                if let Ok(r) = std::str::from_utf8(r) {
+                    s.release = Some(r.trim().to_string());
+                }
+            }
+        }
+        // Fast path: most messages have no escapes (no `\x..`), so they need no rewriting.
+        let text: std::borrow::Cow<'_, [u8]> = if msg.contains(&b'\\') {
+            std::borrow::Cow::Owned(unescape_kmsg(msg))
+        } else {
+            std::borrow::Cow::Borrowed(msg)
+        };
+        let mut head = Vec::with_capacity(64);
+        {
+            use std::io::Write as _;
+            let _ = write!(
+                head,
+                "{},{},{},{}",
+                h.pri,
+                h.seq,
+                h.ts_usec,
+                if h.cont { "c" } else { "-" }
+            );
+            if let Some(c) = &h.caller {
+                let _ = write!(head, ",caller={c}");
+            }
+            head.push(b';');
+        }
+        // Each line goes to the parser as a /dev/kmsg record (the format kmortem-oops reads),
+        // with the message's own newlines turning into one record per line.
+        let mut rec = Vec::with_capacity(head.len() + text.len() + 16);
+        for line in text.split(|&b| b == b'\n') {
+            rec.clear();
+            rec.extend_from_slice(&head);
+            // Re-escape what /dev/kmsg escapes, so the record stays one line.
+            let needs = |b: u8| b == b'\\' || (b < 0x20 && b != b'\t') || b == 0x7f;
+            if line.iter().any(|&b| needs(b)) {
+                for &b in line {
+                    if needs(b) {
+                        rec.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+                    } else {
+                        rec.push(b);
+                    }
+                }
+            } else {
+                rec.extend_from_slice(line);
+            }
+            self.line(s, &rec);
+        }
+    }
+
+    /// Plain netconsole: console text; lines may be split across datagrams.
+    fn plain(&mut self, s: &mut Sender, data: &[u8]) {
+        let mut rest = data;
+        while let Some(i) = memchr(b'\n', rest) {
+            let (l, r) = rest.split_at(i);
+            if s.partial.is_empty() {
+                self.line(s, l);
+            } else {
+                let mut line = std::mem::take(&mut s.partial);
+                line.extend_from_slice(l);
+                self.line(s, &line);
+            }
+            rest = &r[1..];
+        }
+        if !rest.is_empty() {
+            s.partial.extend_from_slice(rest);
+            if s.partial.len() > self.limits.max_partial {
+                let line = std::mem::take(&mut s.partial);
+                self.line(s, &line);
+            }
+        }
+    }
+
+    fn line(&mut self, s: &mut Sender, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.metrics.netconsole_lines.inc();
+        s.line_no += 1;
+        s.lines
+            .push_back(String::from_utf8_lossy(line).into_owned());
+        if s.lines.len() > self.limits.raw_lines {
+            s.lines.pop_front();
+        }
+        s.dirty = true;
+        let reports = s.scanner.push_line(line);
+        if !reports.is_empty() {
+            self.found(s, reports);
+        }
+    }
+
+    fn found(&mut self, s: &mut Sender, reports: Vec<kmortem_oops::Report>) {
+        let now = time::now_ms();
+        let first_kept = s.line_no + 1 - s.lines.len();
+        for mut r in reports {
+            let raw = if r.start_line >= first_kept
+                && r.start_line <= r.end_line
+                && r.end_line <= s.line_no
+                && r.start_line > 0
+            {
+                let mut raw = String::new();
+                for l in s
+                    .lines
+                    .range(r.start_line - first_kept..=r.end_line - first_kept)
+                {
+                    raw.push_str(l);
+                    raw.push('\n');
+                }
+                raw
+            } else {
+                r.text.clone()
+            };
+            if r.kernel_release.is_none() {
+                r.kernel_release = s.release.clone();
+            }
+            self.out.push(NewReport {
+                host: s.host.clone(),
+                source: "netconsole".into(),
+                received_at: now,
+                raw,
+                report: r,
+                key: None,
+            });
+        }
+    }
+
+    /// Close the sender's open report (end of input) and start a new scanner.
+    fn flush(&mut self, s: &mut Sender) {
+        if !s.partial.is_empty() {
+            let line = std::mem::take(&mut s.partial);
+            self.line(s, &line);
+        }
+        let scanner = std::mem::take(&mut s.scanner);
+        let reports = scanner.finish();
+        if !reports.is_empty() {
+            self.found(s, reports);
+        }
+        // Line numbers restart with the new scanner.
+        s.line_no = 0;
+        s.lines.clear();
+        s.dirty = false;
+    }
+
+    fn close(&mut self, mut s: Sender) {
+        while !s.held.is_empty() {
+            self.release_first(&mut s);
+            self.drain(&mut s);
+        }
+        self.flush(&mut s);
+    }
+}
+
+fn memchr(b: u8, s: &[u8]) -> Option<usize> {
+    s.iter().position(|&x| x == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rx() -> Receiver {
+        Receiver::detached(Arc::new(Metrics::new()), Limits::default())
+    }
+
+    fn lines_of(r: &Receiver, ip: IpAddr) -> Vec<String> {
+        r.senders[&ip].lines.iter().cloned().collect()
+    }
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+    #[test]
+    fn fragments_any_order() {
+        let mut r = rx();
+        let now = Instant::now();
+        let body = "x".repeat(1500) + "END";
+        let total = body.len();
+        let f1 = format!("4,7,100,-,ncfrag=1000/{total};{}", &body[1000..]);
+        let f0 = format!("4,7,100,-,ncfrag=0/{total};{}", &body[..1000]);
+        r.datagram(IP, f1.as_bytes(), now);
+        assert!(lines_of(&r, IP).is_empty());
+        r.datagram(IP, f0.as_bytes(), now);
+        r.tick(now + Duration::from_secs(3));
+        let lines = lines_of(&r, IP);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].starts_with("4,7,100,-;xxx") && lines[0].ends_with("END"));
+    }
+
+    #[test]
+    fn reorder_and_gap() {
+        let mut r = rx();
+        let now = Instant::now();
+        for seq in [10u64, 12, 11, 14] {
+            r.datagram(IP, format!("6,{seq},1,-;m{seq}").as_bytes(), now);
+        }
+        // Nothing is known about the start: all wait for `hold`.
+        r.tick(now + Duration::from_secs(3));
+        let got: Vec<String> = lines_of(&r, IP)
+            .iter()
+            .map(|l| l.split(';').nth(1).unwrap().to_string())
+            .collect();
+        assert_eq!(got, ["m10", "m11", "m12", "m14"]);
+        // A late 13 is dropped, a repeated 14 too (both are behind the stream now).
+        r.datagram(IP, b"6,13,1,-;m13", now);
+        r.datagram(IP, b"6,14,1,-;m14", now);
+        r.datagram(IP, b"6,15,1,-;m15", now);
+        assert_eq!(lines_of(&r, IP).len(), 5);
+        assert!(r.metrics.encode().contains("reason=\"late\"} 2"));
+    }
+
+    #[test]
+    fn reboot_restarts_sequence() {
+        let mut r = rx();
+        let now = Instant::now();
+        r.datagram(IP, b"6,500000,1,-;before", now);
+        r.tick(now + Duration::from_secs(3));
+        r.datagram(IP, b"6,0,1,-;after", now + Duration::from_secs(3));
+        r.datagram(IP, b"6,1,1,-;after2", now + Duration::from_secs(3));
+        r.tick(now + Duration::from_secs(6));
+        let lines = lines_of(&r, IP);
+        assert!(lines.iter().any(|l| l.ends_with(";after2")), "{lines:?}");
+    }
+
+    #[test]
+    fn plain_partial_lines_and_escapes() {
+        let mut r = rx();
+        let now = Instant::now();
+        r.datagram(IP, b"[ 1.0] hello ", now);
+        r.datagram(IP, b"world\n[ 1.1] second\n", now);
+        assert_eq!(lines_of(&r, IP), ["[ 1.0] hello world", "[ 1.1] second"]);
+        let mut r = rx();
+        r.datagram(IP, b"6,1,1,-;a\\x0ab\n SUBSYSTEM=x\n release=6.1.0-9", now);
+        r.tick(now + Duration::from_secs(3));
+        assert_eq!(lines_of(&r, IP), ["6,1,1,-;a", "6,1,1,-;b"]);
+        assert_eq!(r.senders[&IP].release.as_deref(), Some("6.1.0-9"));
+    }
+
+    #[test]
+    fn host_is_the_ip_unless_named() {
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
+        let names = BTreeMap::from([(other, "k8s-master-1".to_string())]);
+        let mut r = rx().with_names(names);
+        let now = Instant::now();
+        r.datagram(IP, b"hello\n", now);
+        r.datagram(other, b"hello\n", now);
+        assert_eq!(r.senders[&IP].host, "127.0.0.2");
+        assert_eq!(r.senders[&other].host, "k8s-master-1");
+        // IPv4-mapped IPv6 sources (a dual-stack socket) use the IPv4 name.
+        let mapped: IpAddr = "::ffff:127.0.0.3".parse().unwrap();
+        assert_eq!(r.host_name(mapped), "k8s-master-1");
+    }
+
+    #[test]
+    fn bounded_under_half_sent_fragments_and_garbage() {
+        let mut r = rx();
+        let now = Instant::now();
+        for seq in 0..10_000u64 {
+            let d = format!("4,{seq},1,-,ncfrag=0/16000;{}", "y".repeat(900));
+            r.datagram(IP, d.as_bytes(), now);
+        }
+        assert!(r.senders[&IP].frags.len() <= Limits::default().max_fragments);
+        for i in 0..10_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 + i));
+            r.datagram(ip, b"\xff\xfe garbage", now);
+        }
+        assert!(r.senders.len() <= Limits::default().max_senders);
+        let m = r.metrics.encode();
+        assert!(m.contains("fragment_overflow"), "{m}");
+        assert!(m.contains("too_many_senders"), "{m}");
+        // A long partial line is cut.
+        r.datagram(IP, "z".repeat(100_000).as_bytes(), now);
+        assert!(r.senders[&IP].partial.len() <= Limits::default().max_partial);
+    }
+}
