@@ -2,31 +2,12 @@
 //! on a crash-lab dump: the log handed to `kmortem oops`, `--json` lines, and the prompt fed
 //! from standard input.
 
-use std::io::Write;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 fn kmortem(args: &[&str], stdin: Option<&str>) -> (String, String, i32) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kmortem"));
-    c.args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut ch = c.spawn().expect("run kmortem");
-    if let Some(s) = stdin {
-        ch.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    let out = ch.wait_with_output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+    common::run(args, &[], stdin)
 }
 
 #[test]

@@ -2,20 +2,9 @@
 //! missing and how to get it, plus the decoded Code: that needs no debug info), and end to end
 //! on the crash lab with the Debian vmlinux.
 
-use std::process::Command;
+mod common;
 
-fn kmortem(args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmortem"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .expect("run kmortem");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
-}
+use common::kmortem;
 
 #[test]
 fn decode_help() {

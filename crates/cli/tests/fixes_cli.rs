@@ -1,8 +1,9 @@
 //! Snapshots of `kmortem fixes` as users see it: `--help`, an import of a few real CVE records
 //! into a fresh $KMORTEM_HOME, and seed 002's Kyber story as a query (human and `--json`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn shared() -> PathBuf {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
@@ -15,17 +16,7 @@ fn shared() -> PathBuf {
 }
 
 fn kmortem(home: &Path, args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmortem"))
-        .args(args)
-        .env("KMORTEM_HOME", home)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .expect("run kmortem");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+    common::run(args, &[("KMORTEM_HOME", home.as_os_str())], None)
 }
 
 #[test]

@@ -1,20 +1,9 @@
 //! Snapshots of `kmortem oops` as users see it: `--help`, the human output, `--json`, and the
 //! error for an unreadable file.
 
-use std::process::Command;
+mod common;
 
-fn kmortem(args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmortem"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .expect("run kmortem");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
-}
+use common::kmortem;
 
 #[test]
 fn oops_help() {

@@ -96,7 +96,8 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    fn empty() -> Resolution {
+    /// A resolution that found nothing (no binary, no symbol): the base for partial results.
+    pub fn empty() -> Resolution {
         Resolution {
             source: Source::None,
             binary: None,

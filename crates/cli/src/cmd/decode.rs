@@ -546,17 +546,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 fn user_ip(a: u64) -> Resolution {
     Resolution {
-        source: Source::None,
-        binary: None,
         address: Some(a),
         lookup_address: Some(a),
-        section: None,
-        symbol: None,
-        offset: None,
-        size: None,
-        size_mismatch: None,
-        frames: Vec::new(),
-        build_id_mismatch: None,
+        ..Resolution::empty()
     }
 }
 
