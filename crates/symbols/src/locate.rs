@@ -11,10 +11,7 @@ pub fn vmlinux_candidates(
     system: bool,
 ) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut roots: Vec<PathBuf> = debug_dirs.to_vec();
-    if system {
-        roots.push(PathBuf::from("/"));
-    }
+    let roots = search_roots(debug_dirs, system);
     for root in &roots {
         if let Some(rel) = release {
             for p in [
@@ -37,10 +34,7 @@ pub fn vmlinux_candidates(
 /// Directories holding module `.ko` files for `release`.
 pub fn module_dirs(release: Option<&str>, debug_dirs: &[PathBuf], system: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut roots: Vec<PathBuf> = debug_dirs.to_vec();
-    if system {
-        roots.push(PathBuf::from("/"));
-    }
+    let roots = search_roots(debug_dirs, system);
     for root in &roots {
         if let Some(rel) = release {
             out.push(root.join(format!("usr/lib/debug/lib/modules/{rel}")));
@@ -54,10 +48,7 @@ pub fn module_dirs(release: Option<&str>, debug_dirs: &[PathBuf], system: bool) 
 /// `System.map` candidates.
 pub fn map_candidates(release: Option<&str>, debug_dirs: &[PathBuf], system: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut roots: Vec<PathBuf> = debug_dirs.to_vec();
-    if system {
-        roots.push(PathBuf::from("/"));
-    }
+    let roots = search_roots(debug_dirs, system);
     for root in &roots {
         if let Some(rel) = release {
             out.push(root.join(format!("boot/System.map-{rel}")));
@@ -102,6 +93,15 @@ pub fn index_modules(dir: &Path, idx: &mut HashMap<String, PathBuf>, depth: usiz
 /// The Debian package that carries debug info for a release (`linux-image-REL-dbg`).
 pub fn debian_dbg_package(release: &str) -> String {
     format!("linux-image-{release}-dbg")
+}
+
+/// The roots searched for debug files: each `--debug-dir`, then `/` when system paths are allowed.
+fn search_roots(debug_dirs: &[PathBuf], system: bool) -> Vec<PathBuf> {
+    let mut roots = debug_dirs.to_vec();
+    if system {
+        roots.push(PathBuf::from("/"));
+    }
+    roots
 }
 
 #[cfg(test)]
