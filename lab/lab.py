@@ -315,7 +315,37 @@ SCENARIOS = [
          kdump=True, flags=["kdump"], dumps=["kdump"], timeout=300),
     dict(name="live", trigger="live", kind=None, title=None, func=None, flags=["live"],
          dumps=["elf", "kdump-zlib"]),
+    # thousands of tasks (busybox sleepers forked by an initramfs overlay, see
+    # initramfs/many-tasks) for the `bt -a` / `foreach bt` / `ps` benchmarks against crash and drgn.
+    # The overlay keeps the other scenarios' stamps unchanged.
+    dict(name="many_tasks", trigger="bug", kind="kernel_bug",
+         title="kernel BUG in kmlab_check_invariant", func="kmlab_check_invariant",
+         overlay=dict(script="many-tasks", tasks=3000), mem=1024, dumps=SMALL, timeout=300),
 ]
+
+
+def overlay_initrd(sc, d, base):
+    """The lab's initramfs with the scenario's overlay cpio appended (the kernel unpacks
+    concatenated archives in order, so the overlay's /init wins). Returns the initrd path."""
+    ov = sc.get("overlay")
+    if not ov:
+        return base
+    import gzip
+    script = open(os.path.join(LAB_SRC, "initramfs", ov["script"])).read()
+    script = script.replace("@TASKS@", str(ov["tasks"]))
+    out_path = os.path.join(d, "scenarios", sc["name"], ".initrd.cpio.gz")
+    with tempfile.TemporaryDirectory() as t:
+        with open(os.path.join(t, "init"), "w") as f:
+            f.write(script)
+        os.chmod(os.path.join(t, "init"), 0o755)
+        shutil.copy(os.path.join(LAB_SRC, "initramfs", "init"), os.path.join(t, "init.lab"))
+        os.chmod(os.path.join(t, "init.lab"), 0o755)
+        write_cpio_gz(t, out_path + ".ov")
+    with open(out_path, "wb") as f:
+        f.write(open(base, "rb").read())
+        f.write(open(out_path + ".ov", "rb").read())
+    os.unlink(out_path + ".ov")
+    return out_path
 
 PANIC_RE = re.compile(rb"---\[ end Kernel panic")
 OOPS_END_RE = re.compile(rb"---\[ end trace [0-9a-f]+ \]---")
@@ -366,7 +396,8 @@ def boot_and_dump(sc, d, sdir, rel):
     qemu = ["nice", "-n", "5", "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-smp", "2",
             "-m", str(sc.get("mem", 256)), "-cpu", sc.get("cpu", "qemu64"),
             "-kernel", os.path.join(root, f"boot/vmlinuz-{rel}"),
-            "-initrd", os.path.join(d, "initramfs.cpio.gz"), "-append", cmdline,
+            "-initrd", overlay_initrd(sc, d, os.path.join(d, "initramfs.cpio.gz")),
+            "-append", cmdline,
             "-display", "none", "-monitor", "none", "-serial", f"file:{console}",
             "-qmp", f"unix:{sock},server=on,wait=off", "-no-reboot"]
     if sc.get("vmcoreinfo", True):
@@ -677,7 +708,9 @@ def do_scenario(sc, d, info, hashes, force):
     name = sc["name"]
     sdir = os.path.join(d, "scenarios", name)
     h = sha(json.dumps(sc, sort_keys=True), hashes, LAB_FORMAT,
-            file_sha(DRGN_SCRIPT), file_sha(os.path.join(LAB_SRC, "oracle", "addr2line_oracle.py")))
+            file_sha(DRGN_SCRIPT), file_sha(os.path.join(LAB_SRC, "oracle", "addr2line_oracle.py")),
+            *([file_sha(os.path.join(LAB_SRC, "initramfs", sc["overlay"]["script"]))]
+              if sc.get("overlay") else []))
     stamp = os.path.join(sdir, ".stamp")
     if not force and stamp_ok(stamp, h) and os.path.exists(os.path.join(sdir, "meta.json")):
         return False
