@@ -12,6 +12,8 @@ pub struct Session {
     pub prog: Program,
     log: Option<Result<Vec<LogRecord>, String>>,
     log_holes: Vec<String>,
+    /// `bt` state: ORC tables, DWARF symbolizer, pc cache (crate::bt).
+    pub bt: crate::bt::BtState,
 }
 
 /// One command's result.
@@ -60,6 +62,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "struct TYPE[.MEMBER] [-o] [ADDR]   type layout (-o offsets) or the value at ADDR",
     ),
     ("mod", "mod                      loaded modules"),
+    (
+        "bt",
+        "bt [-a] [-f] [-l] [-v] [PID|TASK]   backtrace (panic task; -a every CPU; -f stack words; -l file:line; -v variables)",
+    ),
+    (
+        "foreach",
+        "foreach bt [-f] [-l] [-v]   the backtrace of every task",
+    ),
     ("help", "help                     this list"),
 ];
 
@@ -81,6 +91,7 @@ impl Session {
             prog,
             log: None,
             log_holes: Vec::new(),
+            bt: Default::default(),
         }
     }
 
@@ -112,6 +123,8 @@ impl Session {
             "sym" => self.sym(args),
             "struct" | "union" => self.cmd_struct(args),
             "mod" => self.cmd_mod(),
+            "bt" => crate::bt::bt(&mut self.bt, &self.prog, args),
+            "foreach" => crate::bt::foreach(&mut self.bt, &self.prog, args),
             "help" | "?" => Ok(Output {
                 text: COMMANDS.iter().map(|(_, h)| format!("{h}\n")).collect(),
                 json: json!(COMMANDS.iter().map(|(c, _)| c).collect::<Vec<_>>()),

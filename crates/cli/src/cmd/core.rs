@@ -32,6 +32,11 @@ pub struct Args {
     /// Print each command's result as one JSON document per line (docs/json/core.md).
     #[arg(long)]
     pub json: bool,
+    /// A directory searched (recursively) for module .ko files with debug info, for bt's
+    /// inlined frames and file:line in modules (repeatable; the debug package's
+    /// lib/modules/RELEASE next to the vmlinux is searched anyway).
+    #[arg(long = "mod-dir", value_name = "DIR")]
+    pub mod_dirs: Vec<PathBuf>,
 }
 
 pub fn open(vmcore: &std::path::Path, vmlinux: Option<&std::path::Path>) -> Result<Session> {
@@ -79,6 +84,7 @@ pub fn run_commands(session: &mut Session, cmds: &[String], json: bool) -> Resul
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut s = open(&args.vmcore, args.vmlinux.as_deref())?;
+    s.bt.module_dirs.extend(args.mod_dirs.iter().cloned());
     if !args.commands.is_empty() {
         return run_commands(&mut s, &args.commands, args.json);
     }
