@@ -156,13 +156,16 @@ impl BtState {
             r.module = s.module.clone();
             let (name, module) = (s.name.clone(), s.module.clone());
             if let Some(sym) = self.symbolizer(prog) {
+                // Look up the call instruction (pc - 1) ourselves: a call to a noreturn
+                // function can be a function's last instruction, and then the return address
+                // is the first byte of the next function.
                 let q = Query {
                     function: module.as_ref().map(|_| name.as_str()),
-                    offset: module.as_ref().map(|_| pc.wrapping_sub(s.addr)),
+                    offset: module.as_ref().map(|_| lookup.wrapping_sub(s.addr)),
                     size: None,
                     module: module.as_deref(),
-                    address: Some(pc),
-                    return_address: ret,
+                    address: Some(lookup),
+                    return_address: false,
                 };
                 let res = sym.resolve(&q);
                 let n = res.frames.len();
@@ -288,16 +291,25 @@ pub fn format_task(prog: &Program, t: &TaskTrace, flags: Flags) -> String {
             .function
             .clone()
             .unwrap_or_else(|| format!("{:#x}", f.address));
-        if pf.exception && !f.inline {
+        let first_of_phys = k == 0 || t.frames[k - 1].phys != f.phys;
+        if pf.exception && first_of_phys {
+            // crash's layout: the interrupted function and its registers, unnumbered; the
+            // calls inlined there follow as numbered frames.
+            let concrete = t.frames[k..]
+                .iter()
+                .take_while(|x| x.phys == f.phys)
+                .last()
+                .unwrap_or(f);
             s.push_str(&format!(
                 "    [exception RIP: {}]\n",
-                match &f.function {
-                    Some(n) => format!("{n}+{}", f.offset),
+                match &concrete.function {
+                    Some(n) => format!("{n}+{}", concrete.offset),
                     None => "unknown or invalid address".into(),
                 }
             ));
             format_regs(&pf.regs, &mut s);
-        } else {
+        }
+        if !(pf.exception && !f.inline) {
             s.push_str(&format!(
                 "{:>3} [{:016x}] {} at {:016x}{}{}\n",
                 format!("#{n}"),

@@ -450,8 +450,13 @@ impl Unwinder {
             if next.0[IP] == ip && next.0[SP] == sp {
                 break End::Error(format!("unwind loops at {ip:#x}"));
             }
-            if next.0[IP] == 0 && frames.len() > 1 && next_known != Known::All {
-                break End::Error("return address 0".into());
+            // A return address outside the kernel half (a smashed stack, e.g. the lab's
+            // stack_protector scenario): stop rather than print garbage frames.
+            if next_known == Known::IpSpBp && next.0[IP] < 0xffff_8000_0000_0000 {
+                break End::Error(format!(
+                    "return address {:#x} at {:#x} is not kernel text",
+                    next.0[IP], next_slot
+                ));
             }
             regs = next;
             known = next_known;
