@@ -1058,7 +1058,7 @@ mod tests {
         );
         // A missing register is Unknown, not an error.
         assert!(matches!(
-            evaluate(&[0x50], &regs, &mem, None).unwrap(),
+            evaluate(&[0x70, 0x00], &regs, &mem, None).unwrap(),
             Value::Unknown(_)
         ));
         // Garbage never panics.
