@@ -24,6 +24,7 @@ pub struct BtState {
     /// Extra directories searched for module `.ko` files with debug info.
     pub module_dirs: Vec<PathBuf>,
     cache: HashMap<(u64, bool), Resolved>,
+    want_vars: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,6 +36,8 @@ struct Resolved {
     inlined: Vec<(String, Option<String>, u32)>,
     file: Option<String>,
     line: u32,
+    /// Link-time address of the lookup pc in its binary (for `variables_at`).
+    link: Option<u64>,
 }
 
 /// One printed frame.
@@ -53,6 +56,9 @@ pub struct BtFrame {
     pub line: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registers: Option<serde_json::Map<String, Value>>,
+    /// `bt -v`: parameters and locals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Vec<FrameVar>>,
     /// Index into the unwound (physical) frames.
     #[serde(skip)]
     pub phys: usize,
@@ -168,6 +174,7 @@ impl BtState {
                     return_address: false,
                 };
                 let res = sym.resolve(&q);
+                r.link = res.address;
                 let n = res.frames.len();
                 for (i, f) in res.frames.iter().enumerate() {
                     if i + 1 < n {
@@ -204,6 +211,7 @@ impl BtState {
                     file: file.clone(),
                     line: (*line > 0).then_some(*line),
                     registers: None,
+                    variables: None,
                     phys: i,
                 });
             }
@@ -218,6 +226,7 @@ impl BtState {
                 file: r.file.clone(),
                 line: (r.line > 0).then_some(r.line),
                 registers: f.exception.then(|| regs_json(&f.regs)),
+                variables: None,
                 phys: i,
             });
         }
@@ -248,7 +257,10 @@ impl BtState {
         running: bool,
     ) -> Result<TaskTrace, CmdError> {
         let trace = self.trace_task(prog, task, if running { cpu } else { None })?;
-        let frames = self.frames(prog, &trace);
+        let mut frames = self.frames(prog, &trace);
+        if self.want_vars {
+            self.add_vars(prog, &trace, &mut frames);
+        }
         Ok(TaskTrace {
             pid,
             cpu,
@@ -330,6 +342,11 @@ pub fn format_task(prog: &Program, t: &TaskTrace, flags: Flags) -> String {
             }
         }
         let last_of_phys = t.frames.get(k + 1).is_none_or(|x| x.phys != f.phys);
+        if let Some(vs) = &f.variables {
+            for v in vs {
+                s.push_str(&format!("      {} = {}\n", v.name, v.value));
+            }
+        }
         if flags.frame_contents && last_of_phys {
             frame_words(prog, phys, f.phys, &mut s);
         }
@@ -514,6 +531,7 @@ fn run_targets(
 ) -> Result<Output, CmdError> {
     let mut text = String::new();
     let mut js = Vec::new();
+    st.want_vars = flags.vars;
     for (i, &(task, cpu, running)) in targets.iter().enumerate() {
         let (pid, comm) = task_ident(prog, task);
         let t = st.task_trace(prog, task, pid, comm, cpu, running)?;
@@ -559,4 +577,162 @@ pub fn foreach(st: &mut BtState, prog: &Program, args: &[&str]) -> Result<Output
         out.json = Value::Array(vec![out.json]);
     }
     Ok(out)
+}
+
+/// One variable of a frame, as `bt -v` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FrameVar {
+    pub name: String,
+    pub is_param: bool,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// drgn's notation: `(type)value`, a plain integer, a string, or `<optimized out>`.
+    pub value: String,
+    /// Where the value was found: `%rsi`, `[CFA-0x10]`, ... (the DWARF location).
+    pub location: String,
+}
+
+impl BtState {
+    /// `bt -v`: each frame's variables (kmortem-symbols' `variables_at`), evaluated against
+    /// the registers this frame has (all of them in frame 0 and exception frames; ip, sp and
+    /// bp in caller frames) and the dump's memory.
+    fn add_vars(&mut self, prog: &Program, trace: &Trace, frames: &mut [BtFrame]) {
+        let mut k = 0;
+        while k < frames.len() {
+            let p = frames[k].phys;
+            let group: Vec<usize> = (k..frames.len())
+                .take_while(|&j| frames[j].phys == p)
+                .collect();
+            k += group.len();
+            let pf = &trace.frames[p];
+            let r = self.resolve(prog, pf.pc, pf.return_address);
+            let (Some(link), Some(sym)) = (r.link, self.symbolizer(prog)) else {
+                continue;
+            };
+            let module = r.module.clone();
+            let Ok(scopes) = sym.variables_at(module.as_deref(), link) else {
+                continue;
+            };
+            let bin = match &module {
+                Some(m) => sym.module(m),
+                None => sym.vmlinux.clone(),
+            };
+            let Some(bin) = bin else { continue };
+            for (gi, scope) in group.iter().zip(scopes.iter()) {
+                let vars = scope
+                    .vars
+                    .iter()
+                    .map(|v| eval_var(prog, pf, &bin, v))
+                    .collect();
+                frames[*gi].variables = Some(vars);
+            }
+        }
+    }
+}
+
+fn eval_var(
+    prog: &Program,
+    f: &Frame,
+    bin: &kmortem_symbols::Binary,
+    v: &kmortem_symbols::Variable,
+) -> FrameVar {
+    use kmortem_symbols::vars::{evaluate, TypeKind};
+    use kmortem_symbols::{Location, Value as V};
+    let mut out = FrameVar {
+        name: v.name.clone(),
+        is_param: v.is_param,
+        type_name: v.type_name.clone(),
+        value: "<optimized out>".into(),
+        location: v.location.describe(),
+    };
+    let Location::Expr(e) = &v.location else {
+        return out;
+    };
+    let regs = |n: u16| -> Option<u64> {
+        const MAP: [usize; 17] = [
+            AX, DX, CX, BX, SI, DI, BP, SP, R8, R9, R10, R11, R12, R13, R14, R15, IP,
+        ];
+        f.reg(*MAP.get(n as usize)?)
+    };
+    let mem = |a: u64, n: usize| prog.read_vec(a, n).ok();
+    let Ok(val) = evaluate(e, &regs, &mem, f.cfa) else {
+        return out;
+    };
+    let ty = v.type_die.and_then(|d| bin.strip_type(d));
+    let size = ty
+        .as_ref()
+        .and_then(|t| bin.sizeof(t))
+        .unwrap_or(8)
+        .clamp(1, 8) as usize;
+    let raw: Option<u64> = match &val {
+        V::Register(r) => regs(*r),
+        V::Constant(c) => Some(*c),
+        V::Memory(a) => {
+            // Strings: char arrays read as text, like drgn.
+            if let Some(t) = &ty {
+                if t.kind == TypeKind::Array {
+                    let elem = t.target.and_then(|d| bin.strip_type(d));
+                    if elem
+                        .as_ref()
+                        .and_then(|e| e.name.as_deref())
+                        .is_some_and(|n| n.ends_with("char"))
+                    {
+                        let n = t.count.unwrap_or(0).min(4096) as usize;
+                        if let Ok(b) = prog.read_vec(*a, n) {
+                            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                            out.value = format!("{:?}", String::from_utf8_lossy(&b[..end]));
+                        }
+                        return out;
+                    }
+                }
+                if matches!(t.kind, TypeKind::Struct | TypeKind::Union | TypeKind::Array) {
+                    out.value = format!("({}){{...}} at {a:#x}", v.type_name);
+                    return out;
+                }
+            }
+            prog.read_vec(*a, size).ok().map(|b| {
+                let mut x = [0u8; 8];
+                x[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+                u64::from_le_bytes(x)
+            })
+        }
+        V::Pieces(_) | V::Unknown(_) => None,
+    };
+    let Some(mut x) = raw else {
+        // Not "optimized out": DWARF says where the value is, but this frame lacks it (ORC
+        // recovers only ip, sp and bp in caller frames).
+        out.value = match &val {
+            V::Unknown(why) => format!("<unavailable: {why}>"),
+            V::Register(r) => format!(
+                "<unavailable: {} not recovered in this frame>",
+                kmortem_symbols::vars::x86_64_register_name(*r).unwrap_or("register")
+            ),
+            V::Memory(a) => format!("<unavailable: memory at {a:#x} not readable>"),
+            _ => "<unavailable>".into(),
+        };
+        return out;
+    };
+    if size < 8 {
+        x &= (1u64 << (size * 8)) - 1;
+    }
+    out.value = match ty.as_ref().map(|t| t.kind) {
+        Some(TypeKind::Pointer) | Some(TypeKind::Function) => format!("({}){x:#x}", v.type_name),
+        Some(TypeKind::Struct | TypeKind::Union | TypeKind::Array) => {
+            format!("({}){{...}}", v.type_name)
+        }
+        Some(TypeKind::Enum) => format!("({}){x}", v.type_name),
+        _ => {
+            let name = ty.as_ref().and_then(|t| t.name.clone()).unwrap_or_default();
+            let signed = !name.contains("unsigned") && name != "_Bool" && !name.is_empty();
+            if name == "_Bool" {
+                (if x != 0 { "true" } else { "false" }).to_string()
+            } else if signed {
+                let sh = 64 - size as u32 * 8;
+                (((x << sh) as i64) >> sh).to_string()
+            } else {
+                x.to_string()
+            }
+        }
+    };
+    out
 }
