@@ -622,7 +622,7 @@ impl BtState {
                 let vars = scope
                     .vars
                     .iter()
-                    .map(|v| eval_var(prog, pf, &bin, v))
+                    .map(|v| eval_var(prog, pf, &bin, module.as_deref(), v))
                     .collect();
                 frames[*gi].variables = Some(vars);
             }
@@ -634,6 +634,7 @@ fn eval_var(
     prog: &Program,
     f: &Frame,
     bin: &kmortem_symbols::Binary,
+    module: Option<&str>,
     v: &kmortem_symbols::Variable,
 ) -> FrameVar {
     use kmortem_symbols::vars::{evaluate, TypeKind};
@@ -645,9 +646,24 @@ fn eval_var(
         value: "<optimized out>".into(),
         location: v.location.describe(),
     };
+    out.type_name = c_type_name(&v.type_name);
     let Location::Expr(e) = &v.location else {
         return out;
     };
+    // DW_OP_addr operands are link-time addresses (static variables): move them to where the
+    // kernel (KASLR) or the module (its sections' load addresses) put them.
+    let mut e = e.clone();
+    if e.first() == Some(&0x03) && e.len() >= 9 {
+        let a = u64::from_le_bytes(e[1..9].try_into().unwrap_or_default());
+        match relocate_link(prog, bin, module, a) {
+            Some(r) => e[1..9].copy_from_slice(&r.to_le_bytes()),
+            None => {
+                out.value = format!("<unavailable: cannot place link address {a:#x}>");
+                return out;
+            }
+        }
+    }
+    let e = &e;
     let regs = |n: u16| -> Option<u64> {
         const MAP: [usize; 17] = [
             AX, DX, CX, BX, SI, DI, BP, SP, R8, R9, R10, R11, R12, R13, R14, R15, IP,
@@ -716,17 +732,15 @@ fn eval_var(
         x &= (1u64 << (size * 8)) - 1;
     }
     out.value = match ty.as_ref().map(|t| t.kind) {
-        Some(TypeKind::Pointer) | Some(TypeKind::Function) => format!("({}){x:#x}", v.type_name),
+        Some(TypeKind::Pointer) | Some(TypeKind::Function) => format!("({}){x:#x}", out.type_name),
         Some(TypeKind::Struct | TypeKind::Union | TypeKind::Array) => {
             format!("({}){{...}}", v.type_name)
         }
-        Some(TypeKind::Enum) => format!("({}){x}", v.type_name),
+        Some(TypeKind::Enum) => format!("({}){x}", out.type_name),
         _ => {
             let name = ty.as_ref().and_then(|t| t.name.clone()).unwrap_or_default();
             let signed = !name.contains("unsigned") && name != "_Bool" && !name.is_empty();
-            if name == "_Bool" {
-                (if x != 0 { "true" } else { "false" }).to_string()
-            } else if signed {
+            if signed {
                 let sh = 64 - size as u32 * 8;
                 (((x << sh) as i64) >> sh).to_string()
             } else {
@@ -735,4 +749,46 @@ fn eval_var(
         }
     };
     out
+}
+
+/// A link-time address of vmlinux or of a module `.ko` (kmortem-symbols' layout of its
+/// sections) as a runtime address: vmlinux moves by the KASLR offset; a module section moves
+/// as a whole, so any symbol of the same section, found in the module's kallsyms, places it.
+fn relocate_link(
+    prog: &Program,
+    bin: &kmortem_symbols::Binary,
+    module: Option<&str>,
+    a: u64,
+) -> Option<u64> {
+    let Some(m) = module else {
+        return Some(a.wrapping_add(prog.kaslr));
+    };
+    let sec = bin
+        .sections
+        .iter()
+        .find(|s| s.size > 0 && a >= s.address && a < s.address + s.size)?;
+    bin.symbols
+        .iter()
+        .filter(|s| s.section == sec.index && !s.name.is_empty())
+        .find_map(|s| {
+            let rt = prog.module_symbol(&format!("{m}:{}", s.name))?;
+            Some(rt.addr.wrapping_add(a.wrapping_sub(s.address)))
+        })
+}
+
+/// DWARF's base type spellings as C programmers (and drgn) write them.
+fn c_type_name(t: &str) -> String {
+    const MAP: [(&str, &str); 6] = [
+        ("long long unsigned int", "unsigned long long"),
+        ("long long int", "long long"),
+        ("long unsigned int", "unsigned long"),
+        ("short unsigned int", "unsigned short"),
+        ("long int", "long"),
+        ("short int", "short"),
+    ];
+    let mut s = t.to_string();
+    for (a, b) in MAP {
+        s = s.replace(a, b);
+    }
+    s
 }
