@@ -350,6 +350,13 @@ pub fn format_task(prog: &Program, t: &TaskTrace, flags: Flags) -> String {
         if flags.frame_contents && last_of_phys {
             frame_words(prog, phys, f.phys, &mut s);
         }
+        // Leaving an IRQ or exception stack: crash's marker, naming the stack left.
+        if let (true, Some(cpu), Some(next)) = (last_of_phys, t.cpu, phys.get(f.phys + 1)) {
+            let here = stacks::stack_kind(prog, cpu, pf.sp);
+            if here.is_some() && here != stacks::stack_kind(prog, cpu, next.sp) {
+                s.push_str(&format!("--- <{}> ---\n", here.unwrap_or_default()));
+            }
+        }
     }
     if let Some(u) = &t.trace.user_regs {
         format_regs(u, &mut s);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Open a vmcore (ELF, kdump-compressed or flattened) and run commands on it, like crash:
-/// sys, log, ps, rd, sym, struct, mod.
+/// sys, log, ps, rd, sym, struct, mod, bt, foreach bt.
 ///
 /// With -c, runs each command and exits; without, opens an interactive prompt (history in
 /// ~/.kmortem_history, Tab completes commands, symbols and type names).
@@ -17,6 +17,7 @@ use std::process::ExitCode;
 ///   kmortem core vmcore -s vmlinux -c sys -c 'log' -c ps
 ///   kmortem core vmcore -s vmlinux -c 'struct task_struct.comm ffff8b41427cb000'
 ///   kmortem core vmcore -s vmlinux --json -c ps | jq '.[] | select(.active)'
+///   kmortem core vmcore -s vmlinux --mod-dir ./build -c 'bt -l' -c 'bt -a' -c 'foreach bt'
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {

@@ -81,3 +81,57 @@ pub fn inactive_start(prog: &Program, task: u64) -> Result<Start, Error> {
         signal: rff == Some(ip),
     })
 }
+
+/// Which stack `addr` is on, for CPU `cpu`: `Some("IRQ stack")`, `Some("NMI exception
+/// stack")`, ... or `None` for a task stack (crash's `--- <IRQ stack> ---` markers).
+///
+/// Folklore: the per-CPU IRQ stack pointer is `hardirq_stack_ptr` (5.x-6.1, a per-CPU
+/// variable) or `pcpu_hot.hardirq_stack_ptr` (6.2+, commit 7b3dd7d8c9e3), pointing 8 bytes
+/// below the top of the 16 KiB IRQ stack (irq_init_percpu_irqstack()); softirqs run on it too
+/// (do_softirq_own_stack). The IST exception stacks are in the cpu_entry_area
+/// (0xfffffe0000000000..), laid out by `struct cea_exception_stacks` (DF, NMI, DB, MCE, VC,
+/// VC2 with guard pages, since 5.2), found through the per-CPU `cea_exception_stacks` pointer.
+/// Probed by symbol and member. Pinned by `lab_bt_a_covers_every_cpu` (crash cannot read
+/// those stacks on QEMU dumps).
+pub fn stack_kind(prog: &Program, cpu: u32, addr: u64) -> Option<String> {
+    let irq_ptr = if prog.symbol("hardirq_stack_ptr").is_some() {
+        prog.per_cpu("hardirq_stack_ptr", cpu)
+            .ok()
+            .and_then(|a| prog.read_u64(a).ok())
+    } else {
+        prog.offset_of("pcpu_hot", "hardirq_stack_ptr")
+            .ok()
+            .and_then(|o| Some(prog.per_cpu("pcpu_hot", cpu).ok()? + o))
+            .and_then(|a| prog.read_u64(a).ok())
+    };
+    if let Some(top) = irq_ptr.map(|p| p.wrapping_add(8)) {
+        if addr < top && addr >= top.wrapping_sub(16 << 10) {
+            return Some("IRQ stack".into());
+        }
+    }
+    if (0xfffffe00_00000000..0xfffffe80_00000000).contains(&addr) {
+        let base = prog
+            .per_cpu("cea_exception_stacks", cpu)
+            .ok()
+            .and_then(|a| prog.read_u64(a).ok());
+        if let (Some(base), Ok(types)) = (base, prog.types()) {
+            for (m, name) in [
+                ("DF_stack", "double-fault"),
+                ("NMI_stack", "NMI"),
+                ("DB_stack", "debug"),
+                ("MCE_stack", "machine-check"),
+                ("VC_stack", "VC"),
+                ("VC2_stack", "VC2"),
+            ] {
+                if let Ok(f) = prog.field("cea_exception_stacks", m) {
+                    let lo = base + f.offset;
+                    if (lo..lo + types.size_of(f.ty)).contains(&addr) {
+                        return Some(format!("{name} exception stack"));
+                    }
+                }
+            }
+        }
+        return Some("exception stack".into());
+    }
+    None
+}
