@@ -6,6 +6,7 @@
 //! ([`types`]).
 
 pub mod btf;
+pub mod cmds;
 pub mod dwarf;
 pub mod list;
 pub mod locks;

@@ -297,3 +297,240 @@ fn lab_lock_owners() {
         }
     }
 }
+
+// ------------------------------------------------------------------ session commands
+
+use kmortem_kernel::session::Session;
+
+fn session(name: &str) -> Session {
+    Session::new(open(name))
+}
+
+fn text(s: &mut Session, cmd: &str) -> String {
+    match s.run(cmd) {
+        Ok(o) => o.text,
+        Err(e) => panic!("{cmd}: {e}"),
+    }
+}
+
+fn json(s: &mut Session, cmd: &str) -> serde_json::Value {
+    match s.run(cmd) {
+        Ok(o) => o.json,
+        Err(e) => panic!("{cmd}: {e}"),
+    }
+}
+
+/// Replace every 16-digit hex address (with or without 0x) by `<ADDR>`, for snapshots of
+/// KASLR dumps.
+fn redact(t: &str) -> String {
+    let mut out = String::new();
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let start = if b[i..].starts_with(b"0x") { i + 2 } else { i };
+        let n = b[start..]
+            .iter()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .count();
+        let word_start = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        if word_start && n == 16 {
+            out.push_str("<ADDR>");
+            i = start + n;
+        } else {
+            out.push(b[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Run crash once on a dump with several commands; returns each command's output.
+fn crash(dump: &Path, cmds: &[&str]) -> Vec<String> {
+    let mut input = String::new();
+    for (i, c) in cmds.iter().enumerate() {
+        input.push_str(&format!("echo ==KMORTEM{i}==\n{c}\n"));
+    }
+    input.push_str(&format!("echo ==KMORTEM{}==\nquit\n", cmds.len()));
+    let mut ch = std::process::Command::new("/usr/bin/crash")
+        .arg("-s")
+        .arg(vmlinux())
+        .arg(dump)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("crash is /usr/bin/crash (scripts/deps installs it)");
+    use std::io::Write;
+    ch.stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = ch.wait_with_output().unwrap();
+    let o = String::from_utf8_lossy(&out.stdout).into_owned();
+    (0..cmds.len())
+        .map(|i| {
+            let a = format!("==KMORTEM{i}==\n");
+            let b = format!("==KMORTEM{}==\n", i + 1);
+            let s = o.find(&a).unwrap_or_else(|| panic!("crash output: {o}")) + a.len();
+            let e = o[s..].find(&b).map(|e| s + e).unwrap_or(o.len());
+            o[s..e].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn lab_dis_runq_mod_match_crash() {
+    let name = "null_deref_nokaslr";
+    let d = dump(name);
+    let cmds = [
+        "dis schedule 12",
+        "dis vfs_write 40",
+        "dis do_syscall_64 25",
+        "dis -l vfs_write 8",
+        "runq",
+    ];
+    let want = crash(&d, &cmds);
+    let mut s = session(name);
+    for (c, w) in cmds.iter().zip(&want) {
+        let got = text(&mut s, c);
+        println!("== {c}\n{got}");
+        if c.starts_with("dis -l") {
+            // crash names files as gdb does (the build directory's path); we print them
+            // relative to the kernel tree: compare the line numbers and the file's tail.
+            let norm = |t: &str| -> Vec<String> {
+                t.lines()
+                    .map(|l| match l.rsplit_once(": ") {
+                        Some((f, n)) if !l.starts_with("0x") => {
+                            format!("{}: {n}", f.rsplit('/').next().unwrap_or(f))
+                        }
+                        _ => l.split_whitespace().collect::<Vec<_>>().join(" "),
+                    })
+                    .collect()
+            };
+            assert_eq!(norm(&got), norm(w), "{c}");
+        } else {
+            let norm = |t: &str| -> Vec<String> {
+                t.lines()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            };
+            assert_eq!(norm(&got), norm(w), "{c}");
+        }
+    }
+    // dis -l output and JSON agree
+    let j = json(&mut s, "dis vfs_write 3");
+    assert_eq!(j["instructions"].as_array().unwrap().len(), 3);
+    assert_eq!(j["checked_against_vmlinux"], true);
+    assert_eq!(j["instructions"][0]["note"], "FTRACE NOP");
+
+    // mod: against crash's `mod` from the lab's oracle; the debug info is found for
+    // qemu_fw_cfg (the debug package) and for kmlab after `mod -S`.
+    let oracle = std::fs::read_to_string(
+        lab()
+            .join("scenarios")
+            .join(name)
+            .join("oracle/crash-mod.txt"),
+    )
+    .unwrap();
+    let rows: Vec<Vec<String>> = oracle
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().take(4).map(String::from).collect())
+        .collect();
+    let got = text(&mut s, "mod");
+    println!("{got}");
+    let mine: Vec<Vec<String>> = got
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().take(4).map(String::from).collect())
+        .collect();
+    assert_eq!(mine, rows);
+    let j = json(&mut s, "mod");
+    let fw = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "qemu_fw_cfg")
+        .unwrap();
+    assert!(
+        fw["debuginfo"]
+            .as_str()
+            .unwrap()
+            .ends_with("qemu_fw_cfg.ko"),
+        "{fw}"
+    );
+    let km = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "kmlab")
+        .unwrap();
+    assert!(km["debuginfo"].is_null());
+    let j = json(
+        &mut s,
+        &format!("mod -S {}", lab().join("module").display()),
+    );
+    let km = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "kmlab")
+        .unwrap();
+    assert!(
+        km["debuginfo"].as_str().unwrap().ends_with("kmlab.ko"),
+        "{km}"
+    );
+
+    insta::assert_snapshot!("dis_schedule", text(&mut s, "dis schedule 12"));
+    insta::assert_snapshot!("runq_nokaslr", text(&mut s, "runq"));
+    insta::assert_snapshot!(
+        "list_modules",
+        text(&mut s, "list -o module.list -H modules")
+    );
+}
+
+#[test]
+fn lab_list_command() {
+    let mut s = session("null_deref_nokaslr");
+    // `list -H modules` gives the list_heads; with -o module.list, the modules themselves.
+    let heads = text(&mut s, "list -H modules");
+    let mods = text(&mut s, "list -o module.list -H modules");
+    let off = s.prog.offset_of("module", "list").unwrap();
+    let want: Vec<String> = {
+        let mut m: Vec<u64> = s.prog.modules().iter().map(|m| m.addr).collect();
+        m.sort();
+        m.iter().map(|a| format!("{a:016x}")).collect()
+    };
+    let mut got: Vec<String> = mods.lines().map(String::from).collect();
+    got.sort();
+    assert_eq!(got, want);
+    for (h, m) in heads.lines().zip(mods.lines()) {
+        let h = u64::from_str_radix(h, 16).unwrap();
+        let m = u64::from_str_radix(m, 16).unwrap();
+        assert_eq!(h - off, m);
+    }
+    // crash's form without -H: the first structure is printed first, the walk ends at it
+    let first = mods.lines().next().unwrap();
+    let t = text(&mut s, &format!("list -o module.list {first}"));
+    assert_eq!(t.lines().next(), Some(first));
+    // the head (modules) shows up once, minus the offset
+    assert_eq!(t.lines().count(), mods.lines().count() + 1);
+
+    // seed 000 through the command: the corruption line, and the JSON
+    let mut s = session("leaf_cfs_rq");
+    let rq = statics(&s.prog, "rq")[0];
+    let t = text(&mut s, &format!("list -H {:#x}", rq + 8));
+    println!("{t}");
+    assert!(t.contains("next and prev are NULL"), "{t}");
+    let j = json(&mut s, &format!("list -H {:#x}", rq + 8));
+    assert_eq!(j["end"], "corrupted");
+    assert_eq!(j["kind"], "zeroed");
+    assert_eq!(j["entries"].as_array().unwrap().len(), 1);
+    insta::assert_snapshot!("list_leaf_cfs_rq", redact(&t));
+    // errors are errors, not panics
+    assert!(s.run("list").is_err());
+    assert!(s.run("list -x 1").is_err());
+    assert!(s.run("list -o nosuch.member -H modules").is_err());
+}
