@@ -8,6 +8,7 @@
 pub mod btf;
 pub mod cmds;
 pub mod dwarf;
+pub mod kallsyms;
 pub mod list;
 pub mod locks;
 pub mod mem;

@@ -390,8 +390,7 @@ impl Session {
         }
         let s = self
             .prog
-            .symbols()
-            .and_then(|s| s.get(q))
+            .kernel_symbol(q)
             .or_else(|| self.prog.module_symbol(q))
             .or_else(|| {
                 self.prog

@@ -534,3 +534,110 @@ fn lab_list_command() {
     assert!(s.run("list -x 1").is_err());
     assert!(s.run("list -o nosuch.member -H modules").is_err());
 }
+
+// ------------------------------------------------------------------ no debug info
+
+/// The link-time addresses of vmlinux's symbols by name. (Debian's /boot/System.map is a
+/// stub that points at the -dbg package; the vmlinux's .symtab is the same table.)
+fn system_map() -> std::collections::HashMap<String, Vec<u64>> {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(vmlinux()).unwrap();
+    let f = object::File::parse(&data[..]).unwrap();
+    let mut m: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    for s in f.symbols() {
+        if let Ok(n) = s.name() {
+            m.entry(n.to_string()).or_default().push(s.address());
+        }
+    }
+    m
+}
+
+#[test]
+fn lab_no_debug_info() {
+    let map = system_map();
+    for name in ["null_deref_nokaslr", "leaf_cfs_rq", "uaf", "hung_task"] {
+        let d = dump(name);
+        let bare = Program::open(&d, None).unwrap();
+        let k = bare
+            .kallsyms()
+            .unwrap_or_else(|| panic!("{name}: {:?}", bare.kallsyms_error()));
+        // every text symbol of kallsyms is at its System.map address + the KASLR offset
+        let (mut ntext, mut ok, mut absent) = (0, 0, 0);
+        for (a, kind, n) in k.iter() {
+            if !kind.eq_ignore_ascii_case(&'t') {
+                continue;
+            }
+            ntext += 1;
+            match map.get(n) {
+                Some(v) if v.iter().any(|m| m.wrapping_add(bare.kaslr) == a) => ok += 1,
+                Some(v) => panic!(
+                    "{name}: {n} at {a:#x}, System.map says {v:x?} + {:#x}",
+                    bare.kaslr
+                ),
+                None => absent += 1,
+            }
+        }
+        println!(
+            "{name}: kallsyms {} symbols, {ntext} text; {ok} equal the vmlinux symtab + KASLR, {absent} not in it",
+            k.len()
+        );
+        assert!(k.len() > 50_000 && ntext > 30_000);
+        assert_eq!(absent, 0);
+
+        let mut with = Session::new(open(name));
+        let mut without = Session::new(bare);
+        // same tasks, log, system facts, modules, layouts, values
+        for c in [
+            "ps",
+            "log",
+            "mod",
+            "sym schedule",
+            "sym init_task",
+            "struct task_struct -o",
+            "struct list_head",
+            "rd -64 init_task 8",
+            "list -o task_struct.tasks -H init_task.tasks",
+            "runq",
+        ] {
+            let c = c.replace(
+                "init_task.tasks",
+                &format!(
+                    "{:#x}",
+                    with.prog.symbol("init_task").unwrap()
+                        + with.prog.offset_of("task_struct", "tasks").unwrap()
+                ),
+            );
+            let a = text(&mut with, &c);
+            let b = text(&mut without, &c);
+            if c.starts_with("mod") {
+                // the OBJECT FILE column: debug info is found through the vmlinux's tree
+                let cut = |t: &str| -> Vec<String> {
+                    t.lines()
+                        .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+                        .collect()
+                };
+                assert_eq!(cut(&a), cut(&b), "{name}: {c}");
+            } else {
+                assert_eq!(a, b, "{name}: {c}");
+            }
+        }
+        // the panic task's struct values (BTF from memory vs the vmlinux)
+        let t = with.prog.panic_task().unwrap().expect("panic task").task;
+        let c = format!("struct task_struct {t:#x}");
+        assert_eq!(text(&mut with, &c), text(&mut without, &c), "{name}: {c}");
+        // sys is the same but for the vmlinux's name in KERNEL
+        let sys = |s: &mut Session| -> Vec<String> {
+            text(s, "sys")
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("KERNEL"))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(sys(&mut with), sys(&mut without), "{name}: sys");
+        // dis works from memory, with kallsyms names; the text is identical
+        let a = text(&mut with, "dis schedule 20");
+        let b = text(&mut without, "dis schedule 20");
+        let strip = |t: &str| t.replace(" [FTRACE NOP]", "");
+        assert_eq!(strip(&a), strip(&b), "{name}: dis");
+    }
+}
