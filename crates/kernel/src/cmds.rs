@@ -245,6 +245,9 @@ impl Session {
                 "vmlinux_bytes": built.filter(|_| patched).map(hex_bytes),
             }));
         }
+        if lines && bin.is_none() {
+            t.push_str("dis: -l needs the vmlinux's line tables (-s VMLINUX)\n");
+        }
         if file.is_none() && in_image && self.prog.vmlinux.is_some() {
             t.push_str("dis: the vmlinux has no bytes for this range (not checked)\n");
         }
