@@ -5,6 +5,7 @@
 //! log ([`printk`]), tasks ([`tasks`]), `sys` ([`sys`]), and crash-style struct printing
 //! ([`types`]).
 
+pub mod bt;
 pub mod btf;
 pub mod cmds;
 pub mod dwarf;
@@ -20,6 +21,7 @@ pub mod symbols;
 pub mod sys;
 pub mod tasks;
 pub mod types;
+pub mod unwind;
 pub mod vmcoreinfo;
 
 pub use mem::{Memory, ReadError};

@@ -14,6 +14,8 @@ pub struct Session {
     log_holes: Vec<String>,
     /// State of the commands in cmds.rs (module search, the vmlinux's line tables).
     pub(crate) cmds: crate::cmds::State,
+    /// `bt` state: ORC tables, DWARF symbolizer, pc cache (crate::bt).
+    pub bt: crate::bt::BtState,
 }
 
 /// One command's result.
@@ -77,6 +79,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "runq",
         "runq                     each CPU's runqueue: current task, RT and CFS queued tasks",
     ),
+    (
+        "bt",
+        "bt [-a] [-f] [-l] [-v] [PID|TASK]   backtrace (panic task; -a every CPU; -f stack words; -l file:line; -v variables)",
+    ),
+    (
+        "foreach",
+        "foreach bt [-f] [-l] [-v]   the backtrace of every task",
+    ),
     ("help", "help                     this list"),
 ];
 
@@ -99,6 +109,7 @@ impl Session {
             log: None,
             log_holes: Vec::new(),
             cmds: crate::cmds::State::default(),
+            bt: Default::default(),
         }
     }
 
@@ -133,6 +144,8 @@ impl Session {
             "list" => self.cmd_list(args),
             "dis" => self.cmd_dis(args),
             "runq" => self.cmd_runq(args),
+            "bt" => crate::bt::bt(&mut self.bt, &self.prog, args),
+            "foreach" => crate::bt::foreach(&mut self.bt, &self.prog, args),
             "help" | "?" => Ok(Output {
                 text: COMMANDS.iter().map(|(_, h)| format!("{h}\n")).collect(),
                 json: json!(COMMANDS.iter().map(|(c, _)| c).collect::<Vec<_>>()),

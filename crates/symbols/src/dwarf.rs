@@ -11,7 +11,7 @@ use gimli::{AttributeValue, EndianSlice, RunTimeEndian};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-type R = EndianSlice<'static, RunTimeEndian>;
+pub(crate) type R = EndianSlice<'static, RunTimeEndian>;
 
 /// One source-level frame at an address, innermost first.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -28,10 +28,12 @@ pub struct SourceFrame {
 }
 
 pub(crate) struct DwarfIndex {
-    dwarf: gimli::Dwarf<R>,
+    pub(crate) dwarf: gimli::Dwarf<R>,
     /// (begin, end, unit offset in .debug_info), sorted by begin.
     aranges: Vec<(u64, u64, usize)>,
     units: Mutex<HashMap<usize, Arc<UnitData>>>,
+    /// Start offsets of every unit, read once on the first cross-unit reference.
+    unit_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 struct Row {
@@ -42,8 +44,8 @@ struct Row {
     discriminator: u32,
 }
 
-struct UnitData {
-    unit: gimli::Unit<R>,
+pub(crate) struct UnitData {
+    pub(crate) unit: gimli::Unit<R>,
     comp_dir: Option<String>,
     /// Sequences: (start, end, rows sorted by address).
     sequences: Vec<(u64, u64, Vec<Row>)>,
@@ -51,7 +53,7 @@ struct UnitData {
     files: Vec<Option<(String, String)>>,
 }
 
-fn gerr(e: gimli::Error) -> Error {
+pub(crate) fn gerr(e: gimli::Error) -> Error {
     Error::Dwarf(e.to_string())
 }
 
@@ -106,10 +108,11 @@ impl DwarfIndex {
             dwarf,
             aranges,
             units: Mutex::new(HashMap::new()),
+            unit_starts: std::sync::OnceLock::new(),
         })
     }
 
-    fn units_for(&self, addr: u64) -> Vec<usize> {
+    pub(crate) fn units_for(&self, addr: u64) -> Vec<usize> {
         let n = self.aranges.partition_point(|a| a.0 <= addr);
         let mut out: Vec<usize> = self.aranges[..n]
             .iter()
@@ -122,7 +125,7 @@ impl DwarfIndex {
         out
     }
 
-    fn unit(&self, offset: usize) -> Result<Arc<UnitData>, Error> {
+    pub(crate) fn unit(&self, offset: usize) -> Result<Arc<UnitData>, Error> {
         if let Some(u) = self.units.lock().ok().and_then(|m| m.get(&offset).cloned()) {
             return Ok(u);
         }
@@ -328,7 +331,7 @@ impl DwarfIndex {
         Ok(false)
     }
 
-    fn contains(
+    pub(crate) fn contains(
         &self,
         u: &UnitData,
         entry: &gimli::DebuggingInformationEntry<'_, '_, R>,
@@ -346,7 +349,7 @@ impl DwarfIndex {
         Ok(false)
     }
 
-    fn name_of(
+    pub(crate) fn name_of(
         &self,
         u: &UnitData,
         entry: &gimli::DebuggingInformationEntry<'_, '_, R>,
@@ -383,17 +386,19 @@ impl DwarfIndex {
         None
     }
 
-    fn unit_containing(&self, off: usize) -> Option<usize> {
-        let mut units = self.dwarf.units();
-        let mut last = None;
-        while let Ok(Some(h)) = units.next() {
-            let start = h.offset().as_debug_info_offset()?.0;
-            if start > off {
-                break;
+    pub(crate) fn unit_containing(&self, off: usize) -> Option<usize> {
+        let starts = self.unit_starts.get_or_init(|| {
+            let mut v = Vec::new();
+            let mut units = self.dwarf.units();
+            while let Ok(Some(h)) = units.next() {
+                if let Some(o) = h.offset().as_debug_info_offset() {
+                    v.push(o.0);
+                }
             }
-            last = Some(start);
-        }
-        last
+            v
+        });
+        let i = starts.partition_point(|&s| s <= off);
+        starts.get(i.checked_sub(1)?).copied()
     }
 }
 
@@ -466,7 +471,7 @@ fn join_path(comp_dir: Option<&str>, dir: Option<&str>, file: &str) -> (String, 
 }
 
 impl Binary {
-    fn dwarf_index(&self) -> Result<&DwarfIndex, Error> {
+    pub(crate) fn dwarf_index(&self) -> Result<&DwarfIndex, Error> {
         match self.dwarf.get_or_init(|| DwarfIndex::load(self)) {
             Ok(d) => Ok(d),
             Err(e) => Err(e.clone()),

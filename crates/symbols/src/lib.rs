@@ -11,10 +11,12 @@ pub mod elf;
 pub mod locate;
 pub mod symmap;
 pub mod trace;
+pub mod vars;
 
 pub use dwarf::SourceFrame;
 pub use elf::{Binary, ElfKind};
 pub use symmap::{MapFormat, SymbolMap};
+pub use vars::{Location, Scope, Value, Variable};
 
 use serde::Serialize;
 use std::collections::HashMap;

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Open a vmcore (ELF, kdump-compressed or flattened) and run commands on it, like crash:
-/// sys, log, ps, rd, sym, struct, mod, list, dis, runq (`help` lists them with their flags).
+/// sys, log, ps, rd, sym, struct, mod, list, dis, runq, bt, foreach bt (`help` lists them
+/// with their flags).
 ///
 /// Without -s, kmortem works from what the dump holds: symbols from the kernel's kallsyms
 /// (found through VMCOREINFO, Linux 6.0+) and types from its BTF (__start_BTF..__stop_BTF),
-/// so ps, struct, sym, list, dis and runq work with no debug package at all.
+/// so ps, struct, sym, list, dis, runq and bt work with no debug package at all.
 ///
 /// With -c, runs each command and exits; without, opens an interactive prompt (history in
 /// ~/.kmortem_history, Tab completes commands, symbols and type names).
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 ///   kmortem core vmcore -s vmlinux --json -c ps | jq '.[] | select(.active)'
 ///   kmortem core vmcore -s vmlinux -c 'dis -l schedule' -c 'list -o module.list -H modules'
 ///   kmortem core vmcore -c ps -c runq          (no vmlinux: kallsyms + BTF from the dump)
+///   kmortem core vmcore -s vmlinux --mod-dir ./build -c 'bt -l' -c 'bt -a' -c 'foreach bt'
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -33,16 +35,17 @@ pub struct Args {
     /// it, symbols come from the dump's kallsyms and types from its BTF.
     #[arg(short = 's', long = "vmlinux", value_name = "VMLINUX")]
     pub vmlinux: Option<PathBuf>,
-    /// A directory searched for module .ko files with debug info (repeatable; `mod` shows
-    /// which were found).
-    #[arg(long = "modules", value_name = "DIR")]
-    pub modules: Vec<PathBuf>,
     /// A command to run (repeatable); with none, an interactive prompt opens.
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     pub commands: Vec<String>,
     /// Print each command's result as one JSON document per line (docs/json/core.md).
     #[arg(long)]
     pub json: bool,
+    /// A directory searched (recursively) for module .ko files with debug info, for bt's
+    /// inlined frames and file:line in modules (repeatable; the debug package's
+    /// lib/modules/RELEASE next to the vmlinux is searched anyway).
+    #[arg(long = "mod-dir", value_name = "DIR")]
+    pub mod_dirs: Vec<PathBuf>,
 }
 
 pub fn open(vmcore: &std::path::Path, vmlinux: Option<&std::path::Path>) -> Result<Session> {
@@ -90,9 +93,10 @@ pub fn run_commands(session: &mut Session, cmds: &[String], json: bool) -> Resul
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut s = open(&args.vmcore, args.vmlinux.as_deref())?;
-    for d in &args.modules {
+    for d in &args.mod_dirs {
         s.add_module_dir(d);
     }
+    s.bt.module_dirs.extend(args.mod_dirs.iter().cloned());
     if !args.commands.is_empty() {
         return run_commands(&mut s, &args.commands, args.json);
     }

@@ -1,0 +1,801 @@
+//! `bt` and `foreach bt`: crash's backtrace layout over [`crate::unwind`], with inlined calls
+//! as frames of their own (from the vmlinux/.ko DWARF, through kmortem-symbols), `-f` frame
+//! contents, `-l` file:line, and `--json` (docs/json/core.md).
+
+use crate::mem::Memory;
+use crate::program::Program;
+use crate::session::{CmdError, Output};
+use crate::unwind::{stacks, End, Frame, Regs, Start, Trace, Unwinder};
+use crate::unwind::{
+    AX, BP, BX, CS, CX, DI, DX, FLAGS, IP, ORIG_AX, R10, R11, R12, R13, R14, R15, R8, R9, SI, SP,
+    SS,
+};
+use kmortem_symbols::{Query, Symbolizer};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// State kept across `bt` commands: ORC tables, the DWARF symbolizer, and a cache of
+/// resolved pcs (thousands of sleeping tasks share the same few stacks).
+#[derive(Default)]
+pub struct BtState {
+    pub unwinder: Unwinder,
+    symbolizer: Option<Option<Symbolizer>>,
+    /// Extra directories searched for module `.ko` files with debug info.
+    pub module_dirs: Vec<PathBuf>,
+    cache: HashMap<(u64, bool), Resolved>,
+    want_vars: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Resolved {
+    symbol: Option<String>,
+    offset: u64,
+    module: Option<String>,
+    /// Inlined frames, innermost first: (function, file, line).
+    inlined: Vec<(String, Option<String>, u32)>,
+    file: Option<String>,
+    line: u32,
+    /// Link-time address of the lookup pc in its binary (for `variables_at`).
+    link: Option<u64>,
+}
+
+/// One printed frame.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BtFrame {
+    pub function: Option<String>,
+    #[serde(serialize_with = "crate::hex_addr")]
+    pub address: u64,
+    pub module: Option<String>,
+    pub inline: bool,
+    pub exception: bool,
+    #[serde(serialize_with = "crate::hex_addr")]
+    pub stack_address: u64,
+    pub offset: u64,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registers: Option<serde_json::Map<String, Value>>,
+    /// `bt -v`: parameters and locals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Vec<FrameVar>>,
+    /// Index into the unwound (physical) frames.
+    #[serde(skip)]
+    pub phys: usize,
+}
+
+/// One task's backtrace.
+#[derive(Debug, Clone)]
+pub struct TaskTrace {
+    pub pid: i64,
+    pub cpu: Option<u32>,
+    pub task: u64,
+    pub comm: String,
+    pub frames: Vec<BtFrame>,
+    pub trace: Trace,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    pub all_cpus: bool,
+    pub frame_contents: bool,
+    pub lines: bool,
+    pub vars: bool,
+}
+
+fn regs_json(r: &Regs) -> serde_json::Map<String, Value> {
+    crate::unwind::REG_NAMES
+        .iter()
+        .zip(r.0.iter())
+        .map(|(n, v)| (n.to_string(), Value::String(format!("{v:#x}"))))
+        .collect()
+}
+
+/// crash's register block (8 columns of `NAME: value`).
+pub fn format_regs(r: &Regs, out: &mut String) {
+    let g = |i: usize| r.0[i];
+    out.push_str(&format!(
+        "    RIP: {:016x}  RSP: {:016x}  RFLAGS: {:08x}\n",
+        g(IP),
+        g(SP),
+        g(FLAGS)
+    ));
+    let rows: [[(&str, usize); 3]; 5] = [
+        [("RAX", AX), ("RBX", BX), ("RCX", CX)],
+        [("RDX", DX), ("RSI", SI), ("RDI", DI)],
+        [("RBP", BP), ("R8", R8), ("R9", R9)],
+        [("R10", R10), ("R11", R11), ("R12", R12)],
+        [("R13", R13), ("R14", R14), ("R15", R15)],
+    ];
+    for row in rows {
+        let cols: Vec<String> = row
+            .iter()
+            .map(|(n, i)| format!("{n:>3}: {:016x}", g(*i)))
+            .collect();
+        out.push_str(&format!("    {}\n", cols.join("  ")));
+    }
+    out.push_str(&format!(
+        "    ORIG_RAX: {:016x}  CS: {:04x}  SS: {:04x}\n",
+        g(ORIG_AX),
+        g(CS),
+        g(SS)
+    ));
+}
+
+impl BtState {
+    fn symbolizer(&mut self, prog: &Program) -> Option<&mut Symbolizer> {
+        if self.symbolizer.is_none() {
+            let s = prog.vmlinux.as_ref().and_then(|v| {
+                let mut s = Symbolizer::new();
+                s.set_vmlinux(&v.path).ok()?;
+                s.kaslr_offset = Some(prog.kaslr);
+                // The debug package's module tree next to the vmlinux:
+                // usr/lib/debug/boot/vmlinux-R -> usr/lib/debug/lib/modules/R.
+                if let (Some(root), Some(rel)) = (
+                    v.path.parent().and_then(|p| p.parent()),
+                    prog.vmcoreinfo.osrelease.as_deref(),
+                ) {
+                    let d = root.join("lib/modules").join(rel);
+                    if d.is_dir() {
+                        s.add_module_dir(&d);
+                    }
+                }
+                for d in &self.module_dirs {
+                    s.add_module_dir(d);
+                }
+                Some(s)
+            });
+            self.symbolizer = Some(s);
+        }
+        self.symbolizer.as_mut().and_then(|s| s.as_mut())
+    }
+
+    fn resolve(&mut self, prog: &Program, pc: u64, ret: bool) -> Resolved {
+        if let Some(r) = self.cache.get(&(pc, ret)) {
+            return r.clone();
+        }
+        let lookup = if ret { pc.wrapping_sub(1) } else { pc };
+        let mut r = Resolved::default();
+        if let Some((s, _)) = prog.lookup(lookup) {
+            r.symbol = Some(s.name.clone());
+            r.offset = pc.wrapping_sub(s.addr);
+            r.module = s.module.clone();
+            let (name, module) = (s.name.clone(), s.module.clone());
+            if let Some(sym) = self.symbolizer(prog) {
+                // Look up the call instruction (pc - 1) ourselves: a call to a noreturn
+                // function can be a function's last instruction, and then the return address
+                // is the first byte of the next function.
+                let q = Query {
+                    function: module.as_ref().map(|_| name.as_str()),
+                    offset: module.as_ref().map(|_| lookup.wrapping_sub(s.addr)),
+                    size: None,
+                    module: module.as_deref(),
+                    address: Some(lookup),
+                    return_address: false,
+                };
+                let res = sym.resolve(&q);
+                r.link = res.address;
+                let n = res.frames.len();
+                for (i, f) in res.frames.iter().enumerate() {
+                    if i + 1 < n {
+                        r.inlined.push((
+                            f.function.clone().unwrap_or_else(|| "??".into()),
+                            f.file.clone(),
+                            f.line,
+                        ));
+                    } else {
+                        r.file = f.file.clone();
+                        r.line = f.line;
+                    }
+                }
+            }
+        }
+        self.cache.insert((pc, ret), r.clone());
+        r
+    }
+
+    /// The printed frames of one walk: inlined frames first at each pc.
+    fn frames(&mut self, prog: &Program, t: &Trace) -> Vec<BtFrame> {
+        let mut out = Vec::new();
+        for (i, f) in t.frames.iter().enumerate() {
+            let r = self.resolve(prog, f.pc, f.return_address);
+            for (func, file, line) in &r.inlined {
+                out.push(BtFrame {
+                    function: Some(func.clone()),
+                    address: f.pc,
+                    module: r.module.clone(),
+                    inline: true,
+                    exception: f.exception,
+                    stack_address: f.stack_address,
+                    offset: r.offset,
+                    file: file.clone(),
+                    line: (*line > 0).then_some(*line),
+                    registers: None,
+                    variables: None,
+                    phys: i,
+                });
+            }
+            out.push(BtFrame {
+                function: r.symbol.clone(),
+                address: f.pc,
+                module: r.module.clone(),
+                inline: false,
+                exception: f.exception,
+                stack_address: f.stack_address,
+                offset: r.offset,
+                file: r.file.clone(),
+                line: (r.line > 0).then_some(r.line),
+                registers: f.exception.then(|| regs_json(&f.regs)),
+                variables: None,
+                phys: i,
+            });
+        }
+        out
+    }
+
+    /// Walk one task: from its CPU's registers if it is running there, else from thread.sp.
+    pub fn trace_task(
+        &mut self,
+        prog: &Program,
+        task: u64,
+        cpu_running: Option<u32>,
+    ) -> Result<Trace, CmdError> {
+        let start = match cpu_running.and_then(|c| stacks::cpu_regs(prog, c)) {
+            Some(r) => Start::Regs(r),
+            None => stacks::inactive_start(prog, task)?,
+        };
+        Ok(self.unwinder.unwind(prog, start))
+    }
+
+    pub fn task_trace(
+        &mut self,
+        prog: &Program,
+        task: u64,
+        pid: i64,
+        comm: String,
+        cpu: Option<u32>,
+        running: bool,
+    ) -> Result<TaskTrace, CmdError> {
+        let trace = self.trace_task(prog, task, if running { cpu } else { None })?;
+        let mut frames = self.frames(prog, &trace);
+        if self.want_vars {
+            self.add_vars(prog, &trace, &mut frames);
+        }
+        Ok(TaskTrace {
+            pid,
+            cpu,
+            task,
+            comm,
+            frames,
+            trace,
+        })
+    }
+}
+
+fn task_ident(prog: &Program, task: u64) -> (i64, String) {
+    let pid = prog
+        .read_member(task, "task_struct", "pid")
+        .map(|p| p as u32 as i32 as i64)
+        .unwrap_or(-1);
+    let comm = prog
+        .offset_of("task_struct", "comm")
+        .ok()
+        .and_then(|o| prog.read_cstr(task + o, 16).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .unwrap_or_default();
+    (pid, comm)
+}
+
+/// The text of one task's backtrace in crash's layout.
+pub fn format_task(prog: &Program, t: &TaskTrace, flags: Flags) -> String {
+    let mut s = format!(
+        "PID: {:<7}  TASK: {:x}  CPU: {:<3}  COMMAND: \"{}\"\n",
+        t.pid,
+        t.task,
+        t.cpu.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+        t.comm
+    );
+    let mut n = 0usize;
+    let phys = &t.trace.frames;
+    for (k, f) in t.frames.iter().enumerate() {
+        let pf = &phys[f.phys];
+        let name = f
+            .function
+            .clone()
+            .unwrap_or_else(|| format!("{:#x}", f.address));
+        let first_of_phys = k == 0 || t.frames[k - 1].phys != f.phys;
+        if pf.exception && first_of_phys {
+            // crash's layout: the interrupted function and its registers, unnumbered; the
+            // calls inlined there follow as numbered frames.
+            let concrete = t.frames[k..]
+                .iter()
+                .take_while(|x| x.phys == f.phys)
+                .last()
+                .unwrap_or(f);
+            s.push_str(&format!(
+                "    [exception RIP: {}]\n",
+                match &concrete.function {
+                    Some(n) => format!("{n}+{}", concrete.offset),
+                    None => "unknown or invalid address".into(),
+                }
+            ));
+            format_regs(&pf.regs, &mut s);
+        }
+        if !pf.exception || f.inline {
+            s.push_str(&format!(
+                "{:>3} [{:016x}] {} at {:016x}{}{}\n",
+                format!("#{n}"),
+                f.stack_address,
+                name,
+                f.address,
+                f.module
+                    .as_ref()
+                    .map(|m| format!(" [{m}]"))
+                    .unwrap_or_default(),
+                if f.inline { " (inlined)" } else { "" }
+            ));
+            n += 1;
+        }
+        if flags.lines {
+            if let (Some(file), Some(line)) = (&f.file, f.line) {
+                s.push_str(&format!("    {file}: {line}\n"));
+            }
+        }
+        let last_of_phys = t.frames.get(k + 1).is_none_or(|x| x.phys != f.phys);
+        if let Some(vs) = &f.variables {
+            for v in vs {
+                s.push_str(&format!("      {} = {}\n", v.name, v.value));
+            }
+        }
+        if flags.frame_contents && last_of_phys {
+            frame_words(prog, phys, f.phys, &mut s);
+        }
+        // Leaving an IRQ or exception stack: crash's marker, naming the stack left.
+        if let (true, Some(cpu), Some(next)) = (last_of_phys, t.cpu, phys.get(f.phys + 1)) {
+            let here = stacks::stack_kind(prog, cpu, pf.sp);
+            if here.is_some() && here != stacks::stack_kind(prog, cpu, next.sp) {
+                s.push_str(&format!("--- <{}> ---\n", here.unwrap_or_default()));
+            }
+        }
+    }
+    if let Some(u) = &t.trace.user_regs {
+        format_regs(u, &mut s);
+    }
+    match &t.trace.end {
+        End::Error(e) => s.push_str(&format!("bt: {e}\n")),
+        End::TooDeep => s.push_str("bt: more than 256 frames; stopped\n"),
+        _ => {}
+    }
+    s
+}
+
+/// `bt -f`: the stack words between a frame and the next one.
+fn frame_words(prog: &Program, phys: &[Frame], i: usize, s: &mut String) {
+    let f = &phys[i];
+    let from = f.stack_address.wrapping_add(8);
+    let to = match phys.get(i + 1) {
+        Some(n) if !n.exception => n.stack_address,
+        Some(n) => n.regs_addr.unwrap_or(from),
+        None => f.cfa.unwrap_or(from),
+    };
+    if to <= from || to - from > 8192 {
+        return;
+    }
+    let Ok(b) = prog.read_vec(from, (to - from) as usize) else {
+        s.push_str(&format!("    {from:x}: (unreadable)\n"));
+        return;
+    };
+    for (li, chunk) in b.chunks(16).enumerate() {
+        let words: Vec<String> = chunk
+            .chunks(8)
+            .map(|w| {
+                let mut a = [0u8; 8];
+                a[..w.len()].copy_from_slice(w);
+                format!("{:016x}", u64::from_le_bytes(a))
+            })
+            .collect();
+        s.push_str(&format!(
+            "    {:x}: {} \n",
+            from + li as u64 * 16,
+            words.join(" ")
+        ));
+    }
+}
+
+pub fn task_json(t: &TaskTrace, flags: Flags, prog: &Program) -> Value {
+    let mut frames: Vec<Value> = t
+        .frames
+        .iter()
+        .map(|f| serde_json::to_value(f).unwrap_or(Value::Null))
+        .collect();
+    if flags.frame_contents {
+        for (v, f) in frames.iter_mut().zip(&t.frames) {
+            let mut s = String::new();
+            frame_words(prog, &t.trace.frames, f.phys, &mut s);
+            let words: Vec<String> = s
+                .lines()
+                .flat_map(|l| {
+                    l.split(": ")
+                        .nth(1)
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .map(|w| format!("0x{}", w.trim_start_matches('0').max("0")))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("stack_words".into(), json!(words));
+            }
+        }
+    }
+    json!({
+        "pid": t.pid,
+        "cpu": t.cpu,
+        "task": format!("{:#x}", t.task),
+        "comm": t.comm,
+        "frames": frames,
+        "end": t.trace.end,
+        "user_registers": t.trace.user_regs.as_ref().map(regs_json),
+    })
+}
+
+/// Parse `bt` arguments.
+pub fn parse_flags(args: &[&str]) -> Result<(Flags, Vec<String>), CmdError> {
+    let mut f = Flags::default();
+    let mut pos = Vec::new();
+    for a in args {
+        if let Some(opts) = a.strip_prefix('-') {
+            for c in opts.chars() {
+                match c {
+                    'a' => f.all_cpus = true,
+                    'f' => f.frame_contents = true,
+                    'l' => f.lines = true,
+                    'v' => f.vars = true,
+                    _ => {
+                        return Err(CmdError::Usage(format!(
+                            "bt: unknown option -{c}; usage: bt [-a] [-f] [-l] [-v] [PID|TASK]"
+                        )))
+                    }
+                }
+            }
+        } else {
+            pos.push(a.to_string());
+        }
+    }
+    Ok((f, pos))
+}
+
+/// The CPU the kernel panicked on (`panic_cpu`, else `crashing_cpu`), if any.
+pub fn panic_cpu(prog: &Program) -> Option<u32> {
+    ["panic_cpu", "crashing_cpu"].iter().find_map(|s| {
+        prog.symbol(s)
+            .and_then(|a| prog.read_u32(a).ok())
+            .filter(|&c| c != u32::MAX)
+    })
+}
+
+/// The task running on each CPU: (cpu, task).
+pub fn active_tasks(prog: &Program) -> Vec<(u32, u64)> {
+    prog.present_cpus()
+        .into_iter()
+        .filter_map(|c| stacks::current_task(prog, c).map(|t| (c, t)))
+        .collect()
+}
+
+/// Run `bt ARGS`.
+pub fn bt(st: &mut BtState, prog: &Program, args: &[&str]) -> Result<Output, CmdError> {
+    let (flags, pos) = parse_flags(args)?;
+    let active = active_tasks(prog);
+    let mut targets: Vec<(u64, Option<u32>, bool)> = Vec::new();
+    if flags.all_cpus {
+        for &(c, t) in &active {
+            targets.push((t, Some(c), true));
+        }
+    } else if pos.is_empty() {
+        let cpu = panic_cpu(prog).unwrap_or(0);
+        let t = active
+            .iter()
+            .find(|(c, _)| *c == cpu)
+            .map(|&(_, t)| t)
+            .ok_or_else(|| CmdError::Usage(format!("bt: no task found running on CPU {cpu}")))?;
+        targets.push((t, Some(cpu), true));
+    } else {
+        for p in &pos {
+            let n = parse_target(p)
+                .ok_or_else(|| CmdError::Usage(format!("bt: {p}: not a PID or task address")))?;
+            let (task, cpu) = if n > 0xffff_0000_0000_0000 {
+                (n, None)
+            } else {
+                let tasks = prog.tasks()?;
+                let t = tasks
+                    .iter()
+                    .find(|t| t.pid as u64 == n)
+                    .ok_or_else(|| CmdError::Usage(format!("bt: no task with PID {n}")))?;
+                (t.task, Some(t.cpu))
+            };
+            let running = active.iter().find(|(_, t)| *t == task).map(|&(c, _)| c);
+            targets.push((task, running.or(cpu), running.is_some()));
+        }
+    }
+    run_targets(st, prog, &targets, flags)
+}
+
+fn parse_target(s: &str) -> Option<u64> {
+    if let Some(h) = s.strip_prefix("0x") {
+        return u64::from_str_radix(h, 16).ok();
+    }
+    if s.len() >= 12 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return u64::from_str_radix(s, 16).ok();
+    }
+    s.parse().ok()
+}
+
+fn run_targets(
+    st: &mut BtState,
+    prog: &Program,
+    targets: &[(u64, Option<u32>, bool)],
+    flags: Flags,
+) -> Result<Output, CmdError> {
+    let mut text = String::new();
+    let mut js = Vec::new();
+    st.want_vars = flags.vars;
+    for (i, &(task, cpu, running)) in targets.iter().enumerate() {
+        let (pid, comm) = task_ident(prog, task);
+        let t = st.task_trace(prog, task, pid, comm, cpu, running)?;
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(&format_task(prog, &t, flags));
+        js.push(task_json(&t, flags, prog));
+    }
+    let json = if targets.len() == 1 && !flags.all_cpus {
+        js.pop().unwrap_or(Value::Null)
+    } else {
+        Value::Array(js)
+    };
+    Ok(Output { text, json })
+}
+
+/// `foreach bt [FLAGS]`: every task, in `ps` order.
+pub fn foreach(st: &mut BtState, prog: &Program, args: &[&str]) -> Result<Output, CmdError> {
+    let Some((&"bt", rest)) = args.split_first() else {
+        return Err(CmdError::Usage("usage: foreach bt [-f] [-l] [-v]".into()));
+    };
+    let (flags, _) = parse_flags(rest)?;
+    let active = active_tasks(prog);
+    let tasks = prog.tasks()?;
+    let targets: Vec<(u64, Option<u32>, bool)> = tasks
+        .iter()
+        .map(|t| {
+            let running = active.iter().any(|&(c, a)| a == t.task && c == t.cpu);
+            (t.task, Some(t.cpu), running)
+        })
+        .collect();
+    let mut out = run_targets(
+        st,
+        prog,
+        &targets,
+        Flags {
+            all_cpus: true,
+            ..flags
+        },
+    )?;
+    if !out.json.is_array() {
+        out.json = Value::Array(vec![out.json]);
+    }
+    Ok(out)
+}
+
+/// One variable of a frame, as `bt -v` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FrameVar {
+    pub name: String,
+    pub is_param: bool,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// drgn's notation: `(type)value`, a plain integer, a string, or `<optimized out>`.
+    pub value: String,
+    /// Where the value was found: `%rsi`, `[CFA-0x10]`, ... (the DWARF location).
+    pub location: String,
+}
+
+impl BtState {
+    /// `bt -v`: each frame's variables (kmortem-symbols' `variables_at`), evaluated against
+    /// the registers this frame has (all of them in frame 0 and exception frames; ip, sp and
+    /// bp in caller frames) and the dump's memory.
+    fn add_vars(&mut self, prog: &Program, trace: &Trace, frames: &mut [BtFrame]) {
+        let mut k = 0;
+        while k < frames.len() {
+            let p = frames[k].phys;
+            let group: Vec<usize> = (k..frames.len())
+                .take_while(|&j| frames[j].phys == p)
+                .collect();
+            k += group.len();
+            let pf = &trace.frames[p];
+            let r = self.resolve(prog, pf.pc, pf.return_address);
+            let (Some(link), Some(sym)) = (r.link, self.symbolizer(prog)) else {
+                continue;
+            };
+            let module = r.module.clone();
+            let Ok(scopes) = sym.variables_at(module.as_deref(), link) else {
+                continue;
+            };
+            let bin = match &module {
+                Some(m) => sym.module(m),
+                None => sym.vmlinux.clone(),
+            };
+            let Some(bin) = bin else { continue };
+            for (gi, scope) in group.iter().zip(scopes.iter()) {
+                let vars = scope
+                    .vars
+                    .iter()
+                    .map(|v| eval_var(prog, pf, &bin, module.as_deref(), v))
+                    .collect();
+                frames[*gi].variables = Some(vars);
+            }
+        }
+    }
+}
+
+fn eval_var(
+    prog: &Program,
+    f: &Frame,
+    bin: &kmortem_symbols::Binary,
+    module: Option<&str>,
+    v: &kmortem_symbols::Variable,
+) -> FrameVar {
+    use kmortem_symbols::vars::{evaluate, TypeKind};
+    use kmortem_symbols::{Location, Value as V};
+    let mut out = FrameVar {
+        name: v.name.clone(),
+        is_param: v.is_param,
+        type_name: v.type_name.clone(),
+        value: "<optimized out>".into(),
+        location: v.location.describe(),
+    };
+    out.type_name = c_type_name(&v.type_name);
+    let Location::Expr(e) = &v.location else {
+        return out;
+    };
+    // DW_OP_addr operands are link-time addresses (static variables): move them to where the
+    // kernel (KASLR) or the module (its sections' load addresses) put them.
+    let mut e = e.clone();
+    if e.first() == Some(&0x03) && e.len() >= 9 {
+        let a = u64::from_le_bytes(e[1..9].try_into().unwrap_or_default());
+        match relocate_link(prog, bin, module, a) {
+            Some(r) => e[1..9].copy_from_slice(&r.to_le_bytes()),
+            None => {
+                out.value = format!("<unavailable: cannot place link address {a:#x}>");
+                return out;
+            }
+        }
+    }
+    let e = &e;
+    let regs = |n: u16| -> Option<u64> {
+        const MAP: [usize; 17] = [
+            AX, DX, CX, BX, SI, DI, BP, SP, R8, R9, R10, R11, R12, R13, R14, R15, IP,
+        ];
+        f.reg(*MAP.get(n as usize)?)
+    };
+    let mem = |a: u64, n: usize| prog.read_vec(a, n).ok();
+    let Ok(val) = evaluate(e, &regs, &mem, f.cfa) else {
+        return out;
+    };
+    let ty = v.type_die.and_then(|d| bin.strip_type(d));
+    let size = ty
+        .as_ref()
+        .and_then(|t| bin.sizeof(t))
+        .unwrap_or(8)
+        .clamp(1, 8) as usize;
+    let raw: Option<u64> = match &val {
+        V::Register(r) => regs(*r),
+        V::Constant(c) => Some(*c),
+        V::Memory(a) => {
+            // Strings: char arrays read as text, like drgn.
+            if let Some(t) = &ty {
+                if t.kind == TypeKind::Array {
+                    let elem = t.target.and_then(|d| bin.strip_type(d));
+                    if elem
+                        .as_ref()
+                        .and_then(|e| e.name.as_deref())
+                        .is_some_and(|n| n.ends_with("char"))
+                    {
+                        let n = t.count.unwrap_or(0).min(4096) as usize;
+                        if let Ok(b) = prog.read_vec(*a, n) {
+                            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                            out.value = format!("{:?}", String::from_utf8_lossy(&b[..end]));
+                        }
+                        return out;
+                    }
+                }
+                if matches!(t.kind, TypeKind::Struct | TypeKind::Union | TypeKind::Array) {
+                    out.value = format!("({}){{...}} at {a:#x}", v.type_name);
+                    return out;
+                }
+            }
+            prog.read_vec(*a, size).ok().map(|b| {
+                let mut x = [0u8; 8];
+                x[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+                u64::from_le_bytes(x)
+            })
+        }
+        V::Pieces(_) | V::Unknown(_) => None,
+    };
+    let Some(mut x) = raw else {
+        // Not "optimized out": DWARF says where the value is, but this frame lacks it (ORC
+        // recovers only ip, sp and bp in caller frames).
+        out.value = match &val {
+            V::Unknown(why) => format!("<unavailable: {why}>"),
+            V::Register(r) => format!(
+                "<unavailable: {} not recovered in this frame>",
+                kmortem_symbols::vars::x86_64_register_name(*r).unwrap_or("register")
+            ),
+            V::Memory(a) => format!("<unavailable: memory at {a:#x} not readable>"),
+            _ => "<unavailable>".into(),
+        };
+        return out;
+    };
+    if size < 8 {
+        x &= (1u64 << (size * 8)) - 1;
+    }
+    out.value = match ty.as_ref().map(|t| t.kind) {
+        Some(TypeKind::Pointer) | Some(TypeKind::Function) => format!("({}){x:#x}", out.type_name),
+        Some(TypeKind::Struct | TypeKind::Union | TypeKind::Array) => {
+            format!("({}){{...}}", v.type_name)
+        }
+        Some(TypeKind::Enum) => format!("({}){x}", out.type_name),
+        _ => {
+            let name = ty.as_ref().and_then(|t| t.name.clone()).unwrap_or_default();
+            let signed = !name.contains("unsigned") && name != "_Bool" && !name.is_empty();
+            if signed {
+                let sh = 64 - size as u32 * 8;
+                (((x << sh) as i64) >> sh).to_string()
+            } else {
+                x.to_string()
+            }
+        }
+    };
+    out
+}
+
+/// A link-time address of vmlinux or of a module `.ko` (kmortem-symbols' layout of its
+/// sections) as a runtime address: vmlinux moves by the KASLR offset; a module section moves
+/// as a whole, so any symbol of the same section, found in the module's kallsyms, places it.
+fn relocate_link(
+    prog: &Program,
+    bin: &kmortem_symbols::Binary,
+    module: Option<&str>,
+    a: u64,
+) -> Option<u64> {
+    let Some(m) = module else {
+        return Some(a.wrapping_add(prog.kaslr));
+    };
+    let sec = bin
+        .sections
+        .iter()
+        .find(|s| s.size > 0 && a >= s.address && a < s.address + s.size)?;
+    bin.symbols
+        .iter()
+        .filter(|s| s.section == sec.index && !s.name.is_empty())
+        .find_map(|s| {
+            let rt = prog.module_symbol(&format!("{m}:{}", s.name))?;
+            Some(rt.addr.wrapping_add(a.wrapping_sub(s.address)))
+        })
+}
+
+/// DWARF's base type spellings as C programmers (and drgn) write them.
+fn c_type_name(t: &str) -> String {
+    const MAP: [(&str, &str); 6] = [
+        ("long long unsigned int", "unsigned long long"),
+        ("long long int", "long long"),
+        ("long unsigned int", "unsigned long"),
+        ("short unsigned int", "unsigned short"),
+        ("long int", "long"),
+        ("short int", "short"),
+    ];
+    let mut s = t.to_string();
+    for (a, b) in MAP {
+        s = s.replace(a, b);
+    }
+    s
+}
