@@ -37,7 +37,12 @@ pub fn dump(name: &str) -> PathBuf {
         "lab scenario {name} is missing at {}",
         d.display()
     );
-    ["vmcore.elf", "vmcore.kdump-zlib"]
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("meta.json")).unwrap()).unwrap();
+    let primary = meta["dumps"][0]["file"]
+        .as_str()
+        .unwrap_or("vmcore.kdump-zlib");
+    ["vmcore.elf", "vmcore.kdump-zlib", primary]
         .iter()
         .map(|f| d.join(f))
         .find(|p| p.is_file())
@@ -640,4 +645,66 @@ fn lab_no_debug_info() {
         let strip = |t: &str| t.replace(" [FTRACE NOP]", "");
         assert_eq!(strip(&a), strip(&b), "{name}: dis");
     }
+}
+
+/// The non-inlined function names of a `bt` JSON document (one task) or of each task.
+fn bt_functions(j: &serde_json::Value) -> Vec<Vec<String>> {
+    let tasks: Vec<&serde_json::Value> = match j {
+        serde_json::Value::Array(a) => a.iter().collect(),
+        o => vec![o],
+    };
+    tasks
+        .iter()
+        .map(|t| {
+            t["frames"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter(|f| f["inline"] != true)
+                        .map(|f| f["function"].as_str().unwrap_or("?").to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn lab_no_debug_info_bt() {
+    // `bt` and `bt -a` with no vmlinux (kallsyms, BTF and ORC from the dump) name the same
+    // functions, in the same order, as with the vmlinux's DWARF, minus the inlined frames
+    // only DWARF can show.
+    let root = lab().join("scenarios");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("meta.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let (mut checked, mut frames) = (0, 0);
+    for name in &names {
+        let d = dump(name);
+        let bare = match Program::open(&d, None) {
+            Ok(p) => p,
+            Err(e) => {
+                // only the dump without VMCOREINFO needs the vmlinux to find the kernel
+                assert!(name.contains("no_vmcoreinfo"), "{name}: {e}");
+                println!("{name}: skipped ({e})");
+                continue;
+            }
+        };
+        let mut without = Session::new(bare);
+        let mut with = Session::new(open(name));
+        for c in ["bt", "bt -a"] {
+            let a = bt_functions(&json(&mut with, c));
+            let b = bt_functions(&json(&mut without, c));
+            assert_eq!(a, b, "{name}: {c}");
+            assert!(a.iter().any(|t| !t.is_empty()), "{name}: {c} has frames");
+            frames += a.iter().map(|t| t.len()).sum::<usize>();
+        }
+        checked += 1;
+    }
+    println!("no-debug-info bt: {checked} dumps, {frames} frames named the same as with DWARF");
+    assert!(checked >= names.len() - 1);
 }
