@@ -322,7 +322,7 @@ pub fn format_task(prog: &Program, t: &TaskTrace, flags: Flags) -> String {
             ));
             format_regs(&pf.regs, &mut s);
         }
-        if !(pf.exception && !f.inline) {
+        if !pf.exception || f.inline {
             s.push_str(&format!(
                 "{:>3} [{:016x}] {} at {:016x}{}{}\n",
                 format!("#{n}"),

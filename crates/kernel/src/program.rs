@@ -65,6 +65,9 @@ pub struct Program {
     pub vmlinux: Option<Vmlinux>,
     /// Module symbols, loaded on first use.
     modules: OnceLock<Vec<Module>>,
+    /// With no vmlinux: the kernel's kallsyms and BTF, read from the dump on first use.
+    kallsyms: OnceLock<Result<crate::kallsyms::Kallsyms, String>>,
+    mem_btf: OnceLock<Result<Btf, String>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -198,6 +201,8 @@ impl Program {
             kaslr,
             vmlinux: vml,
             modules: OnceLock::new(),
+            kallsyms: OnceLock::new(),
+            mem_btf: OnceLock::new(),
         };
         prog.check_vmlinux()?;
         Ok(prog)
@@ -258,11 +263,71 @@ impl Program {
         self.vmlinux.as_ref().map(|v| &v.symbols)
     }
 
-    /// The address of a kernel symbol: vmlinux first, then VMCOREINFO's SYMBOL() entries.
+    /// The address of a kernel symbol: vmlinux first (or, with none, the dump's kallsyms),
+    /// then VMCOREINFO's SYMBOL() entries.
     pub fn symbol(&self, name: &str) -> Option<u64> {
-        self.symbols()
-            .and_then(|s| s.addr(name))
-            .or_else(|| self.vmcoreinfo.symbol(name))
+        match self.symbols() {
+            Some(s) => s.addr(name),
+            None => self.kallsyms().and_then(|k| k.addr(name)),
+        }
+        .or_else(|| self.vmcoreinfo.symbol(name))
+    }
+
+    /// A kernel (not module) symbol by name, from vmlinux or, with none, kallsyms.
+    pub fn kernel_symbol(&self, name: &str) -> Option<Symbol> {
+        match self.symbols() {
+            Some(s) => s.get(name),
+            None => self.kallsyms().and_then(|k| k.get(name)),
+        }
+    }
+
+    /// The dump's own symbol table (kallsyms through VMCOREINFO), read on first use. Used
+    /// when no vmlinux was given; available either way.
+    pub fn kallsyms(&self) -> Option<&crate::kallsyms::Kallsyms> {
+        self.kallsyms
+            .get_or_init(|| {
+                crate::kallsyms::Kallsyms::read(self, &|n| self.vmcoreinfo.symbol(n))
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .ok()
+    }
+
+    /// Why kallsyms could not be read, if it could not.
+    pub fn kallsyms_error(&self) -> Option<String> {
+        self.kallsyms();
+        self.kallsyms.get().and_then(|r| r.as_ref().err().cloned())
+    }
+
+    /// The kernel's BTF from the dump's memory (`__start_BTF`..`__stop_BTF`, found through
+    /// kallsyms), for a dump opened without vmlinux.
+    ///
+    /// Folklore: with CONFIG_DEBUG_INFO_BTF (5.2+, on in every major distro since ~5.8) the
+    /// linker script places vmlinux's `.BTF` section between `__start_BTF` and `__stop_BTF`
+    /// (include/asm-generic/vmlinux.lds.h), and /sys/kernel/btf/vmlinux serves those bytes.
+    /// It is read-only data, so it is in every dump that kept kernel pages. Pinned by
+    /// `lab_no_debug_info`.
+    pub fn memory_btf(&self) -> Result<&Btf, String> {
+        self.mem_btf
+            .get_or_init(|| {
+                let k = self
+                    .kallsyms()
+                    .ok_or_else(|| self.kallsyms_error().unwrap_or_default())?;
+                let (Some(s), Some(e)) = (k.addr("__start_BTF"), k.addr("__stop_BTF")) else {
+                    return Err(
+                        "kallsyms has no __start_BTF/__stop_BTF (CONFIG_DEBUG_INFO_BTF off)".into(),
+                    );
+                };
+                if e <= s || e - s > 256 << 20 {
+                    return Err(format!("__start_BTF..__stop_BTF is {s:#x}..{e:#x}"));
+                }
+                let data = self
+                    .read_vec(s, (e - s) as usize)
+                    .map_err(|e| format!("BTF: {e}"))?;
+                Btf::parse(data).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| e.clone())
     }
 
     pub fn need_symbol(&self, name: &str) -> Result<u64, Error> {
@@ -278,9 +343,11 @@ impl Program {
         })
     }
 
-    /// BTF types when vmlinux has `.BTF`, else DWARF.
+    /// BTF types when vmlinux has `.BTF`, else DWARF; with no vmlinux, the BTF in the dump.
     pub fn type_source(&self) -> Option<&dyn TypeSource> {
-        let v = self.vmlinux.as_ref()?;
+        let Some(v) = self.vmlinux.as_ref() else {
+            return self.memory_btf().ok().map(|b| b as &dyn TypeSource);
+        };
         if let Some(b) = &v.btf {
             return Some(b);
         }
@@ -296,9 +363,17 @@ impl Program {
     }
 
     pub fn types(&self) -> Result<Types<'_>, Error> {
-        self.type_source().map(Types).ok_or_else(|| {
-            Error::Missing("no types: pass a vmlinux with .BTF or DWARF (-s VMLINUX)".into())
-        })
+        self.type_source()
+            .map(Types)
+            .ok_or_else(|| match &self.vmlinux {
+                Some(_) => Error::Missing(
+                    "no types: pass a vmlinux with .BTF or DWARF (-s VMLINUX)".into(),
+                ),
+                None => Error::Missing(format!(
+                    "no types: the dump's BTF is unusable ({}); pass a vmlinux with -s",
+                    self.memory_btf().err().unwrap_or_default()
+                )),
+            })
     }
 
     /// Byte offset of `member` (a dotted path) in `struct sname`. VMCOREINFO's OFFSET() first
@@ -479,7 +554,11 @@ impl Program {
 
     /// Symbolize an address: vmlinux, then module symbols.
     pub fn lookup(&self, addr: u64) -> Option<(Symbol, u64)> {
-        if let Some((s, off)) = self.symbols().and_then(|s| s.lookup(addr)) {
+        let hit = match self.symbols() {
+            Some(s) => s.lookup(addr),
+            None => self.kallsyms().and_then(|k| k.lookup(addr)),
+        };
+        if let Some((s, off)) = hit {
             if !(crate::mem::KERNEL_IMAGE_END..).contains(&addr) || off < s.size.max(1) {
                 return Some((s, off));
             }
@@ -512,6 +591,27 @@ impl Program {
             .flat_map(|x| x.symbols.iter())
             .find(|s| s.name == n)
             .cloned()
+    }
+}
+
+impl Program {
+    /// `len` bytes at the (relocated) kernel address `addr` as the vmlinux file holds them
+    /// (for `dis`: text as built, before alternatives/ftrace/static keys patched it).
+    pub fn vmlinux_bytes(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        use object::{Object, ObjectSection};
+        let v = self.vmlinux.as_ref()?;
+        let f = object::File::parse(&v.map[..]).ok()?;
+        let a = addr.checked_sub(v.kaslr)?;
+        for s in f.sections() {
+            let (sa, sz) = (s.address(), s.size());
+            if sa <= a && a < sa + sz && s.kind() != object::SectionKind::UninitializedData {
+                let d = s.data().ok()?;
+                let o = (a - sa) as usize;
+                let e = (o + len).min(d.len());
+                return Some(d.get(o..e)?.to_vec());
+            }
+        }
+        None
     }
 }
 

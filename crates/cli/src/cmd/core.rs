@@ -8,7 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Open a vmcore (ELF, kdump-compressed or flattened) and run commands on it, like crash:
-/// sys, log, ps, rd, sym, struct, mod, bt, foreach bt.
+/// sys, log, ps, rd, sym, struct, mod, list, dis, runq, bt, foreach bt (`help` lists them
+/// with their flags).
+///
+/// Without -s, kmortem works from what the dump holds: symbols from the kernel's kallsyms
+/// (found through VMCOREINFO, Linux 6.0+) and types from its BTF (__start_BTF..__stop_BTF),
+/// so ps, struct, sym, list, dis, runq and bt work with no debug package at all.
 ///
 /// With -c, runs each command and exits; without, opens an interactive prompt (history in
 /// ~/.kmortem_history, Tab completes commands, symbols and type names).
@@ -17,6 +22,8 @@ use std::process::ExitCode;
 ///   kmortem core vmcore -s vmlinux -c sys -c 'log' -c ps
 ///   kmortem core vmcore -s vmlinux -c 'struct task_struct.comm ffff8b41427cb000'
 ///   kmortem core vmcore -s vmlinux --json -c ps | jq '.[] | select(.active)'
+///   kmortem core vmcore -s vmlinux -c 'dis -l schedule' -c 'list -o module.list -H modules'
+///   kmortem core vmcore -c ps -c runq          (no vmlinux: kallsyms + BTF from the dump)
 ///   kmortem core vmcore -s vmlinux --mod-dir ./build -c 'bt -l' -c 'bt -a' -c 'foreach bt'
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -24,7 +31,8 @@ pub struct Args {
     /// The dump: /proc/vmcore copy, makedumpfile output (-c/-l/-p/-z, -F), or QEMU
     /// dump-guest-memory output.
     pub vmcore: PathBuf,
-    /// The matching vmlinux with symbols (debug package); needed for ps, struct and sym.
+    /// The matching vmlinux with symbols (debug package). Optional on Linux 6.0+: without
+    /// it, symbols come from the dump's kallsyms and types from its BTF.
     #[arg(short = 's', long = "vmlinux", value_name = "VMLINUX")]
     pub vmlinux: Option<PathBuf>,
     /// A command to run (repeatable); with none, an interactive prompt opens.
@@ -85,6 +93,9 @@ pub fn run_commands(session: &mut Session, cmds: &[String], json: bool) -> Resul
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut s = open(&args.vmcore, args.vmlinux.as_deref())?;
+    for d in &args.mod_dirs {
+        s.add_module_dir(d);
+    }
     s.bt.module_dirs.extend(args.mod_dirs.iter().cloned());
     if !args.commands.is_empty() {
         return run_commands(&mut s, &args.commands, args.json);
@@ -136,10 +147,21 @@ impl rustyline::validate::Validator for Helper {}
 impl rustyline::Helper for Helper {}
 
 fn repl(mut s: Session, json: bool) -> Result<ExitCode> {
-    let mut symbols: Vec<String> = s.prog.symbols().map(|x| x.names()).unwrap_or_default();
+    let mut symbols: Vec<String> = match s.prog.symbols() {
+        Some(x) => x.names(),
+        None => s
+            .prog
+            .kallsyms()
+            .map(|k| k.iter().map(|(_, _, n)| n.to_string()).collect())
+            .unwrap_or_default(),
+    };
     symbols.extend(s.prog.vmcoreinfo.symbols.keys().cloned());
     if let Some(b) = s.prog.vmlinux.as_ref().and_then(|v| v.btf.as_ref()) {
         symbols.extend(b.type_names());
+    } else if s.prog.vmlinux.is_none() {
+        if let Ok(b) = s.prog.memory_btf() {
+            symbols.extend(b.type_names());
+        }
     }
     symbols.sort();
     symbols.dedup();
