@@ -371,7 +371,9 @@ pub fn format_task(prog: &Program, t: &TaskTrace, flags: Flags) -> String {
 }
 
 /// `bt -f`: the stack words between a frame and the next one.
-fn frame_words(prog: &Program, phys: &[Frame], i: usize, s: &mut String) {
+/// `bt -f`: the stack words between a frame's return-address slot and the next frame's
+/// (start address, words); `Err(start)` when unreadable.
+fn stack_words(prog: &Program, phys: &[Frame], i: usize) -> Result<(u64, Vec<u64>), u64> {
     let f = &phys[i];
     let from = f.stack_address.wrapping_add(8);
     let to = match phys.get(i + 1) {
@@ -380,26 +382,35 @@ fn frame_words(prog: &Program, phys: &[Frame], i: usize, s: &mut String) {
         None => f.cfa.unwrap_or(from),
     };
     if to <= from || to - from > 8192 {
-        return;
+        return Ok((from, Vec::new()));
     }
-    let Ok(b) = prog.read_vec(from, (to - from) as usize) else {
-        s.push_str(&format!("    {from:x}: (unreadable)\n"));
-        return;
-    };
-    for (li, chunk) in b.chunks(16).enumerate() {
-        let words: Vec<String> = chunk
-            .chunks(8)
-            .map(|w| {
-                let mut a = [0u8; 8];
-                a[..w.len()].copy_from_slice(w);
-                format!("{:016x}", u64::from_le_bytes(a))
-            })
-            .collect();
-        s.push_str(&format!(
-            "    {:x}: {} \n",
-            from + li as u64 * 16,
-            words.join(" ")
-        ));
+    let b = prog
+        .read_vec(from, (to - from) as usize)
+        .map_err(|_| from)?;
+    let words = b
+        .chunks(8)
+        .map(|w| {
+            let mut a = [0u8; 8];
+            a[..w.len()].copy_from_slice(w);
+            u64::from_le_bytes(a)
+        })
+        .collect();
+    Ok((from, words))
+}
+
+fn frame_words(prog: &Program, phys: &[Frame], i: usize, s: &mut String) {
+    match stack_words(prog, phys, i) {
+        Err(from) => s.push_str(&format!("    {from:x}: (unreadable)\n")),
+        Ok((from, words)) => {
+            for (li, pair) in words.chunks(2).enumerate() {
+                let w: Vec<String> = pair.iter().map(|x| format!("{x:016x}")).collect();
+                s.push_str(&format!(
+                    "    {:x}: {} \n",
+                    from + li as u64 * 16,
+                    w.join(" ")
+                ));
+            }
+        }
     }
 }
 
@@ -411,19 +422,9 @@ pub fn task_json(t: &TaskTrace, flags: Flags, prog: &Program) -> Value {
         .collect();
     if flags.frame_contents {
         for (v, f) in frames.iter_mut().zip(&t.frames) {
-            let mut s = String::new();
-            frame_words(prog, &t.trace.frames, f.phys, &mut s);
-            let words: Vec<String> = s
-                .lines()
-                .flat_map(|l| {
-                    l.split(": ")
-                        .nth(1)
-                        .unwrap_or("")
-                        .split_whitespace()
-                        .map(|w| format!("0x{}", w.trim_start_matches('0').max("0")))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let words: Vec<String> = stack_words(prog, &t.trace.frames, f.phys)
+                .map(|(_, w)| w.iter().map(|x| format!("{x:#x}")).collect())
+                .unwrap_or_default();
             if let Some(o) = v.as_object_mut() {
                 o.insert("stack_words".into(), json!(words));
             }
