@@ -78,6 +78,14 @@ impl Session {
                 Some(start),
             )
         };
+        // An unreadable start is a bad address, not a corrupted list.
+        if let End::Corrupted(b) = &walk.end {
+            if b.index == 0 {
+                if let crate::list::Corruption::Unreadable { .. } = b.corruption {
+                    self.prog.read_u64(b.node)?;
+                }
+            }
+        }
         let mut entries: Vec<u64> = first.into_iter().collect();
         entries.extend(walk.containers(offset));
         let mut t = String::new();
@@ -296,6 +304,9 @@ impl Session {
             match *a {
                 "-S" => {
                     let d = it.next().ok_or_else(|| usage(USAGE))?;
+                    if !Path::new(d).is_dir() {
+                        return Err(usage(format!("mod: {d}: not a directory")));
+                    }
                     self.cmds.module_dirs.push(PathBuf::from(d));
                 }
                 "-s" => {

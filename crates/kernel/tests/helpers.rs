@@ -540,6 +540,10 @@ fn lab_list_command() {
     assert!(s.run("list").is_err());
     assert!(s.run("list -x 1").is_err());
     assert!(s.run("list -o nosuch.member -H modules").is_err());
+    assert!(
+        s.run("list -H 0").is_err(),
+        "an unreadable head is an error"
+    );
 }
 
 // ------------------------------------------------------------------ no debug info
