@@ -525,6 +525,17 @@ fn lab_list_command() {
     // the head (modules) shows up once, minus the offset
     assert_eq!(t.lines().count(), mods.lines().count() + 1);
 
+    // an hlist: the panic task's struct pid lists it on tasks[PIDTYPE_PID] through
+    // task_struct.pid_links[0]
+    let t = s.prog.panic_task().unwrap().expect("panic task").task;
+    let pid = s.prog.read_member(t, "task_struct", "thread_pid").unwrap();
+    let head = pid + s.prog.offset_of("pid", "tasks").unwrap();
+    let out = text(
+        &mut s,
+        &format!("list -o task_struct.pid_links -h {head:#x}"),
+    );
+    assert_eq!(out, format!("{t:016x}\n"));
+
     // seed 000 through the command: the corruption line, and the JSON
     let mut s = session("leaf_cfs_rq");
     let rq = statics(&s.prog, "rq")[0];
