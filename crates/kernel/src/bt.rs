@@ -25,6 +25,7 @@ pub struct BtState {
     pub module_dirs: Vec<PathBuf>,
     cache: HashMap<(u64, bool), Resolved>,
     want_vars: bool,
+    cfi: Option<Option<crate::unwind::cfi::Cfi>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -603,7 +604,55 @@ impl BtState {
     /// `bt -v`: each frame's variables (kmortem-symbols' `variables_at`), evaluated against
     /// the registers this frame has (all of them in frame 0 and exception frames; ip, sp and
     /// bp in caller frames) and the dump's memory.
+    /// Registers of every walked frame by DWARF number: what the unwinder knows, plus the
+    /// callee-saved registers that vmlinux's CFI recovers from the frame below.
+    fn frame_registers(&mut self, prog: &Program, trace: &Trace) -> Vec<[Option<u64>; 17]> {
+        const MAP: [usize; 17] = [
+            AX, DX, CX, BX, SI, DI, BP, SP, R8, R9, R10, R11, R12, R13, R14, R15, IP,
+        ];
+        if self.cfi.is_none() {
+            self.cfi = Some(
+                prog.vmlinux
+                    .as_ref()
+                    .and_then(|v| crate::unwind::cfi::Cfi::load(&v.path)),
+            );
+        }
+        let cfi = self.cfi.as_ref().and_then(|c| c.as_ref());
+        let mut out: Vec<[Option<u64>; 17]> = Vec::with_capacity(trace.frames.len());
+        for (i, f) in trace.frames.iter().enumerate() {
+            let mut r = [None; 17];
+            for (n, &idx) in MAP.iter().enumerate() {
+                r[n] = f.reg(idx);
+            }
+            if let (Some(prev), Some(cfi), false) = (i.checked_sub(1), cfi, f.exception) {
+                let pf = &trace.frames[prev];
+                let in_vmlinux = prog
+                    .lookup(pf.lookup_pc())
+                    .is_some_and(|(s, _)| s.module.is_none());
+                if in_vmlinux {
+                    let below = out[prev];
+                    let regs = |n: u16| below.get(n as usize).copied().flatten();
+                    let mem = |a: u64| prog.read_u64(a).ok();
+                    let link = pf.lookup_pc().wrapping_sub(prog.kaslr);
+                    if let Some((cfa, saved)) = cfi.caller_saved(link, &regs, &mem) {
+                        // Trust CFI only where it agrees with ORC on the frame's CFA.
+                        if pf.cfa.is_none_or(|c| c == cfa) {
+                            for (reg, v) in saved {
+                                if r[reg as usize].is_none() {
+                                    r[reg as usize] = Some(v);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            out.push(r);
+        }
+        out
+    }
+
     fn add_vars(&mut self, prog: &Program, trace: &Trace, frames: &mut [BtFrame]) {
+        let regsets = self.frame_registers(prog, trace);
         let mut k = 0;
         while k < frames.len() {
             let p = frames[k].phys;
@@ -629,7 +678,7 @@ impl BtState {
                 let vars = scope
                     .vars
                     .iter()
-                    .map(|v| eval_var(prog, pf, &bin, module.as_deref(), v))
+                    .map(|v| eval_var(prog, pf, &regsets[p], &bin, module.as_deref(), v))
                     .collect();
                 frames[*gi].variables = Some(vars);
             }
@@ -640,6 +689,7 @@ impl BtState {
 fn eval_var(
     prog: &Program,
     f: &Frame,
+    dwregs: &[Option<u64>; 17],
     bin: &kmortem_symbols::Binary,
     module: Option<&str>,
     v: &kmortem_symbols::Variable,
@@ -660,10 +710,10 @@ fn eval_var(
     // DW_OP_addr operands are link-time addresses (static variables): move them to where the
     // kernel (KASLR) or the module (its sections' load addresses) put them.
     let mut e = e.clone();
-    if e.first() == Some(&0x03) && e.len() >= 9 {
-        let a = u64::from_le_bytes(e[1..9].try_into().unwrap_or_default());
+    for at in addr_operands(&e) {
+        let a = u64::from_le_bytes(e[at..at + 8].try_into().unwrap_or_default());
         match relocate_link(prog, bin, module, a) {
-            Some(r) => e[1..9].copy_from_slice(&r.to_le_bytes()),
+            Some(r) => e[at..at + 8].copy_from_slice(&r.to_le_bytes()),
             None => {
                 out.value = format!("<unavailable: cannot place link address {a:#x}>");
                 return out;
@@ -671,12 +721,7 @@ fn eval_var(
         }
     }
     let e = &e;
-    let regs = |n: u16| -> Option<u64> {
-        const MAP: [usize; 17] = [
-            AX, DX, CX, BX, SI, DI, BP, SP, R8, R9, R10, R11, R12, R13, R14, R15, IP,
-        ];
-        f.reg(*MAP.get(n as usize)?)
-    };
+    let regs = |n: u16| -> Option<u64> { dwregs.get(n as usize).copied().flatten() };
     let mem = |a: u64, n: usize| prog.read_vec(a, n).ok();
     let Ok(val) = evaluate(e, &regs, &mem, f.cfa) else {
         return out;
@@ -743,7 +788,8 @@ fn eval_var(
         Some(TypeKind::Struct | TypeKind::Union | TypeKind::Array) => {
             format!("({}){{...}}", v.type_name)
         }
-        Some(TypeKind::Enum) => format!("({}){x}", out.type_name),
+        Some(TypeKind::Enum) => enum_name(prog, &out.type_name, x, size)
+            .unwrap_or_else(|| format!("({}){x}", out.type_name)),
         _ => {
             let name = ty.as_ref().and_then(|t| t.name.clone()).unwrap_or_default();
             let signed = !name.contains("unsigned") && name != "_Bool" && !name.is_empty();
@@ -798,4 +844,43 @@ fn c_type_name(t: &str) -> String {
         s = s.replace(a, b);
     }
     s
+}
+
+/// Byte offsets of the 8-byte operands of every `DW_OP_addr` in a location expression.
+fn addr_operands(e: &[u8]) -> Vec<usize> {
+    let enc = gimli::Encoding {
+        format: gimli::Format::Dwarf32,
+        version: 4,
+        address_size: 8,
+    };
+    let mut r = gimli::EndianSlice::new(e, gimli::LittleEndian);
+    let mut out = Vec::new();
+    for _ in 0..64 {
+        if r.is_empty() {
+            break;
+        }
+        let start = e.len() - r.len();
+        match gimli::Operation::parse(&mut r, enc) {
+            Ok(gimli::Operation::Address { .. }) if start + 9 <= e.len() => out.push(start + 1),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// drgn prints an enum value as its enumerator: look the enum up by name in the kernel's types.
+fn enum_name(prog: &Program, type_name: &str, x: u64, size: usize) -> Option<String> {
+    let n = type_name.strip_prefix("enum ")?.trim();
+    let types = prog.types().ok()?;
+    let id = types.0.find(crate::types::Kind::Enum, n)?;
+    let crate::types::Type::Enum { values, .. } = types.get(id) else {
+        return None;
+    };
+    let sh = 64 - size as u32 * 8;
+    let sx = ((x << sh) as i64) >> sh;
+    values
+        .iter()
+        .find(|(_, v)| *v == sx || *v as u64 == x)
+        .map(|(k, _)| k.clone())
 }

@@ -18,6 +18,7 @@
 //! the top of the IRQ stack (an `SP_INDIRECT` entry), and the entry code's `REGS` hints point
 //! at the pt_regs pushed on the exception stack, whose `sp` is the interrupted stack.
 
+pub mod cfi;
 pub mod orc;
 pub mod stacks;
 

@@ -21,7 +21,19 @@ use crate::program::{Error, Program};
 /// `crash_save_cpu()`), there is nothing to start from. Pinned by `lab_bt_matches_oracles`.
 pub fn cpu_regs(prog: &Program, cpu: u32) -> Option<Regs> {
     let notes = prog.dump.prstatus();
-    if let Some(p) = notes.get(cpu as usize) {
+    let cpus = prog.present_cpus();
+    // One note per CPU: the n-th note is the n-th CPU. Otherwise (kexec-tools drops the notes
+    // of CPUs that saved nothing) match `pr_pid` with the pid of the CPU's current task.
+    let index = if notes.len() == cpus.len() {
+        cpus.iter().position(|&c| c == cpu)
+    } else {
+        current_task(prog, cpu)
+            .and_then(|t| prog.read_member(t, "task_struct", "pid").ok())
+            .filter(|&pid| pid != 0)
+            .and_then(|pid| notes.iter().position(|n| n.pid as u64 == pid))
+            .or_else(|| cpus.iter().position(|&c| c == cpu))
+    };
+    if let Some(p) = index.and_then(|i| notes.get(i)) {
         let mut r = Regs::default();
         r.0.copy_from_slice(&p.regs[..21]);
         if r.0[IP] != 0 || r.0[SP] != 0 {
