@@ -78,6 +78,14 @@ impl Session {
                 Some(start),
             )
         };
+        // An unreadable start is a bad address, not a corrupted list.
+        if let End::Corrupted(b) = &walk.end {
+            if b.index == 0 {
+                if let crate::list::Corruption::Unreadable { .. } = b.corruption {
+                    self.prog.read_u64(b.node)?;
+                }
+            }
+        }
         let mut entries: Vec<u64> = first.into_iter().collect();
         entries.extend(walk.containers(offset));
         let mut t = String::new();
@@ -296,6 +304,9 @@ impl Session {
             match *a {
                 "-S" => {
                     let d = it.next().ok_or_else(|| usage(USAGE))?;
+                    if !Path::new(d).is_dir() {
+                        return Err(usage(format!("mod: {d}: not a directory")));
+                    }
                     self.cmds.module_dirs.push(PathBuf::from(d));
                 }
                 "-s" => {
@@ -392,6 +403,89 @@ impl Session {
             idx.insert(n.clone(), p.clone());
         }
         idx
+    }
+
+    /// `kmem ADDR`: the slab object or vmalloc area holding ADDR (crash's `kmem ADDR`).
+    pub(crate) fn cmd_kmem(&mut self, args: &[&str]) -> Result<Output, CmdError> {
+        let [a] = args else {
+            return Err(usage("usage: kmem ADDR|SYMBOL"));
+        };
+        let addr = self.resolve_addr(a)?;
+        let p = &self.prog;
+        let mut t = String::new();
+        if let Some(v) = p.vmalloc_area(addr)? {
+            t.push_str("    VMAP_AREA         VM_STRUCT                 ADDRESS RANGE                SIZE\n");
+            t.push_str(&format!(
+                "{:016x}  {:016x}  {:016x} - {:016x}  {:>7}\n",
+                v.va, v.vm, v.va_start, v.va_end, v.size
+            ));
+            if let Some(c) = &v.caller_symbol {
+                t.push_str(&format!("  CALLER: {c}  PAGES: {}\n", v.nr_pages));
+            }
+            if v.guard_page {
+                t.push_str(&format!(
+                    "  {addr:x} is on the guard page: {:#x} bytes into the area, {:#x} usable\n",
+                    v.offset, v.usable_size
+                ));
+            }
+            return Ok(Output {
+                text: t,
+                json: json!({"vmalloc": v}),
+            });
+        }
+        let o = match p.slab_object(addr) {
+            Ok(o) => o,
+            Err(crate::program::Error::Read(e)) => {
+                return Ok(Output {
+                    text: format!("{addr:x}: not mapped ({e})\n"),
+                    json: json!({"kind": "unmapped", "error": e.to_string()}),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(o) = o else {
+            let what = p
+                .lookup(addr)
+                .map(|(s, off)| format!(" ({}+{off:#x})", s.name))
+                .unwrap_or_default();
+            return Ok(Output {
+                text: format!("{addr:x}: not in a slab or a vmalloc area{what}\n"),
+                json: json!({"kind": "other"}),
+            });
+        };
+        t.push_str("CACHE             OBJSIZE  NAME\n");
+        t.push_str(&format!(
+            "{:016x} {:>8}  {}\n",
+            o.cache, o.object_size, o.cache_name
+        ));
+        t.push_str("  SLAB              MEMORY            TOTAL  ALLOCATED  FREE\n");
+        t.push_str(&format!(
+            "  {:016x}  {:016x} {:>5} {:>10} {:>5}\n",
+            o.slab,
+            o.slab_base,
+            o.objects,
+            o.objects.saturating_sub(o.nfree),
+            o.nfree
+        ));
+        t.push_str("  FREE / [ALLOCATED]\n");
+        match o.free {
+            Some(true) => t.push_str(&format!("   {:016x}  (free)\n", o.object)),
+            Some(false) => t.push_str(&format!("  [{:016x}]\n", o.object)),
+            None => t.push_str(&format!("  ?{:016x}? (free state unknown)\n", o.object)),
+        }
+        if o.offset != 0 {
+            t.push_str(&format!(
+                "  {addr:x} is {:#x} bytes into the object (index {})\n",
+                o.offset, o.index
+            ));
+        }
+        if let Some(e) = &o.freelist_error {
+            t.push_str(&format!("  freelist: {e}\n"));
+        }
+        Ok(Output {
+            text: t,
+            json: json!({"slab": o}),
+        })
     }
 
     /// `runq`

@@ -80,6 +80,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "runq                     each CPU's runqueue: current task, RT and CFS queued tasks",
     ),
     (
+        "kmem",
+        "kmem ADDR                the slab object (cache, free or allocated) or vmalloc area (caller, guard page) holding ADDR",
+    ),
+    (
         "bt",
         "bt [-a] [-f] [-l] [-v] [PID|TASK]   backtrace (panic task; -a every CPU; -f stack words; -l file:line; -v variables)",
     ),
@@ -144,6 +148,7 @@ impl Session {
             "list" => self.cmd_list(args),
             "dis" => self.cmd_dis(args),
             "runq" => self.cmd_runq(args),
+            "kmem" => self.cmd_kmem(args),
             "bt" => crate::bt::bt(&mut self.bt, &self.prog, args),
             "foreach" => crate::bt::foreach(&mut self.bt, &self.prog, args),
             "help" | "?" => Ok(Output {

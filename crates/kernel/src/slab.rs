@@ -36,6 +36,8 @@ pub struct SlabObject {
     /// per-CPU freelist holds free objects too).
     pub objects: u64,
     pub inuse: u64,
+    /// Free objects found on the freelists (crash's `kmem` FREE column).
+    pub nfree: u64,
     /// Free: on the slab's freelist or on the per-CPU freelist of the CPU using the slab.
     /// None when a freelist could not be walked to the end.
     pub free: Option<bool>,
@@ -51,6 +53,9 @@ pub struct SlabObject {
 pub struct VmallocArea {
     #[serde(serialize_with = "crate::hex_addr")]
     pub addr: u64,
+    /// The `struct vmap_area`.
+    #[serde(serialize_with = "crate::hex_addr")]
+    pub va: u64,
     #[serde(serialize_with = "crate::hex_addr")]
     pub va_start: u64,
     #[serde(serialize_with = "crate::hex_addr")]
@@ -221,6 +226,7 @@ impl Program {
             offset,
             objects,
             inuse,
+            nfree: free.len() as u64,
             // A broken walk can only prove "free", not "allocated".
             free: if is_free || error.is_none() {
                 Some(is_free)
@@ -298,6 +304,7 @@ impl Program {
         let offset = addr - base;
         Ok(Some(VmallocArea {
             addr,
+            va,
             va_start,
             va_end,
             vm,

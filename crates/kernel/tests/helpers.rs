@@ -489,6 +489,8 @@ fn lab_dis_runq_mod_match_crash() {
     );
 
     insta::assert_snapshot!("dis_schedule", text(&mut s, "dis schedule 12"));
+    let m = text(&mut s, "mod").replace(&lab().display().to_string(), "<LAB>");
+    insta::assert_snapshot!("mod_nokaslr", m);
     insta::assert_snapshot!("runq_nokaslr", text(&mut s, "runq"));
     insta::assert_snapshot!(
         "list_modules",
@@ -523,6 +525,17 @@ fn lab_list_command() {
     // the head (modules) shows up once, minus the offset
     assert_eq!(t.lines().count(), mods.lines().count() + 1);
 
+    // an hlist: the panic task's struct pid lists it on tasks[PIDTYPE_PID] through
+    // task_struct.pid_links[0]
+    let t = s.prog.panic_task().unwrap().expect("panic task").task;
+    let pid = s.prog.read_member(t, "task_struct", "thread_pid").unwrap();
+    let head = pid + s.prog.offset_of("pid", "tasks").unwrap();
+    let out = text(
+        &mut s,
+        &format!("list -o task_struct.pid_links -h {head:#x}"),
+    );
+    assert_eq!(out, format!("{t:016x}\n"));
+
     // seed 000 through the command: the corruption line, and the JSON
     let mut s = session("leaf_cfs_rq");
     let rq = statics(&s.prog, "rq")[0];
@@ -538,6 +551,10 @@ fn lab_list_command() {
     assert!(s.run("list").is_err());
     assert!(s.run("list -x 1").is_err());
     assert!(s.run("list -o nosuch.member -H modules").is_err());
+    assert!(
+        s.run("list -H 0").is_err(),
+        "an unreadable head is an error"
+    );
 }
 
 // ------------------------------------------------------------------ no debug info
@@ -707,4 +724,52 @@ fn lab_no_debug_info_bt() {
     }
     println!("no-debug-info bt: {checked} dumps, {frames} frames named the same as with DWARF");
     assert!(checked >= names.len() - 1);
+}
+
+#[test]
+fn lab_kmem_matches_crash() {
+    // crash's `kmem ADDR` on a freed object (uaf's RBX) and an allocated one (the panic
+    // task's task_struct): same cache, slab, counts, and free/allocated verdict.
+    let name = "uaf";
+    let mut s = session(name);
+    let freed = console_reg(name, "RBX");
+    let task = s.prog.panic_task().unwrap().unwrap().task;
+    let want = crash(
+        &dump(name),
+        &[&format!("kmem {freed:x}"), &format!("kmem {task:x}")],
+    );
+    for (addr, w) in [freed, task].iter().zip(&want) {
+        let got = text(&mut s, &format!("kmem {addr:#x}"));
+        println!("{got}\n-- crash:\n{w}");
+        let wl: Vec<&str> = w.lines().collect();
+        // CACHE line: address, objsize, name (crash also prints cache-wide totals)
+        let wc: Vec<&str> = wl[1].split_whitespace().collect();
+        let gl: Vec<&str> = got.lines().collect();
+        let gc: Vec<&str> = gl[1].split_whitespace().collect();
+        assert_eq!((gc[0], gc[1], gc[2]), (wc[0], wc[1], wc[6]), "{addr:x}");
+        // SLAB line: slab, memory, (node), total, allocated, free
+        let ws: Vec<&str> = wl[3].split_whitespace().collect();
+        let gs: Vec<&str> = gl[3].split_whitespace().collect();
+        assert_eq!(
+            (gs[0], gs[1], gs[2], gs[3], gs[4]),
+            (ws[0], ws[1], ws[3], ws[4], ws[5]),
+            "{addr:x}"
+        );
+        // FREE / [ALLOCATED]: "   ADDR" when free, "  [ADDR]" when allocated
+        let wf = wl[5].trim();
+        let gf = gl[5].trim().trim_end_matches("(free)").trim();
+        assert_eq!(gf, wf, "{addr:x}");
+    }
+    // crash cannot translate the guard page of wrong_cpu_index; kmem names the area
+    let mut s = session("wrong_cpu_index");
+    let cr2 = console_reg("wrong_cpu_index", "CR2");
+    let t = text(&mut s, &format!("kmem {cr2:#x}"));
+    println!("{t}");
+    assert!(
+        t.contains("guard page") && t.contains("kmlab_do_wrong_cpu_index"),
+        "{t}"
+    );
+    let j = json(&mut s, &format!("kmem {cr2:#x}"));
+    assert_eq!(j["vmalloc"]["guard_page"], true);
+    insta::assert_snapshot!("kmem_guard_page", redact(&t));
 }
