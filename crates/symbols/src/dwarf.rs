@@ -34,6 +34,8 @@ pub(crate) struct DwarfIndex {
     units: Mutex<HashMap<usize, Arc<UnitData>>>,
     /// Start offsets of every unit, read once on the first cross-unit reference.
     unit_starts: std::sync::OnceLock<Vec<usize>>,
+    /// Fixed-address variables (see `vars.rs`), built on first use.
+    pub(crate) statics: std::sync::OnceLock<Vec<(u64, String, Option<u64>)>>,
 }
 
 struct Row {
@@ -109,6 +111,7 @@ impl DwarfIndex {
             aranges,
             units: Mutex::new(HashMap::new()),
             unit_starts: std::sync::OnceLock::new(),
+            statics: std::sync::OnceLock::new(),
         })
     }
 

@@ -827,6 +827,46 @@ impl DwarfIndex {
     }
 }
 
+impl DwarfIndex {
+    /// Static/global variables with a fixed address (`DW_OP_addr`), found by scanning every unit:
+    /// (address, name, type DIE). Only used for small binaries (modules).
+    fn static_variables(&self) -> Vec<(u64, String, Option<u64>)> {
+        let mut out = Vec::new();
+        let mut units = self.dwarf.units();
+        while let Ok(Some(h)) = units.next() {
+            let Some(start) = h.offset().as_debug_info_offset() else {
+                continue;
+            };
+            let Ok(u) = self.unit(start.0) else { continue };
+            let mut entries = u.unit.entries();
+            while let Ok(Some((_, e))) = entries.next_dfs() {
+                if e.tag() != gimli::DW_TAG_variable {
+                    continue;
+                }
+                let Ok(Some(AttributeValue::Exprloc(ex))) = e.attr_value(gimli::DW_AT_location)
+                else {
+                    continue;
+                };
+                let b = ex.0.slice();
+                // DW_OP_addr <8 bytes>
+                if b.len() != 9 || b[0] != gimli::constants::DW_OP_addr.0 {
+                    continue;
+                }
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&b[1..9]);
+                let addr = u64::from_le_bytes(a);
+                let off = e.offset();
+                let Some(name) = self.string_attr(&u, off, gimli::DW_AT_name) else {
+                    continue;
+                };
+                out.push((addr, name, self.type_of(&u, off)));
+            }
+        }
+        out.sort_by_key(|x| x.0);
+        out
+    }
+}
+
 impl Binary {
     /// Scopes and their variables at a link-time address (see [`Scope`]). Empty when the binary
     /// has no DWARF or no function covers the address.
@@ -835,6 +875,28 @@ impl Binary {
             return Ok(Vec::new());
         }
         self.dwarf_index()?.variables(addr)
+    }
+
+    /// The static or global variable containing `addr` (from `DW_OP_addr` locations): (name,
+    /// type DIE, offset into it). Scans every unit once, so only for binaries with less than
+    /// 64 MiB of `.debug_info` (modules); `None` for vmlinux.
+    pub fn static_variable_at(&self, addr: u64) -> Option<(String, Option<u64>, u64)> {
+        if self.debug_section(".debug_info").len() > 64 << 20 {
+            return None;
+        }
+        let d = self.dwarf_index().ok()?;
+        let vars = d.statics.get_or_init(|| d.static_variables());
+        let n = vars.partition_point(|v| v.0 <= addr);
+        for v in vars[..n].iter().rev().take(16) {
+            let size =
+                v.2.and_then(|t| self.strip_type(t))
+                    .and_then(|t| self.sizeof(&t))
+                    .unwrap_or(1);
+            if addr < v.0 + size.max(1) {
+                return Some((v.1.clone(), v.2, addr - v.0));
+            }
+        }
+        None
     }
 
     /// A type DIE by global `.debug_info` offset.
