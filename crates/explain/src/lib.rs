@@ -187,12 +187,13 @@ pub fn explain(report: &Report, ctx: &mut Context<'_>) -> Vec<Finding> {
     let had_list = !lists.is_empty();
     out.extend(lists);
     out.extend(pointer::explain(report, &frames));
+    out.extend(pointer::divide(report, &frames));
     // A list-debug BUG's own file:line (lib/list_debug.c) says nothing more without the source.
     if !had_list || ctx.source.is_some() {
         out.extend(text::bug_warn(report, &frames, ctx.source));
     }
     out.extend(text::lockup(report, &frames));
     // Most certain first; stable among equals (the order above: specific before generic).
-    out.sort_by(|a, b| b.confidence.cmp(&a.confidence));
+    out.sort_by_key(|f| std::cmp::Reverse(f.confidence));
     out
 }

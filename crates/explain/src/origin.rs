@@ -470,7 +470,7 @@ impl<'a> Tracer<'a> {
     fn static_addr(&self, code: &FnCode, addr: u64) -> Option<Origin> {
         let (name, type_die, off) = static_named(code, addr)?;
         let (member, mt) = match type_die {
-            Some(t) if off > 0 || code.bin.type_members(t).first().is_some() => {
+            Some(t) if off > 0 || !code.bin.type_members(t).is_empty() => {
                 match shallow_member(&code.bin, t, off) {
                     Some((p, mt)) if off > 0 || !p.is_empty() => (Some(p), mt),
                     _ => (None, Some(t)),
@@ -527,7 +527,7 @@ pub fn shallow_member(
             path.push_str(m.name.as_deref().unwrap_or(""));
             return Some((path, m.type_die));
         }
-        let m = ms.iter().filter(|m| m.offset < off).last()?;
+        let m = ms.iter().rfind(|m| m.offset < off)?;
         if let Some(n) = &m.name {
             if !path.is_empty() {
                 path.push('.');

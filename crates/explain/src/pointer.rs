@@ -38,14 +38,14 @@ pub fn classify(v: u64) -> Option<Class> {
         0xdead000000000100 => {
             return c(
                 "list_poison1",
-                "is LIST_POISON1 (0xdead000000000100): the entry was already removed by list_del() (use after list_del)".into(),
+                "is LIST_POISON1 (0xdead000000000100): the entry was already removed from its list (list_del poison: use after delete)".into(),
                 true,
             )
         }
         0xdead000000000122 => {
             return c(
                 "list_poison2",
-                "is LIST_POISON2 (0xdead000000000122): the entry was already removed by list_del() (use after list_del)".into(),
+                "is LIST_POISON2 (0xdead000000000122): the entry was already removed from its list (list_del/hlist_del poison: use after delete)".into(),
                 true,
             )
         }
@@ -83,7 +83,7 @@ pub fn classify(v: u64) -> Option<Class> {
         );
     }
     if (v >> 47) != 0 && (v >> 47) != 0x1ffff {
-        if v >> 48 == 0xdead {
+        if v >> 16 == 0xdead_0000_0000 {
             return c(
                 "poison_pointer",
                 format!("is {v:#x}, a POISON_POINTER_DELTA poison value (non-canonical)"),
@@ -101,6 +101,69 @@ pub fn classify(v: u64) -> Option<Class> {
 
 fn reg(r: u16) -> &'static str {
     x86_64_register_name(r).unwrap_or("?")
+}
+
+/// `divide error`: the divisor operand of the trapping `div`/`idiv`, and the variable in it.
+pub fn divide(report: &Report, frames: &Frames) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if report.kind != Kind::DivideError {
+        return out;
+    }
+    let Some(ipf) = &frames.ip else { return out };
+    let (Some(code), Some(pc)) = (&ipf.code, ipf.res.address) else {
+        return out;
+    };
+    let Some(trap) = code.insn_at(pc) else {
+        return out;
+    };
+    use iced_x86::{Mnemonic, OpKind};
+    if !matches!(trap.ins.mnemonic(), Mnemonic::Div | Mnemonic::Idiv)
+        || trap.ins.op0_kind() != OpKind::Register
+    {
+        return out;
+    }
+    let Some(r) = insn::dwarf_reg(trap.ins.op0_register()) else {
+        return out;
+    };
+    let v = report.registers.get(reg(r)).copied();
+    let tracer = frames.tracer();
+    let o = tracer.origin(code, 0, pc, r, 8);
+    let mut f = Finding::new(
+        "divide_by_zero",
+        match &o {
+            Some(o) => format!(
+                "the divisor {} is {}: `{}` at {}+{:#x}",
+                o.explained(),
+                v.map(|x| format!("{x:#x}")).unwrap_or_else(|| "0 (or the quotient overflows)".into()),
+                trap.text,
+                code.name,
+                pc - code.start
+            ),
+            None => format!(
+                "the divisor %{} is {}; no variable is known to live in it at this PC (location unknown)",
+                reg(r),
+                v.map(|x| format!("{x:#x}")).unwrap_or_else(|| "?".into())
+            ),
+        },
+        if o.is_some() && v.is_some_and(|x| x & 0xffff_ffff == 0) {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        },
+    );
+    f.evidence
+        .push(format!("trapping instruction: `{}`", trap.text));
+    if let Some(x) = v {
+        f.evidence
+            .push(format!("%{} = {x:#x} (oops registers)", reg(r)));
+    }
+    if let Some(o) = &o {
+        o.evidence(&mut f.evidence);
+        f.fact("variable", o.expr());
+    }
+    f.fact("register", reg(r));
+    out.push(f);
+    out
 }
 
 pub fn explain(report: &Report, frames: &Frames) -> Vec<Finding> {

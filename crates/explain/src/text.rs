@@ -80,7 +80,8 @@ fn condition(lines: &[&str], idx: usize) -> Option<String> {
     for k in 1..=3 {
         let p = lines.get(idx.checked_sub(k)?)?.trim();
         if let Some(rest) = p.strip_prefix("if (").or_else(|| p.strip_prefix("if(")) {
-            let c = rest.trim_end_matches('{').trim().trim_end_matches(')');
+            let c = rest.trim_end_matches('{').trim();
+            let c = c.strip_suffix(')').unwrap_or(c);
             return Some(c.trim().to_string());
         }
     }
@@ -284,7 +285,9 @@ pub fn lockup(report: &Report, frames: &Frames) -> Vec<Finding> {
 
 fn hung(report: &Report) -> Vec<Finding> {
     let mut out = Vec::new();
-    const WAITS: [(&str, &str); 8] = [
+    const WAITS: [(&str, &str); 10] = [
+        ("__wait_for_common", "a completion"),
+        ("wait_for_common", "a completion"),
         ("mutex_lock", "a mutex"),
         ("__mutex_lock", "a mutex"),
         ("rwsem_down_read", "an rw_semaphore (read)"),
@@ -308,7 +311,7 @@ fn hung(report: &Report) -> Vec<Finding> {
             let mut fi = Finding::new(
                 "hung_wait",
                 format!(
-                    "the task sleeps on {what} taken in {}{}",
+                    "the task sleeps on {what}, waited for in {}{}",
                     caller.clone().unwrap_or_else(|| "?".into()),
                     " (with a vmcore, the owner can be read from the lock)"
                 ),
