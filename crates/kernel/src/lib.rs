@@ -6,11 +6,15 @@
 //! ([`types`]).
 
 pub mod btf;
+pub mod cmds;
 pub mod dwarf;
+pub mod list;
+pub mod locks;
 pub mod mem;
 pub mod printk;
 pub mod program;
 pub mod session;
+pub mod slab;
 pub mod symbols;
 pub mod sys;
 pub mod tasks;

@@ -515,6 +515,27 @@ impl Program {
     }
 }
 
+impl Program {
+    /// `len` bytes at the (relocated) kernel address `addr` as the vmlinux file holds them
+    /// (for `dis`: text as built, before alternatives/ftrace/static keys patched it).
+    pub fn vmlinux_bytes(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        use object::{Object, ObjectSection};
+        let v = self.vmlinux.as_ref()?;
+        let f = object::File::parse(&v.map[..]).ok()?;
+        let a = addr.checked_sub(v.kaslr)?;
+        for s in f.sections() {
+            let (sa, sz) = (s.address(), s.size());
+            if sa <= a && a < sa + sz && s.kind() != object::SectionKind::UninitializedData {
+                let d = s.data().ok()?;
+                let o = (a - sa) as usize;
+                let e = (o + len).min(d.len());
+                return Some(d.get(o..e)?.to_vec());
+            }
+        }
+        None
+    }
+}
+
 /// The vmlinux's own `linux_banner` string, read from the file.
 fn vmlinux_banner(v: &Vmlinux) -> Option<String> {
     use object::{Object, ObjectSection};

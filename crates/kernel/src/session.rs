@@ -12,6 +12,8 @@ pub struct Session {
     pub prog: Program,
     log: Option<Result<Vec<LogRecord>, String>>,
     log_holes: Vec<String>,
+    /// State of the commands in cmds.rs (module search, the vmlinux's line tables).
+    pub(crate) cmds: crate::cmds::State,
 }
 
 /// One command's result.
@@ -30,7 +32,7 @@ pub enum CmdError {
     Read(#[from] crate::mem::ReadError),
 }
 
-fn usage(s: impl Into<String>) -> CmdError {
+pub(crate) fn usage(s: impl Into<String>) -> CmdError {
     CmdError::Usage(s.into())
 }
 
@@ -59,11 +61,26 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "struct",
         "struct TYPE[.MEMBER] [-o] [ADDR]   type layout (-o offsets) or the value at ADDR",
     ),
-    ("mod", "mod                      loaded modules"),
+    (
+        "mod",
+        "mod [-S DIR] [-s NAME FILE]   loaded modules: base, size, debug info found (-S: search DIR for .ko files)",
+    ),
+    (
+        "list",
+        "list [-o OFFSET|TYPE.member] [-s TYPE.member] [-H|-h] ADDR   walk a list_head (-H: ADDR is the head; -h: an hlist_head); reports a corrupted link",
+    ),
+    (
+        "dis",
+        "dis [-l] ADDR|FUNC [COUNT]   disassemble from the dump's memory (FUNC: whole function), checked against vmlinux; -l: source lines",
+    ),
+    (
+        "runq",
+        "runq                     each CPU's runqueue: current task, RT and CFS queued tasks",
+    ),
     ("help", "help                     this list"),
 ];
 
-fn parse_num(s: &str) -> Option<u64> {
+pub(crate) fn parse_num(s: &str) -> Option<u64> {
     let s = s.trim();
     if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         return u64::from_str_radix(h, 16).ok();
@@ -81,6 +98,7 @@ impl Session {
             prog,
             log: None,
             log_holes: Vec::new(),
+            cmds: crate::cmds::State::default(),
         }
     }
 
@@ -111,7 +129,10 @@ impl Session {
             "rd" => self.rd(args),
             "sym" => self.sym(args),
             "struct" | "union" => self.cmd_struct(args),
-            "mod" => self.cmd_mod(),
+            "mod" => self.cmd_mod(args),
+            "list" => self.cmd_list(args),
+            "dis" => self.cmd_dis(args),
+            "runq" => self.cmd_runq(args),
             "help" | "?" => Ok(Output {
                 text: COMMANDS.iter().map(|(_, h)| format!("{h}\n")).collect(),
                 json: json!(COMMANDS.iter().map(|(c, _)| c).collect::<Vec<_>>()),
@@ -239,7 +260,7 @@ impl Session {
         })
     }
 
-    fn resolve_addr(&self, s: &str) -> Result<u64, CmdError> {
+    pub(crate) fn resolve_addr(&self, s: &str) -> Result<u64, CmdError> {
         if let Some(a) = parse_num(s) {
             return Ok(a);
         }
@@ -421,22 +442,6 @@ impl Session {
             .ok_or_else(|| usage(format!("struct: type {tname} not found")))?;
         crate::types::with_hex(hex, || {
             describe(&types, &self.prog, sid, member, addr, offsets, hex)
-        })
-    }
-
-    fn cmd_mod(&mut self) -> Result<Output, CmdError> {
-        let mods = self.prog.modules();
-        let mut t =
-            String::from("     MODULE       NAME                      BASE           SIZE\n");
-        for m in mods {
-            t.push_str(&format!(
-                "{:016x}  {:<18} {:016x} {:>6}\n",
-                m.addr, m.name, m.base, m.size
-            ));
-        }
-        Ok(Output {
-            text: t,
-            json: serde_json::to_value(mods).unwrap_or(Value::Null),
         })
     }
 }
