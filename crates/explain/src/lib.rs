@@ -10,6 +10,7 @@
 //! never guessed; a finding is `high` only when the instruction, the register value and the DWARF
 //! location all agree.
 
+pub mod core;
 pub mod decode;
 pub mod insn;
 pub mod list;
@@ -80,6 +81,8 @@ pub struct Context<'a> {
     pub source: Option<&'a Path>,
     /// The whole log, for messages printed just before a report (list-debug lines).
     pub log: Option<&'a str>,
+    /// The vmcore of the same crash (`--core`).
+    pub program: Option<&'a kmortem_kernel::Program>,
 }
 
 /// A resolved frame with its code.
@@ -193,6 +196,9 @@ pub fn explain(report: &Report, ctx: &mut Context<'_>) -> Vec<Finding> {
         out.extend(text::bug_warn(report, &frames, ctx.source));
     }
     out.extend(text::lockup(report, &frames));
+    if let Some(p) = ctx.program {
+        core::explain(report, p, ctx.sym, &mut out);
+    }
     // Most certain first; stable among equals (the order above: specific before generic).
     out.sort_by_key(|f| std::cmp::Reverse(f.confidence));
     out

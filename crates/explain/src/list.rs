@@ -322,6 +322,35 @@ pub fn explain(report: &Report, frames: &Frames, log: Option<&str>) -> Vec<Findi
     if let Some(c) = caller_fn {
         f.fact("caller", c);
     }
+    // Values of arguments still in callee-saved registers: the failing check (and the whole
+    // function it belongs to, `.cold` parts included) must not write the register.
+    let ip_code = frames.ip.as_ref().and_then(|i| i.code.as_ref());
+    let parent = frames.ip.as_ref().and_then(|i| {
+        let c = i.code.as_ref()?;
+        let base = c.name.split(".cold").next()?;
+        if base == c.name {
+            return None;
+        }
+        let (idx, _) = c.bin.symbols_named(base).next()?;
+        crate::origin::FnCode::at(&c.bin, c.module.as_deref(), c.bin.symbols[idx].address)
+    });
+    for (a, o) in &named {
+        let Some(r) = o.register() else { continue };
+        if !crate::insn::CALLEE_SAVED.contains(&r) {
+            continue;
+        }
+        let clean = |c: &crate::origin::FnCode| !c.insns.iter().any(|x| c.written(x).contains(&r));
+        if ip_code.is_some_and(clean) && parent.as_ref().is_none_or(clean) {
+            let rn = kmortem_symbols::vars::x86_64_register_name(r).unwrap_or("?");
+            if let Some(v) = report.registers.get(rn) {
+                f.fact(&format!("arg.{a}.value"), format!("{v:#x}"));
+                f.evidence.push(format!(
+                    "{a} = {v:#x}: %{rn} is callee-saved and {} never writes it",
+                    ip_code.map(|c| c.name.as_str()).unwrap_or("?")
+                ));
+            }
+        }
+    }
     for (a, o) in &named {
         f.fact(&format!("arg.{a}"), o.expr());
         let mut ch = Vec::new();

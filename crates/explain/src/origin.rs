@@ -217,6 +217,28 @@ impl Origin {
         }
     }
 
+    /// The first array element along the derivation: (array expression, element size).
+    pub fn element(&self) -> Option<(String, u64)> {
+        match self {
+            Origin::Element { base, pointee, .. } => {
+                let (b, t) = pointee.as_ref()?;
+                let ti = b.type_info(*t)?;
+                Some((base.expr(), b.sizeof(&ti)?))
+            }
+            Origin::Var { from, .. } => from.as_ref()?.element(),
+            Origin::Load { base, .. } | Origin::AddrOf { base, .. } => base.element(),
+            Origin::Static { .. } => None,
+        }
+    }
+
+    /// The innermost variable (its register), for reading its value.
+    pub fn register(&self) -> Option<u16> {
+        match self {
+            Origin::Var { reg, .. } => Some(*reg),
+            _ => None,
+        }
+    }
+
     pub fn pointee(&self) -> Option<&(Arc<Binary>, u64)> {
         match self {
             Origin::Var { pointee, .. }

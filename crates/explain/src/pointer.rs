@@ -367,6 +367,16 @@ pub fn explain(report: &Report, frames: &Frames) -> Vec<Finding> {
     }
     f.fact("register", reg(base));
     f.fact("value", format!("{bv:#x}"));
+    if let Some(a) = addr {
+        f.fact("address", format!("{a:#x}"));
+    }
+    if let Some((arr, size)) = origin.element() {
+        f.fact("array", arr);
+        f.fact("element_size", size.to_string());
+    }
+    if let Some((b, t)) = origin.pointee() {
+        f.fact("pointee", b.type_name(*t));
+    }
     f.fact("offset", format!("{:#x}", m.disp));
     f.fact("access", access);
     if let Some(c) = &class {

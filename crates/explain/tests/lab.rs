@@ -25,6 +25,7 @@ pub fn explain_console(name: &str) -> Vec<Finding> {
         sym: &mut sym,
         source: sc.meta.kmlab_source.parent(),
         log: Some(&text),
+        program: None,
     };
     let f = kmortem_explain::explain(&report, &mut ctx);
     println!("== {name}");
@@ -166,4 +167,75 @@ fn no_wrong_confident_finding_on_any_scenario() {
         checked >= 25 && with_findings * 10 >= checked * 8,
         "explain found too little: {with_findings}/{checked}"
     );
+}
+
+/// Console log + vmcore: the memory facts name the same objects.
+pub fn explain_with_core(name: &str) -> Vec<Finding> {
+    let sc = lab().scenario(name).expect("scenario");
+    let log = std::fs::read(sc.console_log()).expect("console.log");
+    let text = String::from_utf8_lossy(&log).into_owned();
+    let report = kmortem_oops::parse(&log)
+        .into_iter()
+        .next()
+        .expect("a report in console.log");
+    let dump = sc
+        .dump("kdump-zlib")
+        .or_else(|| sc.dump("elf"))
+        .expect("a vmcore");
+    let prog = kmortem_kernel::Program::open(&dump, Some(&sc.meta.vmlinux)).expect("open vmcore");
+    let mut sym = Symbolizer::new();
+    sym.set_vmlinux(&sc.meta.vmlinux).expect("vmlinux");
+    sym.add_module_file("kmlab", &sc.meta.kmlab_ko)
+        .expect("kmlab.ko");
+    let mut ctx = Context {
+        sym: &mut sym,
+        source: None,
+        log: Some(&text),
+        program: Some(&prog),
+    };
+    let f = kmortem_explain::explain(&report, &mut ctx);
+    println!("== {name} + vmcore");
+    for x in &f {
+        println!("  [{}] {}: {}", x.confidence.as_str(), x.kind, x.summary);
+    }
+    f
+}
+
+#[test]
+fn with_vmcore_the_five_seed_patterns() {
+    // estats_null: the console finding stands (the memory adds nothing contradictory).
+    let fs = explain_with_core("estats_null");
+    assert_eq!(
+        fact(first(&fs, "bad_pointer"), "derived_from"),
+        "sk->estats"
+    );
+    assert!(!fs.iter().any(|f| f.kind == "freed_object"));
+
+    // leaf_cfs_rq: prev (rq.tmp_alone_branch) is the static `stale` node, whose next is NULL.
+    let fs = explain_with_core("leaf_cfs_rq");
+    let l = first(&fs, "list_corruption");
+    assert!(fact(l, "arg.next.derivation").contains("rq.tmp_alone_branch"));
+    let w = first(&fs, "list_walk");
+    assert_eq!(fact(w, "bad_node_name"), "stale.leaf_cfs_rq_list");
+    assert!(w.summary.contains("next is NULL"), "{}", w.summary);
+
+    // wrong_cpu_index: kcqs[64] of a vmalloc'd array of 2 (room for 56 in its page).
+    let fs = explain_with_core("wrong_cpu_index");
+    let a = first(&fs, "array_index");
+    assert_eq!(fact(a, "index"), "64");
+    assert_eq!(fact(a, "max_length"), "56");
+    assert!(fact(a, "array").contains("kcqs"));
+    assert_eq!(a.confidence, Confidence::High);
+
+    // list_del_corruption: the entry is the static `a`'s link, already poisoned.
+    let fs = explain_with_core("list_del_corruption");
+    let w = first(&fs, "list_walk");
+    assert_eq!(fact(w, "start"), "a.link");
+    assert!(w.summary.contains("LIST_POISON1"), "{}", w.summary);
+
+    // uaf: the session object is free in kmlab_session's slab; dev was read from it.
+    let fs = explain_with_core("uaf");
+    let o = first(&fs, "freed_object");
+    assert_eq!(fact(o, "cache"), "kmlab_session");
+    assert_eq!(fact(first(&fs, "bad_pointer"), "member"), "refcount");
 }

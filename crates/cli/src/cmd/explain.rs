@@ -42,6 +42,11 @@ pub struct Args {
     /// Kernel release to look debug files up for (default: from the oops).
     #[arg(long, value_name = "REL")]
     pub release: Option<String>,
+    /// The vmcore of the same crash: add memory facts (freed slab objects, vmalloc bounds and
+    /// real array lengths, the damaged list walked). Without LOG, the log is read from the
+    /// vmcore's printk buffer.
+    #[arg(long = "core", value_name = "VMCORE")]
+    pub core: Option<PathBuf>,
     /// Source tree (or file): show the line and condition of `kernel BUG at`/`WARNING at`.
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,
@@ -84,7 +89,26 @@ fn read_input(log: &Option<PathBuf>) -> Result<Vec<u8>> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let input = read_input(&args.log)?;
+    let mut program = None;
+    if let Some(c) = &args.core {
+        program = Some(
+            kmortem_kernel::Program::open(c, args.vmlinux.as_deref())
+                .with_context(|| format!("cannot open {}", c.display()))?,
+        );
+    }
+    let input = match (&args.log, &program) {
+        (None, Some(p)) => {
+            let recs = kmortem_kernel::printk::read_printk_log(p, &p.vmcoreinfo)
+                .context("cannot read the log from the vmcore")?;
+            let mut t = String::new();
+            for r in recs {
+                t.push_str(&r.format(false));
+                t.push('\n');
+            }
+            t.into_bytes()
+        }
+        _ => read_input(&args.log)?,
+    };
     let text = String::from_utf8_lossy(&input);
     let reports = kmortem_oops::parse(&input);
     let mut notes = Vec::new();
@@ -103,6 +127,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             sym: &mut sym,
             source: args.source.as_deref(),
             log: Some(&text),
+            program: program.as_ref(),
         };
         let findings = kmortem_explain::explain(r, &mut ctx);
         outs.push(ReportOut {
