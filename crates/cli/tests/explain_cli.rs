@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::kmortem;
+use common::{kmortem, run};
 
 fn lab() -> &'static kmortem_lab::Lab {
     kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"))
@@ -43,7 +43,9 @@ fn explain(name: &str, extra: &[&str]) -> (String, kmortem_lab::Scenario) {
         "--no-system",
     ];
     args.extend_from_slice(extra);
-    let (out, err, code) = kmortem(&args);
+    // No fixes index: the known-bug link must not change the snapshots.
+    let home = std::ffi::OsStr::new("/nonexistent/kmortem-home");
+    let (out, err, code) = run(&args, &[("KMORTEM_HOME", home)], None);
     assert_eq!(code, 0, "{err}");
     (out, sc)
 }
@@ -85,4 +87,63 @@ fn explain_json_with_vmcore() {
         .expect("findings")
         .iter()
         .any(|x| x["kind"] == "bad_pointer" && x["facts"]["derived_from"] == "kcq"));
+}
+
+fn shared() -> std::path::PathBuf {
+    let p = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
+    assert!(
+        p.is_dir(),
+        "../shared (the users' seeds and data) is missing: {}",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn explain_links_known_fixes_when_an_index_exists() {
+    let src = shared().join("data/kernel-vulns/cve/published/2021");
+    let vulns = tempfile::tempdir().unwrap();
+    let dst = vulns.path().join("cve/published/2021");
+    std::fs::create_dir_all(&dst).unwrap();
+    for n in 46975..46995 {
+        for ext in ["json", "sha1", "dyad"] {
+            let f = src.join(format!("CVE-2021-{n}.{ext}"));
+            if f.exists() {
+                std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let home = tempfile::tempdir().unwrap();
+    let env = [("KMORTEM_HOME", home.path().as_os_str())];
+    let (_, err, code) = run(
+        &["fixes", "import", vulns.path().to_str().unwrap()],
+        &env,
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (out, err, code) = run(
+        &[
+            "explain",
+            "crates/cli/tests/explain/kyber_lockup.log",
+            "--no-system",
+            "--json",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let fixes: Vec<&serde_json::Value> = v["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .flat_map(|r| r["findings"].as_array().into_iter().flatten())
+        .filter(|f| f["kind"] == "known_fix")
+        .collect();
+    println!("known_fix findings on seed 002: {}", fixes.len());
+    assert!(
+        fixes.iter().any(|f| f["facts"]["cve"] == "CVE-2021-46984"),
+        "{out}"
+    );
+    assert!(fixes.iter().all(|f| f["confidence"] == "low"));
 }

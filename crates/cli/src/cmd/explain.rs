@@ -121,6 +121,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ..Default::default()
     };
     let (mut sym, _release) = decode::symbolizer_for(&opts, &text, &reports, &mut notes);
+    // Known-bug link: only when a fixes index was built under $KMORTEM_HOME (`kmortem fixes import`).
+    let fixes = kmortem_fixes::FixIndex::open(&kmortem_fixes::default_home())
+        .ok()
+        .filter(|ix| !ix.is_empty());
     let mut outs = Vec::new();
     for r in &reports {
         let mut ctx = kmortem_explain::Context {
@@ -129,7 +133,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             log: Some(&text),
             program: program.as_ref(),
         };
-        let findings = kmortem_explain::explain(r, &mut ctx);
+        let mut findings = kmortem_explain::explain(r, &mut ctx);
+        if let Some(ix) = &fixes {
+            findings.extend(known_fixes(ix, r, &text));
+        }
         outs.push(ReportOut {
             title: r.title.clone(),
             kind: r.kind.as_str().to_string(),
@@ -182,4 +189,47 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("kmortem explain: {n}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The top candidates of the fixes index for one report, as `known_fix` findings (low
+/// confidence: a ranked suggestion, not a proof).
+fn known_fixes(ix: &kmortem_fixes::FixIndex, r: &kmortem_oops::Report, text: &str) -> Vec<Finding> {
+    let Some(q) = kmortem_fixes::CrashQuery::from_reports(std::slice::from_ref(r), text) else {
+        return Vec::new();
+    };
+    let Ok(cands) = ix.search(&q, 3) else {
+        return Vec::new();
+    };
+    cands
+        .into_iter()
+        .map(|c| {
+            let mut f = Finding::new(
+                "known_fix",
+                format!(
+                    "possibly known: {}{} (score {:.1})",
+                    c.cve
+                        .as_deref()
+                        .map(|x| format!("{x}: "))
+                        .unwrap_or_default(),
+                    c.subject,
+                    c.score
+                ),
+                kmortem_explain::Confidence::Low,
+            );
+            for e in &c.evidence {
+                f.evidence
+                    .push(format!("{}: {} ({})", e.kind, e.matched.join(", "), e.note));
+            }
+            if f.evidence.is_empty() {
+                f.evidence.push("ranked by kmortem fixes".into());
+            }
+            if let Some(cve) = &c.cve {
+                f.fact("cve", cve.clone());
+            }
+            if !c.commits.is_empty() {
+                f.fact("commits", c.commits.join(" "));
+            }
+            f
+        })
+        .collect()
 }
