@@ -173,6 +173,16 @@ pub fn find_message(report: &Report, log: Option<&str>) -> Option<ListMessage> {
 
 pub fn explain(report: &Report, frames: &Frames, log: Option<&str>) -> Vec<Finding> {
     let mut out = Vec::new();
+    // Only when this report is the list-debug failure itself (an interleaved message from another
+    // CPU must not explain an unrelated report).
+    let in_list_check = report
+        .ip
+        .as_ref()
+        .and_then(|i| i.function.as_deref())
+        .is_some_and(|f| f.starts_with("__list_") || f.contains("list_debug"));
+    if report.kind != kmortem_oops::Kind::ListCorruption && !in_list_check {
+        return out;
+    }
     let Some(msg) = find_message(report, log) else {
         return out;
     };

@@ -103,6 +103,66 @@ fn reg(r: u16) -> &'static str {
     x86_64_register_name(r).unwrap_or("?")
 }
 
+/// Without the binary: decode the trapping instruction from the oops's `Code:` bytes, and say
+/// which register held what — the variable is unknown (no DWARF), and the finding says so.
+fn from_code_bytes(report: &Report) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(c) = &report.code else { return out };
+    if !c.arch.is_empty() && c.arch != "x86_64" {
+        return out;
+    }
+    let Some(t) = c.trap_index.filter(|_| !c.trap_guessed) else {
+        return out;
+    };
+    let Some(bytes) = c.bytes.get(t..) else {
+        return out;
+    };
+    let insns = insn::decode_all(bytes, 0);
+    let Some(trap) = insns.first() else {
+        return out;
+    };
+    let Some(m) = insn::mem_operand(&trap.ins) else {
+        return out;
+    };
+    let Some(base) = m.base else { return out };
+    let Some(&bv) = report.registers.get(reg(base)) else {
+        return out;
+    };
+    let Some(class) = classify(bv) else {
+        return out;
+    };
+    let func = report
+        .ip
+        .as_ref()
+        .and_then(|i| i.function.clone())
+        .unwrap_or_else(|| "the RIP".into());
+    let mut f = Finding::new(
+        "bad_pointer",
+        format!(
+            "%{} {} (`{}` at offset {:#x}, in {func}); without debug info the variable is unknown — pass --vmlinux/--modules",
+            reg(base),
+            class.phrase,
+            trap.text,
+            m.disp
+        ),
+        Confidence::Medium,
+    );
+    f.evidence.push(format!(
+        "trapping instruction from the oops's Code: bytes: `{}`",
+        trap.text
+    ));
+    f.evidence
+        .push(format!("%{} = {bv:#x} (oops registers)", reg(base)));
+    f.evidence
+        .push("no vmlinux/module with DWARF: location of variables unknown".into());
+    f.fact("register", reg(base));
+    f.fact("value", format!("{bv:#x}"));
+    f.fact("offset", format!("{:#x}", m.disp));
+    f.fact("class", class.id);
+    out.push(f);
+    out
+}
+
 /// `divide error`: the divisor operand of the trapping `div`/`idiv`, and the variable in it.
 pub fn divide(report: &Report, frames: &Frames) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -174,12 +234,11 @@ pub fn explain(report: &Report, frames: &Frames) -> Vec<Finding> {
     ) {
         return out;
     }
-    let Some(ipf) = &frames.ip else { return out };
-    let Some(code) = &ipf.code else {
-        return out;
-    };
-    let Some(pc) = ipf.res.address else {
-        return out;
+    let code = frames.ip.as_ref().and_then(|i| i.code.as_ref());
+    let pc = frames.ip.as_ref().and_then(|i| i.res.address);
+    let (Some(ipf), Some(code), Some(pc)) = (frames.ip.as_ref(), code, pc) else {
+        // No debug info (or no binary): the Code: bytes alone still tell which register was bad.
+        return from_code_bytes(report);
     };
     let Some(trap) = code.insn_at(pc) else {
         let mut f = Finding::new(
