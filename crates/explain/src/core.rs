@@ -5,7 +5,7 @@
 use crate::{Confidence, Finding};
 use kmortem_kernel::list::walk_list;
 use kmortem_kernel::Program;
-use kmortem_oops::Report;
+use kmortem_oops::{Kind, Report};
 use kmortem_symbols::Symbolizer;
 
 const GP: [&str; 15] = [
@@ -52,6 +52,20 @@ fn name_address(prog: &Program, sym: &mut Symbolizer, addr: u64) -> Option<Strin
             format!("{short}+{off:#x}")
         });
     }
+    // Heap: the slab object holding it (container_of by cache: the member is at that offset).
+    if let Ok(Some(o)) = prog.slab_object(addr) {
+        return Some(format!(
+            "{:#x}+{:#x} in a{} kmem_cache {} object",
+            o.object,
+            o.offset,
+            if o.free == Some(true) {
+                " FREED"
+            } else {
+                "n allocated"
+            },
+            o.cache_name
+        ));
+    }
     let (s, off) = prog.lookup(addr)?;
     Some(if off == 0 {
         s.name
@@ -67,7 +81,21 @@ pub fn explain(report: &Report, prog: &Program, sym: &mut Symbolizer, found: &mu
         .iter()
         .any(|f| f.facts.get("class").is_some_and(|c| c.starts_with("slab_")));
     let mut seen = std::collections::HashSet::new();
+    // Registers of a stuck CPU or a BUG hold whatever the code last used: only a fault (or a
+    // BUG, the allocator's double-free check) makes a freed object in a register relevant, and
+    // only a slab-poisoned bad pointer makes it the cause (high).
+    let relevant = matches!(
+        report.kind,
+        Kind::NullPointerDereference
+            | Kind::PagingRequest
+            | Kind::GeneralProtectionFault
+            | Kind::KernelBug
+            | Kind::Kasan
+    );
     for r in GP {
+        if !relevant {
+            break;
+        }
         let Some(&v) = report.registers.get(r) else {
             continue;
         };
@@ -91,10 +119,14 @@ pub fn explain(report: &Report, prog: &Program, sym: &mut Symbolizer, found: &mu
                 if poisoned {
                     ": the poisoned pointer was read from freed memory like this (use after free)"
                 } else {
-                    ""
+                    " (a freed object still in use, or a stale register)"
                 }
             ),
-            Confidence::High,
+            if poisoned {
+                Confidence::High
+            } else {
+                Confidence::Medium
+            },
         );
         f.evidence.push(format!(
             "vmcore: slab {:#x} of cache {} ({:#x}), object index {} of {}, on the freelist",

@@ -239,3 +239,45 @@ fn with_vmcore_the_five_seed_patterns() {
     assert_eq!(fact(o, "cache"), "kmlab_session");
     assert_eq!(fact(first(&fs, "bad_pointer"), "member"), "refcount");
 }
+
+/// Memory facts that may be `high` for a scenario's known cause.
+fn allowed_with_core(kind: &str, f: &Finding) -> bool {
+    match f.kind.as_str() {
+        "freed_object" => kind == "general_protection_fault",
+        "list_walk" => kind == "list_corruption",
+        "array_index" | "vmalloc_bounds" => kind == "paging_request",
+        _ => allowed(kind, f),
+    }
+}
+
+#[test]
+fn no_wrong_confident_finding_with_vmcores() {
+    let sc = lab().scenarios().expect("scenarios");
+    let (mut checked, mut high) = (0, 0);
+    for s in &sc {
+        let Some(kind) = s.meta.kind.clone().filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        if !s.console_log().is_file() || (s.dump("kdump-zlib").is_none() && s.dump("elf").is_none())
+        {
+            continue;
+        }
+        let fs = explain_with_core(&s.meta.name);
+        checked += 1;
+        for f in &fs {
+            assert!(!f.evidence.is_empty(), "{}: {f:?}", s.meta.name);
+            if f.confidence == Confidence::High {
+                high += 1;
+                assert!(
+                    allowed_with_core(&kind, f),
+                    "{}: high-confidence {} contradicts the known cause {kind}: {}",
+                    s.meta.name,
+                    f.kind,
+                    f.summary
+                );
+            }
+        }
+    }
+    println!("explain --core over {checked} lab scenarios: {high} high-confidence findings, none contradicting the known cause");
+    assert!(checked >= 20);
+}
