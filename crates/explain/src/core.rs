@@ -4,7 +4,7 @@
 
 use crate::{Confidence, Finding};
 use kmortem_kernel::list::walk_list;
-use kmortem_kernel::Program;
+use kmortem_kernel::{Memory, Program};
 use kmortem_oops::{Kind, Report};
 use kmortem_symbols::Symbolizer;
 
@@ -21,6 +21,17 @@ fn hexfact(f: &Finding, k: &str) -> Option<u64> {
 /// A module's static variable (or a vmlinux symbol) containing a runtime address:
 /// `stale.leaf_cfs_rq_list`, `a.link`.
 fn name_address(prog: &Program, sym: &mut Symbolizer, addr: u64) -> Option<String> {
+    name_address_as(prog, sym, addr, true)
+}
+
+/// `member`: name the member at the address (`a.link`) rather than the object (`a`) when it is
+/// at offset 0.
+fn name_address_as(
+    prog: &Program,
+    sym: &mut Symbolizer,
+    addr: u64,
+    member: bool,
+) -> Option<String> {
     for m in prog.modules() {
         if m.size > 0 && !(m.base..m.base + m.size).contains(&addr) {
             continue;
@@ -37,6 +48,9 @@ fn name_address(prog: &Program, sym: &mut Symbolizer, addr: u64) -> Option<Strin
             if let Some((i, _)) = bin.symbols_named(&s.name).next() {
                 let la = bin.symbols[i].address + off;
                 if let Some((vn, Some(t), voff)) = bin.static_variable_at(la) {
+                    if voff == 0 && !member {
+                        return Some(vn);
+                    }
                     if let Some((p, _)) = crate::origin::shallow_member(&bin, t, voff) {
                         return Some(format!("{vn}.{p}"));
                     }
@@ -274,6 +288,7 @@ pub fn explain(report: &Report, prog: &Program, sym: &mut Symbolizer, found: &mu
         }
         extra.push(g);
     }
+    extra.extend(hung_waits(report, prog, sym));
     found.extend(extra);
     found.sort_by_key(|f| std::cmp::Reverse(f.confidence));
 }
@@ -281,4 +296,226 @@ pub fn explain(report: &Report, prog: &Program, sym: &mut Symbolizer, found: &mu
 /// Values that are never slab addresses (poison, non-canonical).
 fn kmortem_symbols_class_bad(v: u64) -> bool {
     crate::pointer::classify(v).is_some()
+}
+
+/// A hung task's wait: find the waiter record on its stack (`struct mutex_waiter`,
+/// `struct rwsem_waiter`, or the `struct swait_queue` of a completion: each holds `task` = the
+/// hung task and is linked into the lock's wait list), follow the list to the lock, and name the
+/// lock and its owner.
+///
+/// Folklore: mutex_lock() queues a `struct mutex_waiter` on the sleeper's stack
+/// (kernel/locking/mutex.c, `waiter.task = current` since v4.10; before, `waiter->task` too);
+/// down_read/down_write a `struct rwsem_waiter`; wait_for_completion() a `struct swait_queue`
+/// (DECLARE_SWAITQUEUE, since v4.19 when completions moved to simple waitqueues). The list
+/// head lives in the lock: `mutex.wait_list`, `rw_semaphore.wait_list`,
+/// `completion.wait.task_list`. Members are probed by name, never by version. Pinned by the
+/// `hung_task` lab test (a completion nobody completes).
+pub fn hung_waits(report: &Report, prog: &Program, sym: &mut Symbolizer) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if report.kind != Kind::HungTask {
+        return out;
+    }
+    // `INFO: task sh:103 blocked for more than ...` names the hung task; the report's `PID:`
+    // may be the khungtaskd CPU's own line.
+    let pid = (|| -> Option<u32> {
+        let t = report.text.split("INFO: task ").nth(1)?;
+        let t = t.split_whitespace().next()?;
+        t.rsplit(':').next()?.parse().ok()
+    })()
+    .or(report.pid);
+    let Some(pid) = pid else { return out };
+    let Ok(tasks) = prog.tasks() else { return out };
+    let Some(task) = tasks.iter().find(|t| t.pid == pid as i32) else {
+        return out;
+    };
+    let Ok(stack) = prog.read_member(task.task, "task_struct", "stack") else {
+        return out;
+    };
+    // THREAD_SIZE: 16 KiB on x86_64 (32 KiB with KASAN); the words past the stack's end are
+    // simply not waiter records, so scanning 32 KiB is safe.
+    let mut words = vec![0u8; 32 * 1024];
+    let n = if prog.read(stack, &mut words).is_ok() {
+        words.len()
+    } else if prog.read(stack, &mut words[..16 * 1024]).is_ok() {
+        16 * 1024
+    } else {
+        return out;
+    };
+    let on_stack = |a: u64| a >= stack && a < stack + n as u64;
+    let word = |a: u64| -> Option<u64> {
+        if on_stack(a) && a + 8 <= stack + n as u64 {
+            let i = (a - stack) as usize;
+            Some(u64::from_le_bytes(words[i..i + 8].try_into().ok()?))
+        } else {
+            prog.read_u64(a).ok()
+        }
+    };
+    // (waiter struct, list member, lock struct, path of the list head in the lock, what)
+    let kinds: [(&str, &str, &str, &[&str], &str); 3] = [
+        ("mutex_waiter", "list", "mutex", &["wait_list"], "mutex"),
+        (
+            "rwsem_waiter",
+            "list",
+            "rw_semaphore",
+            &["wait_list"],
+            "rw_semaphore",
+        ),
+        (
+            "swait_queue",
+            "task_list",
+            "completion",
+            &["wait", "task_list"],
+            "completion",
+        ),
+    ];
+    for (wname, lname, lock, path, what) in kinds {
+        let (Ok(task_off), Ok(list_off)) =
+            (prog.offset_of(wname, "task"), prog.offset_of(wname, lname))
+        else {
+            continue;
+        };
+        // Offset of the list head inside the lock.
+        let mut head_off = 0;
+        let mut ok = true;
+        let mut sname = lock.to_string();
+        for (i, m) in path.iter().enumerate() {
+            match prog.offset_of(&sname, m) {
+                Ok(o) => head_off += o,
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+            if i + 1 < path.len() {
+                // completion.wait is a struct swait_queue_head.
+                sname = "swait_queue_head".into();
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let mut a = stack;
+        while a + 8 <= stack + n as u64 {
+            let w = a;
+            a += 8;
+            if word(w + task_off) != Some(task.task) {
+                continue;
+            }
+            // Follow the waiter's list until it leaves the stack: that node is the lock's head.
+            let mut node = w + list_off;
+            let mut head = None;
+            for _ in 0..64 {
+                let Some(next) = word(node) else { break };
+                if next == 0 || next == w + list_off {
+                    break;
+                }
+                if !on_stack(next) {
+                    head = Some(next);
+                    break;
+                }
+                node = next;
+            }
+            let Some(head) = head else { continue };
+            // The waiter's own list node must be on the head's list (walking from the head),
+            // or a stray stack word that happens to point at a list head would match.
+            let mut on_list = false;
+            let mut x = head;
+            for _ in 0..256 {
+                let Some(nx) = word(x) else { break };
+                if nx == w + list_off {
+                    on_list = true;
+                    break;
+                }
+                if nx == head || nx == 0 {
+                    break;
+                }
+                x = nx;
+            }
+            if !on_list {
+                continue;
+            }
+            let lock_addr = head - head_off;
+            let name = name_address_as(prog, sym, lock_addr, false);
+            let mut f = Finding::new("hung_lock", String::new(), Confidence::High);
+            f.evidence.push(format!(
+                "vmcore: a struct {wname} at {w:#x} on the stack of pid {pid} ({}) has task = {:#x} and is linked into {head:#x}",
+                task.comm, task.task
+            ));
+            let label = name
+                .as_ref()
+                .map(|n| format!("`{n}` ({lock_addr:#x})"))
+                .unwrap_or_else(|| format!("{lock_addr:#x}"));
+            match what {
+                "mutex" | "rw_semaphore" => {
+                    let st = if what == "mutex" {
+                        prog.mutex_owner(lock_addr)
+                    } else {
+                        prog.rwsem_owner(lock_addr)
+                    };
+                    match st {
+                        Ok(s) => {
+                            let owner = s
+                                .owner
+                                .as_ref()
+                                .map(|o| {
+                                    format!(
+                                        "held by pid {} ({}) at task {:#x}",
+                                        o.pid, o.comm, o.task
+                                    )
+                                })
+                                .unwrap_or_else(|| {
+                                    if s.reader_owned {
+                                        format!("held by {} reader(s)", s.readers)
+                                    } else {
+                                        "with no owner recorded".into()
+                                    }
+                                });
+                            f.summary = format!(
+                                "pid {pid} ({}) waits for the {what} {label}, {owner}; {} waiter(s) queued{}",
+                                task.comm,
+                                s.waiters.len(),
+                                s.owner
+                                    .as_ref()
+                                    .map(|o| format!(" — the owner's stack: `kmortem core DUMP -c 'bt {}'`", o.pid))
+                                    .unwrap_or_default()
+                            );
+                            if let Some(o) = &s.owner {
+                                f.fact("owner_pid", o.pid.to_string());
+                                f.fact("owner_comm", o.comm.clone());
+                            }
+                        }
+                        Err(e) => {
+                            f.summary =
+                                format!("pid {pid} ({}) waits for the {what} {label}", task.comm);
+                            f.evidence.push(format!("owner unreadable: {e}"));
+                            f.confidence = Confidence::Medium;
+                        }
+                    }
+                }
+                _ => {
+                    let done = prog.read_u32(lock_addr).ok();
+                    f.summary = format!(
+                        "pid {pid} ({}) waits for the completion {label}{}",
+                        task.comm,
+                        match done {
+                            Some(0) => ": `done` is 0, nothing has completed it (a completion has no owner: find who should call complete())".to_string(),
+                            Some(d) => format!(": `done` = {d}"),
+                            None => String::new(),
+                        }
+                    );
+                    if let Some(d) = done {
+                        f.evidence.push(format!("vmcore: completion.done = {d}"));
+                    }
+                }
+            }
+            f.fact("wait", what);
+            f.fact("lock", format!("{lock_addr:#x}"));
+            if let Some(n) = name {
+                f.fact("lock_name", n);
+            }
+            out.push(f);
+            return out;
+        }
+    }
+    out
 }

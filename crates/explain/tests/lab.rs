@@ -238,6 +238,13 @@ fn with_vmcore_the_five_seed_patterns() {
     let o = first(&fs, "freed_object");
     assert_eq!(fact(o, "cache"), "kmlab_session");
     assert_eq!(fact(first(&fs, "bad_pointer"), "member"), "refcount");
+
+    // hung_task (not a seed pattern, but the hung-task bar): the completion it waits on.
+    let fs = explain_with_core("hung_task");
+    let h = first(&fs, "hung_lock");
+    assert_eq!(fact(h, "wait"), "completion");
+    assert_eq!(fact(h, "lock_name"), "kmlab_never");
+    assert!(h.summary.contains("`done` is 0"), "{}", h.summary);
 }
 
 /// Memory facts that may be `high` for a scenario's known cause.
@@ -245,6 +252,7 @@ fn allowed_with_core(kind: &str, f: &Finding) -> bool {
     match f.kind.as_str() {
         "freed_object" => kind == "general_protection_fault",
         "list_walk" => kind == "list_corruption",
+        "hung_lock" => kind == "hung_task",
         "array_index" | "vmalloc_bounds" => kind == "paging_request",
         _ => allowed(kind, f),
     }
