@@ -20,6 +20,8 @@ pub struct FnCode {
     pub start: u64,
     pub insns: Vec<Insn>,
     branches: Vec<(u64, u64)>,
+    /// `variables_at` results by PC (the DIE walk of a vmlinux unit is not free).
+    scopes: std::cell::RefCell<std::collections::HashMap<u64, Vec<kmortem_symbols::Scope>>>,
 }
 
 impl FnCode {
@@ -40,7 +42,18 @@ impl FnCode {
             start: sym.address,
             insns,
             branches,
+            scopes: Default::default(),
         })
+    }
+
+    /// Scopes and variables at `pc` (cached).
+    pub fn variables_at(&self, pc: u64) -> Vec<kmortem_symbols::Scope> {
+        if let Some(v) = self.scopes.borrow().get(&pc) {
+            return v.clone();
+        }
+        let v = self.bin.variables_at(pc).unwrap_or_default();
+        self.scopes.borrow_mut().insert(pc, v.clone());
+        v
     }
 
     pub fn insn_at(&self, ip: u64) -> Option<&Insn> {
@@ -307,7 +320,7 @@ impl<'a> Tracer<'a> {
     /// The variable living in `reg` at `pc`, innermost scope first (`prefer_struct`: the first
     /// whose pointee is a struct or union, if any).
     pub fn var_in(&self, code: &FnCode, pc: u64, reg: u16, prefer_struct: bool) -> Option<Origin> {
-        let scopes = code.bin.variables_at(pc).ok()?;
+        let scopes = code.variables_at(pc);
         let mut cands = Vec::new();
         for s in &scopes {
             for v in &s.vars {

@@ -239,7 +239,8 @@ pub fn lockup(report: &Report, frames: &Frames) -> Vec<Finding> {
     } else {
         Confidence::Medium
     };
-    if let Ok(scopes) = code.bin.variables_at(pc) {
+    {
+        let scopes = code.variables_at(pc);
         'outer: for s in &scopes {
             for v in &s.vars {
                 if !LOCK_TYPES.iter().any(|t| v.type_name.contains(t)) {

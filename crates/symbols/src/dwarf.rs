@@ -389,6 +389,16 @@ impl DwarfIndex {
         None
     }
 
+    /// A unit already parsed that contains `off`.
+    pub(crate) fn parsed_unit_containing(&self, off: usize) -> Option<Arc<UnitData>> {
+        let m = self.units.lock().ok()?;
+        m.iter()
+            .find(|(start, u)| {
+                off >= **start && off < **start + u.unit.header.length_including_self()
+            })
+            .map(|(_, u)| u.clone())
+    }
+
     pub(crate) fn unit_containing(&self, off: usize) -> Option<usize> {
         let starts = self.unit_starts.get_or_init(|| {
             let mut v = Vec::new();

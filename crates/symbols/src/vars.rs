@@ -377,6 +377,12 @@ impl DwarfIndex {
 
     /// The unit and unit offset of a global `.debug_info` offset.
     fn die_at(&self, global: u64) -> Option<(Arc<UnitData>, UnitOffset)> {
+        // Most references stay in a unit already parsed: look there before enumerating every
+        // unit header (which touches pages all over vmlinux's 160 MB of .debug_info).
+        if let Some(u) = self.parsed_unit_containing(global as usize) {
+            let off = gimli::DebugInfoOffset(global as usize).to_unit_offset(&u.unit.header)?;
+            return Some((u, off));
+        }
         let start = self.unit_containing(global as usize)?;
         let u = self.unit(start).ok()?;
         let off = gimli::DebugInfoOffset(global as usize).to_unit_offset(&u.unit.header)?;
