@@ -18,6 +18,7 @@ struct Cli {
 enum Command {
     Oops(cmd::oops::Args),
     Decode(cmd::decode::Args),
+    Explain(cmd::explain::Args),
     Core(cmd::core::Args),
     Log(cmd::log::Args),
     Sys(cmd::sys::Args),
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Oops(a) => cmd::oops::run(a),
         Command::Decode(a) => cmd::decode::run(a),
+        Command::Explain(a) => cmd::explain::run(a),
         Command::Core(a) => cmd::core::run(a),
         Command::Log(a) => cmd::log::run(a),
         Command::Sys(a) => cmd::sys::run(a),

@@ -34,6 +34,8 @@ pub(crate) struct DwarfIndex {
     units: Mutex<HashMap<usize, Arc<UnitData>>>,
     /// Start offsets of every unit, read once on the first cross-unit reference.
     unit_starts: std::sync::OnceLock<Vec<usize>>,
+    /// Fixed-address variables (see `vars.rs`), built on first use.
+    pub(crate) statics: std::sync::OnceLock<Vec<(u64, String, Option<u64>)>>,
 }
 
 struct Row {
@@ -109,6 +111,7 @@ impl DwarfIndex {
             aranges,
             units: Mutex::new(HashMap::new()),
             unit_starts: std::sync::OnceLock::new(),
+            statics: std::sync::OnceLock::new(),
         })
     }
 
@@ -384,6 +387,16 @@ impl DwarfIndex {
             }
         }
         None
+    }
+
+    /// A unit already parsed that contains `off`.
+    pub(crate) fn parsed_unit_containing(&self, off: usize) -> Option<Arc<UnitData>> {
+        let m = self.units.lock().ok()?;
+        m.iter()
+            .find(|(start, u)| {
+                off >= **start && off < **start + u.unit.header.length_including_self()
+            })
+            .map(|(_, u)| u.clone())
     }
 
     pub(crate) fn unit_containing(&self, off: usize) -> Option<usize> {

@@ -40,6 +40,8 @@ pub struct SectionInfo {
     pub address: u64,
     pub size: u64,
     pub executable: bool,
+    /// The section's bytes in the file (not relocated; empty for NOBITS).
+    pub data: &'static [u8],
 }
 
 pub struct Binary {
@@ -55,6 +57,8 @@ pub struct Binary {
     /// Debug sections by name (`.debug_info`, ...), decompressed and relocated.
     debug: HashMap<String, &'static [u8]>,
     pub(crate) dwarf: std::sync::OnceLock<Result<crate::dwarf::DwarfIndex, Error>>,
+    /// `ET_REL` code relocations: (site, S + A), sorted by site.
+    code_relocs: Vec<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Binary {
@@ -141,6 +145,7 @@ impl Binary {
                 address,
                 size: s.size(),
                 executable: s.kind() == SectionKind::Text,
+                data: s.data().unwrap_or(&[]),
             });
         }
 
@@ -223,7 +228,43 @@ impl Binary {
             debug.insert(dname, bytes);
         }
 
+        // Code relocations of a relocatable object: the site (our layout) -> S + A, so that a
+        // RIP-relative operand or a call in a `.ko` can be resolved to the symbol it names.
+        let mut code_relocs = Vec::new();
+        if kind == ElfKind::Relocatable {
+            for s in obj.sections() {
+                if s.kind() != SectionKind::Text {
+                    continue;
+                }
+                let Some(&base) = base_of.get(&s.index().0) else {
+                    continue;
+                };
+                for (off, rel) in s.relocations() {
+                    let target = match rel.target() {
+                        RelocationTarget::Symbol(si) => match obj.symbol_by_index(si) {
+                            Ok(sym) => match sym.section_index().and_then(|x| base_of.get(&x.0)) {
+                                Some(b) => b.wrapping_add(sym.address()),
+                                None => continue,
+                            },
+                            Err(_) => continue,
+                        },
+                        RelocationTarget::Section(si) => match base_of.get(&si.0) {
+                            Some(b) => *b,
+                            None => continue,
+                        },
+                        _ => continue,
+                    };
+                    code_relocs.push((
+                        base.wrapping_add(off),
+                        target.wrapping_add(rel.addend() as u64),
+                    ));
+                }
+            }
+            code_relocs.sort_unstable();
+        }
+
         Ok(Binary {
+            code_relocs,
             path: path.to_owned(),
             kind,
             arch: obj.architecture(),
@@ -235,6 +276,38 @@ impl Binary {
             debug,
             dwarf: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Up to `len` bytes of a section at a link-time address (our layout for `ET_REL`), as stored
+    /// in the file: code of a `.ko` still has its relocation sites zeroed (calls, globals), which
+    /// does not change the instructions' register operands.
+    pub fn bytes_at(&self, addr: u64, len: usize) -> Option<&'static [u8]> {
+        let s = self
+            .sections
+            .iter()
+            .filter(|s| s.size > 0 && !s.data.is_empty())
+            .find(|s| addr >= s.address && addr < s.address + s.size)?;
+        let off = usize::try_from(addr - s.address).ok()?;
+        let end = off.saturating_add(len).min(s.data.len());
+        s.data.get(off..end)
+    }
+
+    /// For a relocation site in the code of a `.ko` (our layout): `S + A`. A PC-relative operand
+    /// ending at `next` then addresses `next + (S + A) - site`.
+    pub fn code_relocation(&self, site: u64) -> Option<u64> {
+        let i = self.code_relocs.partition_point(|r| r.0 < site);
+        self.code_relocs.get(i).filter(|r| r.0 == site).map(|r| r.1)
+    }
+
+    /// The data object (`STT_OBJECT`) containing an address: (symbol, offset into it).
+    pub fn data_symbol_at(&self, addr: u64) -> Option<(&Sym, u64)> {
+        let n = self.symbols.partition_point(|s| s.address <= addr);
+        self.symbols[..n]
+            .iter()
+            .rev()
+            .take(64)
+            .find(|s| s.is_object && addr < s.address + s.size.max(1))
+            .map(|s| (s, addr - s.address))
     }
 
     pub fn has_dwarf(&self) -> bool {

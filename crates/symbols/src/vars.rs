@@ -108,9 +108,31 @@ fn encoding() -> gimli::Encoding {
     }
 }
 
+/// gimli computes `8 * size` for `DW_OP_piece size` and overflows (a panic with debug
+/// assertions) on a huge uleb; found by the `explain_messages` fuzz target. Reject any byte
+/// 0x93 followed by a uleb >= 2^60 (a false positive only makes an expression unreadable).
+fn huge_piece(e: &[u8]) -> bool {
+    e.iter().enumerate().any(|(i, &b)| {
+        if b != gimli::constants::DW_OP_piece.0 {
+            return false;
+        }
+        let mut v: u128 = 0;
+        for (k, &x) in e[i + 1..].iter().take(18).enumerate() {
+            v |= u128::from(x & 0x7f) << (7 * k);
+            if x & 0x80 == 0 {
+                break;
+            }
+        }
+        v >= 1 << 60
+    })
+}
+
 fn decode_ops(
     e: &[u8],
 ) -> Option<Vec<gimli::Operation<gimli::EndianSlice<'_, gimli::LittleEndian>>>> {
+    if huge_piece(e) {
+        return None;
+    }
     let expr = gimli::Expression(gimli::EndianSlice::new(e, gimli::LittleEndian));
     let mut it = expr.operations(encoding());
     let mut out = Vec::new();
@@ -218,6 +240,9 @@ pub fn evaluate(
     mem: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
     cfa: Option<u64>,
 ) -> Result<Value, Error> {
+    if huge_piece(expr) {
+        return Ok(Value::Unknown("DW_OP_piece size out of range".into()));
+    }
     let bytes = gimli::EndianSlice::new(expr, gimli::LittleEndian);
     let mut ev = gimli::Expression(bytes).evaluation(encoding());
     let mut res = ev.evaluate().map_err(gerr)?;
@@ -377,6 +402,12 @@ impl DwarfIndex {
 
     /// The unit and unit offset of a global `.debug_info` offset.
     fn die_at(&self, global: u64) -> Option<(Arc<UnitData>, UnitOffset)> {
+        // Most references stay in a unit already parsed: look there before enumerating every
+        // unit header (which touches pages all over vmlinux's 160 MB of .debug_info).
+        if let Some(u) = self.parsed_unit_containing(global as usize) {
+            let off = gimli::DebugInfoOffset(global as usize).to_unit_offset(&u.unit.header)?;
+            return Some((u, off));
+        }
         let start = self.unit_containing(global as usize)?;
         let u = self.unit(start).ok()?;
         let off = gimli::DebugInfoOffset(global as usize).to_unit_offset(&u.unit.header)?;
@@ -827,6 +858,46 @@ impl DwarfIndex {
     }
 }
 
+impl DwarfIndex {
+    /// Static/global variables with a fixed address (`DW_OP_addr`), found by scanning every unit:
+    /// (address, name, type DIE). Only used for small binaries (modules).
+    fn static_variables(&self) -> Vec<(u64, String, Option<u64>)> {
+        let mut out = Vec::new();
+        let mut units = self.dwarf.units();
+        while let Ok(Some(h)) = units.next() {
+            let Some(start) = h.offset().as_debug_info_offset() else {
+                continue;
+            };
+            let Ok(u) = self.unit(start.0) else { continue };
+            let mut entries = u.unit.entries();
+            while let Ok(Some((_, e))) = entries.next_dfs() {
+                if e.tag() != gimli::DW_TAG_variable {
+                    continue;
+                }
+                let Ok(Some(AttributeValue::Exprloc(ex))) = e.attr_value(gimli::DW_AT_location)
+                else {
+                    continue;
+                };
+                let b = ex.0.slice();
+                // DW_OP_addr <8 bytes>
+                if b.len() != 9 || b[0] != gimli::constants::DW_OP_addr.0 {
+                    continue;
+                }
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&b[1..9]);
+                let addr = u64::from_le_bytes(a);
+                let off = e.offset();
+                let Some(name) = self.string_attr(&u, off, gimli::DW_AT_name) else {
+                    continue;
+                };
+                out.push((addr, name, self.type_of(&u, off)));
+            }
+        }
+        out.sort_by_key(|x| x.0);
+        out
+    }
+}
+
 impl Binary {
     /// Scopes and their variables at a link-time address (see [`Scope`]). Empty when the binary
     /// has no DWARF or no function covers the address.
@@ -835,6 +906,28 @@ impl Binary {
             return Ok(Vec::new());
         }
         self.dwarf_index()?.variables(addr)
+    }
+
+    /// The static or global variable containing `addr` (from `DW_OP_addr` locations): (name,
+    /// type DIE, offset into it). Scans every unit once, so only for binaries with less than
+    /// 64 MiB of `.debug_info` (modules); `None` for vmlinux.
+    pub fn static_variable_at(&self, addr: u64) -> Option<(String, Option<u64>, u64)> {
+        if self.debug_section(".debug_info").len() > 64 << 20 {
+            return None;
+        }
+        let d = self.dwarf_index().ok()?;
+        let vars = d.statics.get_or_init(|| d.static_variables());
+        let n = vars.partition_point(|v| v.0 <= addr);
+        for v in vars[..n].iter().rev().take(16) {
+            let size =
+                v.2.and_then(|t| self.strip_type(t))
+                    .and_then(|t| self.sizeof(&t))
+                    .unwrap_or(1);
+            if addr < v.0 + size.max(1) {
+                return Some((v.1.clone(), v.2, addr - v.0));
+            }
+        }
+        None
     }
 
     /// A type DIE by global `.debug_info` offset.

@@ -1,0 +1,235 @@
+//! `kmortem explain`: what exactly went wrong at the faulting instruction.
+
+use anyhow::{Context as _, Result};
+use kmortem_explain::{decode, Finding};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Explain a kernel crash: which pointer was bad, which member was touched, which list link is
+/// broken, which condition fired, which loop a stuck CPU spins in.
+///
+/// Findings come most certain first; each has a kind, a one-line summary, the evidence behind it
+/// (trapping instruction, register values, DWARF locations, kernel messages) and a confidence
+/// (high, medium, low). When no variable lives in the faulting register at that PC, it says so.
+///
+/// Works from the console log and the debug info alone: the trapping instruction's memory
+/// operand → the register's value in the oops → the DWARF variable in that register → the
+/// member at that offset of its type, and the instructions (and the caller's) that loaded it.
+///
+/// Debug info is found like `kmortem decode` finds it (--vmlinux, --modules, --debug-dir, or from
+/// the release in the oops).
+///
+/// Examples:
+///   kmortem explain console.log
+///   dmesg | kmortem explain --vmlinux ./vmlinux --modules ./drivers/
+///   kmortem explain oops.txt --source ~/linux --json
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Log to read; `-` or nothing reads standard input.
+    pub log: Option<PathBuf>,
+    /// vmlinux with DWARF (default: found from the oops's release).
+    #[arg(long, value_name = "PATH")]
+    pub vmlinux: Option<PathBuf>,
+    /// Directory searched recursively for module `.ko` files (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub modules: Vec<PathBuf>,
+    /// Root (or directory) holding debug files in the usual layouts (repeatable).
+    #[arg(long = "debug-dir", value_name = "DIR")]
+    pub debug_dir: Vec<PathBuf>,
+    /// Kernel release to look debug files up for (default: from the oops).
+    #[arg(long, value_name = "REL")]
+    pub release: Option<String>,
+    /// The vmcore of the same crash: add memory facts (freed slab objects, vmalloc bounds and
+    /// real array lengths, the damaged list walked). Without LOG, the log is read from the
+    /// vmcore's printk buffer.
+    #[arg(long = "core", value_name = "VMCORE")]
+    pub core: Option<PathBuf>,
+    /// Source tree (or file): show the line and condition of `kernel BUG at`/`WARNING at`.
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+    /// Do not look in / for debug files (only --vmlinux, --modules, --debug-dir).
+    #[arg(long = "no-system")]
+    pub no_system: bool,
+    /// Print JSON (docs/json/explain.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ReportOut {
+    title: String,
+    kind: String,
+    findings: Vec<Finding>,
+}
+
+#[derive(Serialize)]
+struct JsonOut {
+    notes: Vec<String>,
+    reports: Vec<ReportOut>,
+}
+
+fn read_input(log: &Option<PathBuf>) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    match log {
+        Some(p) if p.as_os_str() != "-" => {
+            buf = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        }
+        _ => {
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("cannot read standard input")?;
+        }
+    }
+    decode::normalize_input(&mut buf);
+    Ok(buf)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let mut program = None;
+    if let Some(c) = &args.core {
+        program = Some(
+            kmortem_kernel::Program::open(c, args.vmlinux.as_deref())
+                .with_context(|| format!("cannot open {}", c.display()))?,
+        );
+    }
+    let input = match (&args.log, &program) {
+        (None, Some(p)) => {
+            let recs = kmortem_kernel::printk::read_printk_log(p, &p.vmcoreinfo)
+                .context("cannot read the log from the vmcore")?;
+            let mut t = String::new();
+            for r in recs {
+                t.push_str(&r.format(false));
+                t.push('\n');
+            }
+            t.into_bytes()
+        }
+        _ => read_input(&args.log)?,
+    };
+    let text = String::from_utf8_lossy(&input);
+    let reports = kmortem_oops::parse(&input);
+    let mut notes = Vec::new();
+    let opts = decode::DebugOptions {
+        vmlinux: args.vmlinux.clone(),
+        modules: args.modules.clone(),
+        debug_dir: args.debug_dir.clone(),
+        release: args.release.clone(),
+        no_system: args.no_system,
+        ..Default::default()
+    };
+    let (mut sym, _release) = decode::symbolizer_for(&opts, &text, &reports, &mut notes);
+    // Known-bug link: only when a fixes index was built under $KMORTEM_HOME (`kmortem fixes import`).
+    let fixes = kmortem_fixes::FixIndex::open(&kmortem_fixes::default_home())
+        .ok()
+        .filter(|ix| !ix.is_empty());
+    let mut outs = Vec::new();
+    for r in &reports {
+        let mut ctx = kmortem_explain::Context {
+            sym: &mut sym,
+            source: args.source.as_deref(),
+            log: Some(&text),
+            program: program.as_ref(),
+        };
+        let mut findings = kmortem_explain::explain(r, &mut ctx);
+        if let Some(ix) = &fixes {
+            findings.extend(known_fixes(ix, r, &text));
+        }
+        outs.push(ReportOut {
+            title: r.title.clone(),
+            kind: r.kind.as_str().to_string(),
+            findings,
+        });
+    }
+    notes.append(&mut sym.notes);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &JsonOut {
+                notes,
+                reports: outs,
+            },
+        )?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if outs.is_empty() {
+        writeln!(out, "no kernel crash report found in the input")?;
+    }
+    for (i, r) in outs.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{}", r.title)?;
+        if r.findings.is_empty() {
+            writeln!(
+                out,
+                "  no findings (nothing in the report and debug info explains it)"
+            )?;
+        }
+        for f in &r.findings {
+            writeln!(
+                out,
+                "  [{}] {}: {}",
+                f.confidence.as_str(),
+                f.kind,
+                f.summary
+            )?;
+            for e in &f.evidence {
+                writeln!(out, "      - {e}")?;
+            }
+        }
+    }
+    out.flush()?;
+    for n in notes {
+        eprintln!("kmortem explain: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The top candidates of the fixes index for one report, as `known_fix` findings (low
+/// confidence: a ranked suggestion, not a proof).
+fn known_fixes(ix: &kmortem_fixes::FixIndex, r: &kmortem_oops::Report, text: &str) -> Vec<Finding> {
+    let Some(q) = kmortem_fixes::CrashQuery::from_reports(std::slice::from_ref(r), text) else {
+        return Vec::new();
+    };
+    let Ok(cands) = ix.search(&q, 3) else {
+        return Vec::new();
+    };
+    cands
+        .into_iter()
+        .map(|c| {
+            let mut f = Finding::new(
+                "known_fix",
+                format!(
+                    "possibly known: {}{} (score {:.1})",
+                    c.cve
+                        .as_deref()
+                        .map(|x| format!("{x}: "))
+                        .unwrap_or_default(),
+                    c.subject,
+                    c.score
+                ),
+                kmortem_explain::Confidence::Low,
+            );
+            for e in &c.evidence {
+                f.evidence
+                    .push(format!("{}: {} ({})", e.kind, e.matched.join(", "), e.note));
+            }
+            if f.evidence.is_empty() {
+                f.evidence.push("ranked by kmortem fixes".into());
+            }
+            if let Some(cve) = &c.cve {
+                f.fact("cve", cve.clone());
+            }
+            if !c.commits.is_empty() {
+                f.fact("commits", c.commits.join(" "));
+            }
+            f
+        })
+        .collect()
+}

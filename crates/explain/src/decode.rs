@@ -1,0 +1,620 @@
+//! Decoding an oops: symbolize every frame like the kernel's `scripts/decode_stacktrace.sh`,
+//! disassemble the `Code:` line like `scripts/decodecode` (operands evaluated with the oops's
+//! registers), and show the faulting source line. `kmortem decode` is a thin shell over this; it
+//! lives here (not in kmortem-symbols) because it joins three crates (oops, symbols, disasm) and
+//! `explain` starts from the same resolutions.
+
+use kmortem_disasm::{Arch, Decoded};
+use kmortem_symbols::{locate, trace, Query, Resolution, Source, Symbolizer};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where debug information comes from (the `decode`/`explain` flags).
+#[derive(Debug, Clone, Default)]
+pub struct DebugOptions {
+    pub vmlinux: Option<PathBuf>,
+    pub modules: Vec<PathBuf>,
+    pub debug_dir: Vec<PathBuf>,
+    pub system_map: Option<PathBuf>,
+    pub kaslr_offset: Option<u64>,
+    pub release: Option<String>,
+    pub no_system: bool,
+}
+
+/// Parses a hex number with or without `0x`.
+pub fn parse_hex(s: &str) -> Result<u64, String> {
+    let t = s.trim().trim_start_matches("0x").trim_start_matches("0X");
+    u64::from_str_radix(t, 16).map_err(|e| format!("not a hex number: {s}: {e}"))
+}
+
+/// Serial consoles log CRLF line ends; the report parser wants plain lines.
+pub fn normalize_input(input: &mut Vec<u8>) {
+    if input.contains(&b'\r') {
+        input.retain(|&b| b != b'\r');
+    }
+}
+
+/// A Symbolizer for a log: the release (flag, parsed reports, or scanned), debug files found, KASLR
+/// offset (flag or `Kernel Offset:` line).
+pub fn symbolizer_for(
+    opts: &DebugOptions,
+    text: &str,
+    reports: &[kmortem_oops::Report],
+    notes: &mut Vec<String>,
+) -> (Symbolizer, Option<String>) {
+    let release = opts
+        .release
+        .clone()
+        .or_else(|| reports.iter().find_map(|r| r.kernel_release.clone()))
+        .or_else(|| scan_release(text));
+    let mut sym = setup(opts, release.as_deref(), notes);
+    sym.kaslr_offset = opts.kaslr_offset.or_else(|| scan_kaslr(text));
+    (sym, release)
+}
+
+/// The JSON document of `kmortem decode --json`.
+pub fn decode_json<'a>(
+    sym: &mut Symbolizer,
+    release: Option<String>,
+    reports: &'a [kmortem_oops::Report],
+    source: Option<&Path>,
+    mut notes: Vec<String>,
+) -> JsonOut<'a> {
+    let mut decoded = Vec::new();
+    for r in reports {
+        decoded.push(DecodedReport {
+            report: r,
+            decode: decode_report(sym, r, source),
+        });
+    }
+    notes.append(&mut module_notes(sym, reports));
+    notes.append(&mut sym.notes);
+    let di = debug_info(sym, release, reports);
+    JsonOut {
+        debug_info: di,
+        notes,
+        reports: decoded,
+    }
+}
+
+/// The text output of `kmortem decode`: the log with `(file:line)` annotations, `(inlined by)`
+/// lines, source context and decoded `Code:` lines. Returns the notes (what was missing).
+pub fn write_text(
+    out: &mut impl Write,
+    text: &str,
+    sym: &mut Symbolizer,
+    source: Option<&Path>,
+    mut notes: Vec<String>,
+) -> std::io::Result<Vec<String>> {
+    let mut regs: BTreeMap<String, u64> = BTreeMap::new();
+    let mut pending: Option<PendingCode> = None;
+    let mut last_ip: Option<Resolution> = None;
+    let mut modules_seen = BTreeMap::new();
+    for line in text.lines() {
+        let (stamp_end, body) = strip_stamp(line);
+        let trimmed = body.trim_start();
+        let is_code = trimmed.starts_with("Code:");
+        let reg_toks = if is_code {
+            Vec::new()
+        } else {
+            register_tokens(trimmed)
+        };
+        // The register dump follows the Code: line on x86 (precedes it on arm64): decode once the
+        // dump is over, so the operands can be evaluated.
+        // (x86 prints the registers after Code:, arm64 before it: flush at the first line that is
+        // not a register line.)
+        if reg_toks.is_empty() {
+            if let Some(p) = pending.take() {
+                flush_code(out, p, &regs)?;
+            }
+        }
+        if !reg_toks.is_empty() {
+            writeln!(out, "{line}")?;
+            regs.extend(reg_toks);
+            continue;
+        }
+        if is_code {
+            writeln!(out, "{line}")?;
+            if let Some(c) = kmortem_disasm::code_line::parse(trimmed.trim_start_matches("Code:")) {
+                let address = last_ip.as_ref().and_then(|r| code_address(sym, r));
+                pending = Some(PendingCode {
+                    code: c,
+                    address,
+                    indent: line[..stamp_end].to_string() + " ",
+                });
+            }
+            continue;
+        }
+        if trimmed.starts_with("RIP:") || trimmed.starts_with("pc :") {
+            regs.clear();
+            last_ip = None;
+            // User-mode RIP: `RIP: 0033:0x47b7a0`.
+            if let Some(v) = trimmed
+                .split_whitespace()
+                .nth(1)
+                .and_then(|t| t.rsplit(':').next())
+            {
+                if v.starts_with("0x") {
+                    if let Ok(a) = parse_hex(v) {
+                        last_ip = Some(user_ip(a));
+                    }
+                }
+            }
+        }
+        let Some(tok) = trace::find_frame(line) else {
+            writeln!(out, "{line}")?;
+            continue;
+        };
+        if let Some(m) = &tok.module {
+            modules_seen.insert(kmortem_symbols::split_module(m).0.to_string(), ());
+        }
+        // Old-style `[<ffffffff9a2b3c4d>] func+0x1d/0x50` frames give the KASLR offset.
+        if let (Some(a), None) = (tok.address, tok.module.as_ref()) {
+            sym.learn_kaslr(&tok.function, tok.offset, tok.size, a);
+        }
+        let r = sym.resolve(&query(&tok));
+        if r.source == Source::None {
+            writeln!(out, "{line}")?;
+            continue;
+        }
+        writeln!(out, "{line}{}", annotate(&r))?;
+        let pad = " ".repeat(line[stamp_end..tok.start].chars().count());
+        for (i, f) in r.frames.iter().enumerate().skip(1) {
+            writeln!(
+                out,
+                "{}{pad}(inlined by) {} ({})",
+                &line[..stamp_end],
+                f.function.as_deref().unwrap_or("??"),
+                location(&r, i).unwrap_or_else(|| "??:0".into())
+            )?;
+        }
+        if tok.is_ip {
+            if let Some(dir) = source {
+                if let Some(sc) = source_context(dir, &r) {
+                    writeln!(out, "{}{pad}Source {}:", &line[..stamp_end], sc.file)?;
+                    for l in sc.lines {
+                        let mark = if l.faulting { ">" } else { " " };
+                        writeln!(
+                            out,
+                            "{}{pad}{mark}{:>6}  {}",
+                            &line[..stamp_end],
+                            l.line,
+                            l.text
+                        )?;
+                    }
+                }
+            }
+            last_ip = Some(r);
+        }
+    }
+    if let Some(p) = pending.take() {
+        flush_code(out, p, &regs)?;
+    }
+    out.flush()?;
+    for m in modules_seen.keys() {
+        if sym.module(m).is_none() {
+            notes.push(format!(
+                "module {m}: no {m}.ko found; pass --modules DIR (the build directory of the module, or /usr/lib/debug/lib/modules/REL)"
+            ));
+        }
+    }
+    notes.append(&mut sym.notes);
+    Ok(notes)
+}
+
+#[derive(Serialize)]
+pub struct DebugInfo {
+    pub release: Option<String>,
+    pub vmlinux: Option<PathBuf>,
+    pub vmlinux_has_dwarf: bool,
+    pub vmlinux_build_id: Option<String>,
+    pub system_map: Option<PathBuf>,
+    pub kaslr_offset: Option<u64>,
+    pub modules: BTreeMap<String, Option<PathBuf>>,
+}
+
+#[derive(Serialize)]
+pub struct SourceLine {
+    pub line: u32,
+    pub text: String,
+    pub faulting: bool,
+}
+
+#[derive(Serialize)]
+pub struct ReportDecode {
+    pub ip: Option<Resolution>,
+    pub frames: Vec<Resolution>,
+    pub code: Option<Decoded>,
+    /// Address the `Code:` listing uses for the trapping byte.
+    pub code_address: Option<u64>,
+    pub source: Option<SourceContext>,
+}
+
+#[derive(Serialize)]
+pub struct SourceContext {
+    pub file: String,
+    pub lines: Vec<SourceLine>,
+}
+
+#[derive(Serialize)]
+pub struct DecodedReport<'a> {
+    #[serde(flatten)]
+    pub report: &'a kmortem_oops::Report,
+    pub decode: ReportDecode,
+}
+
+#[derive(Serialize)]
+pub struct JsonOut<'a> {
+    pub debug_info: DebugInfo,
+    pub notes: Vec<String>,
+    pub reports: Vec<DecodedReport<'a>>,
+}
+
+/// Finds a release in the log when the parser did not (`Linux version REL `, `CPU: ... REL #`).
+pub fn scan_release(text: &str) -> Option<String> {
+    for line in text.lines() {
+        if let Some(i) = line.find("Linux version ") {
+            return line[i + 14..].split_whitespace().next().map(str::to_string);
+        }
+        if line.contains(" Comm: ") && (line.contains("Tainted") || line.contains("tainted")) {
+            let toks: Vec<&str> = line.split_whitespace().collect();
+            if let Some(p) = toks.iter().position(|t| t.starts_with('#')) {
+                if p > 0 {
+                    return Some(toks[p - 1].to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `Kernel Offset: 0x2b800000 from 0xffffffff81000000 (relocation range: ...)`.
+pub fn scan_kaslr(text: &str) -> Option<u64> {
+    for line in text.lines() {
+        if let Some(i) = line.find("Kernel Offset: ") {
+            let v = line[i + 15..].split_whitespace().next()?;
+            if v == "disabled" {
+                return Some(0);
+            }
+            return parse_hex(v).ok();
+        }
+    }
+    None
+}
+
+pub fn setup(args: &DebugOptions, release: Option<&str>, notes: &mut Vec<String>) -> Symbolizer {
+    let mut sym = Symbolizer::new();
+    let system = !args.no_system;
+    match &args.vmlinux {
+        Some(p) => {
+            if let Err(e) = sym.set_vmlinux(p) {
+                notes.push(format!("cannot use --vmlinux: {e}"));
+            }
+        }
+        None => {
+            let cands = locate::vmlinux_candidates(release, &args.debug_dir, system);
+            for c in &cands {
+                if c.is_file() && sym.set_vmlinux(c).is_ok() {
+                    break;
+                }
+            }
+        }
+    }
+    match &sym.vmlinux {
+        None => {
+            let how = match release {
+                Some(r) => format!(
+                    "install the debug package (Debian: apt install {}; other distributions: the kernel {r} debuginfo package) or pass --vmlinux / --debug-dir",
+                    locate::debian_dbg_package(r)
+                ),
+                None => "the log names no kernel release; pass --vmlinux PATH or --release REL".to_string(),
+            };
+            notes.push(format!(
+                "no vmlinux found for {}: frames get no file:line; {how}",
+                release.unwrap_or("this kernel")
+            ));
+        }
+        Some(v) if !v.has_dwarf() => {
+            notes.push(format!(
+                "{} has no DWARF (stripped): symbols only, no file:line; {}",
+                v.path.display(),
+                release
+                    .map(|r| format!("apt install {}", locate::debian_dbg_package(r)))
+                    .unwrap_or_else(|| "use the -dbg/debuginfo vmlinux".into())
+            ));
+        }
+        _ => {}
+    }
+    if let Some(m) = &args.system_map {
+        if let Err(e) = sym.set_map(m) {
+            notes.push(format!("{}: {e}", m.display()));
+        }
+    } else if sym.vmlinux.is_none() {
+        // The first candidate that parses: Debian's /boot/System.map is a stub.
+        for m in locate::map_candidates(release, &args.debug_dir, system) {
+            if m.is_file() && sym.set_map(&m).is_ok() {
+                break;
+            }
+        }
+    }
+    for d in &args.modules {
+        sym.add_module_dir(d);
+    }
+    for d in locate::module_dirs(release, &args.debug_dir, system) {
+        sym.add_module_dir(&d);
+    }
+    sym
+}
+
+/// Parses `RAX: 0000000000000000 RBX: ...`, `RSP: 0018:ffff... EFLAGS: 00000246`, arm64
+/// `x29: ffff... x28: ...` and `sp : ffff...`. Empty when the line is not a register line.
+pub fn register_tokens(body: &str) -> Vec<(String, u64)> {
+    let body = body.replace(" : ", ": ");
+    let toks: Vec<&str> = body.split_whitespace().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < toks.len() {
+        let t = toks[i];
+        // `GS:ffff8b414f600000(0000)`: name and value in one token.
+        if let Some((name, v)) = t
+            .split_once(':')
+            .filter(|(_, v)| !v.is_empty() && !t.ends_with(':'))
+        {
+            let v = v.split('(').next().unwrap_or(v);
+            if (2..=6).contains(&name.len())
+                && v.len() <= 16
+                && !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                if let Ok(x) = u64::from_str_radix(v, 16) {
+                    if !out.is_empty() {
+                        out.push((name.to_ascii_lowercase(), x));
+                    }
+                }
+            }
+        }
+        if let Some(name) = t.strip_suffix(':') {
+            if (2..=6).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                let v = toks[i + 1];
+                let v = v.rsplit(':').next().unwrap_or(v);
+                let v = v.split('(').next().unwrap_or(v);
+                if !v.is_empty() && v.len() <= 16 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    if let Ok(x) = u64::from_str_radix(v, 16) {
+                        out.push((name.to_ascii_lowercase(), x));
+                        i += 2;
+                        continue;
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            return out;
+        }
+        i += 1;
+    }
+    out
+}
+
+pub fn strip_stamp(line: &str) -> (usize, &str) {
+    let mut s = 0;
+    let b = line.as_bytes();
+    while s < b.len() && b[s] == b'[' {
+        match line[s..].find(']') {
+            Some(e) => s += e + 1,
+            None => break,
+        }
+    }
+    (s, &line[s..])
+}
+
+pub fn location(r: &Resolution, i: usize) -> Option<String> {
+    let f = r.frames.get(i)?;
+    let file = kmortem_symbols::kernel_relative(f.short_file.as_deref().or(f.file.as_deref())?);
+    Some(if f.discriminator > 0 && i == 0 {
+        format!("{file}:{} (discriminator {})", f.line, f.discriminator)
+    } else {
+        format!("{file}:{}", f.line)
+    })
+}
+
+pub fn annotate(r: &Resolution) -> String {
+    let mut s = String::new();
+    if let Some(l) = location(r, 0) {
+        s.push_str(&format!(" ({l})"));
+    }
+    if let Some(m) = &r.size_mismatch {
+        s.push_str(&format!(
+            " [size mismatch: trace /{:#x}, binary /{:#x}: wrong vmlinux or module?]",
+            m.printed, m.binary
+        ));
+    }
+    if let Some((want, have)) = &r.build_id_mismatch {
+        s.push_str(&format!(
+            " [build-id mismatch: trace {want}, binary {have}]"
+        ));
+    }
+    s
+}
+
+/// The address the `Code:` listing uses for the trapping byte: the runtime address for vmlinux
+/// (link address + KASLR offset when known), the section offset for a module (`objdump -d -j
+/// .text kmlab.ko` shows the same numbers), the RIP value itself for user space.
+pub fn code_address(sym: &Symbolizer, r: &Resolution) -> Option<u64> {
+    if let Some((_, off)) = &r.section {
+        return Some(*off + (r.address? - r.lookup_address?));
+    }
+    if r.source == Source::None {
+        return r.address;
+    }
+    r.address
+        .map(|a| a.wrapping_add(sym.kaslr_offset.unwrap_or(0)))
+}
+
+pub fn source_context(dir: &Path, r: &Resolution) -> Option<SourceContext> {
+    let f = r.frames.first()?;
+    let rel = f.short_file.as_deref()?;
+    let path = dir.join(rel);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let n = f.line as usize;
+    let lines = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| i + 6 >= n && *i < n + 5)
+        .map(|(i, t)| SourceLine {
+            line: (i + 1) as u32,
+            text: t.to_string(),
+            faulting: i + 1 == n,
+        })
+        .collect::<Vec<_>>();
+    if lines.is_empty() {
+        return None;
+    }
+    Some(SourceContext {
+        file: rel.to_string(),
+        lines,
+    })
+}
+
+pub fn query<'a>(t: &'a trace::FrameToken) -> Query<'a> {
+    Query {
+        function: Some(&t.function),
+        offset: Some(t.offset),
+        size: t.size,
+        module: t.module.as_deref(),
+        address: t.address,
+        return_address: !t.is_ip,
+    }
+}
+
+pub struct PendingCode {
+    pub code: kmortem_disasm::code_line::CodeLine,
+    pub address: Option<u64>,
+    pub indent: String,
+}
+
+pub fn flush_code(
+    out: &mut impl Write,
+    p: PendingCode,
+    regs: &BTreeMap<String, u64>,
+) -> std::io::Result<()> {
+    let d = kmortem_disasm::decode(
+        p.code.arch,
+        &p.code.bytes,
+        p.code.trap_index,
+        p.address,
+        regs,
+    );
+    for l in kmortem_disasm::render(&d).lines() {
+        writeln!(out, "{}{l}", p.indent)?;
+    }
+    Ok(())
+}
+
+pub fn user_ip(a: u64) -> Resolution {
+    Resolution {
+        address: Some(a),
+        lookup_address: Some(a),
+        ..Resolution::empty()
+    }
+}
+
+pub fn module_notes(sym: &mut Symbolizer, reports: &[kmortem_oops::Report]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in reports {
+        for f in &r.frames {
+            if let Some(m) = &f.module {
+                let n = kmortem_symbols::split_module(m).0.to_string();
+                if seen.insert(n.clone()) && sym.module(&n).is_none() {
+                    notes.push(format!("module {n}: no {n}.ko found; pass --modules DIR"));
+                }
+            }
+        }
+    }
+    notes
+}
+
+pub fn debug_info(
+    sym: &mut Symbolizer,
+    release: Option<String>,
+    reports: &[kmortem_oops::Report],
+) -> DebugInfo {
+    let mut modules = BTreeMap::new();
+    for r in reports {
+        for f in &r.frames {
+            if let Some(m) = &f.module {
+                let n = kmortem_symbols::split_module(m).0.to_string();
+                let p = sym.module(&n).map(|b| b.path.clone());
+                modules.insert(n, p);
+            }
+        }
+    }
+    DebugInfo {
+        release,
+        vmlinux: sym.vmlinux.as_ref().map(|v| v.path.clone()),
+        vmlinux_has_dwarf: sym.vmlinux.as_ref().is_some_and(|v| v.has_dwarf()),
+        vmlinux_build_id: sym.vmlinux.as_ref().and_then(|v| v.build_id_hex()),
+        system_map: sym.map_path.clone(),
+        kaslr_offset: sym.kaslr_offset,
+        modules,
+    }
+}
+
+pub fn decode_report(
+    sym: &mut Symbolizer,
+    r: &kmortem_oops::Report,
+    source: Option<&Path>,
+) -> ReportDecode {
+    let ip = r.ip.as_ref().and_then(|ip| {
+        if ip.function.is_none() && ip.address.is_none() {
+            return None;
+        }
+        Some(sym.resolve(&Query {
+            function: ip.function.as_deref(),
+            offset: ip.offset,
+            size: ip.size,
+            module: ip.module.as_deref(),
+            address: ip.address,
+            return_address: false,
+        }))
+    });
+    let frames = r
+        .frames
+        .iter()
+        .map(|f| {
+            sym.resolve(&Query {
+                function: Some(&f.function),
+                offset: f.offset,
+                size: f.size,
+                module: f.module.as_deref(),
+                address: f.address,
+                return_address: true,
+            })
+        })
+        .collect();
+    let code_address = ip.as_ref().and_then(|i| code_address(sym, i));
+    let code = r.code.as_ref().and_then(|c| {
+        let arch = Arch::from_name(&c.arch)
+            .or_else(|| kmortem_disasm::code_line::parse(&c.raw).map(|l| l.arch))?;
+        if c.bytes.is_empty() {
+            return None;
+        }
+        Some(kmortem_disasm::decode(
+            arch,
+            &c.bytes,
+            c.trap_index,
+            code_address,
+            &r.registers,
+        ))
+    });
+    let source = source.and_then(|d| ip.as_ref().and_then(|i| source_context(d, i)));
+    ReportDecode {
+        ip,
+        frames,
+        code,
+        code_address,
+        source,
+    }
+}

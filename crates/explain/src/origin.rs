@@ -1,0 +1,576 @@
+//! Where a register's value came from, in source terms: the DWARF variable living in it at a PC,
+//! or, walking back a few instructions in the same basic block, the member load, address
+//! computation or register copy that produced it — across one call, when the register is an
+//! argument the function never overwrote.
+//!
+//! Conservative by construction: a definition is only followed when no branch lands between it
+//! and the PC (so it is the only definition reaching the PC), and a call clobbers every
+//! caller-saved register.
+
+use crate::insn::{self, Insn, ARG_REGS};
+use kmortem_symbols::vars::{x86_64_register_name, TypeKind};
+use kmortem_symbols::Binary;
+use std::sync::Arc;
+
+/// The code of one function in one binary, decoded from its symbol start.
+pub struct FnCode {
+    pub bin: Arc<Binary>,
+    pub module: Option<String>,
+    pub name: String,
+    pub start: u64,
+    pub insns: Vec<Insn>,
+    branches: Vec<(u64, u64)>,
+    /// `variables_at` results by PC (the DIE walk of a vmlinux unit is not free).
+    scopes: std::cell::RefCell<std::collections::HashMap<u64, Vec<kmortem_symbols::Scope>>>,
+}
+
+impl FnCode {
+    /// Decodes the function containing `addr` (a link-time address of `bin`).
+    pub fn at(bin: &Arc<Binary>, module: Option<&str>, addr: u64) -> Option<FnCode> {
+        let (i, sym) = bin.symbol_at(addr)?;
+        let size = bin.kallsyms_size(i).max(sym.size);
+        if size == 0 || size > 1 << 20 {
+            return None;
+        }
+        let bytes = bin.bytes_at(sym.address, size as usize)?;
+        let insns = insn::decode_all(bytes, sym.address);
+        let branches = insn::branch_targets(&insns);
+        Some(FnCode {
+            bin: bin.clone(),
+            module: module.map(str::to_string),
+            name: sym.name.to_string(),
+            start: sym.address,
+            insns,
+            branches,
+            scopes: Default::default(),
+        })
+    }
+
+    /// Scopes and variables at `pc` (cached).
+    pub fn variables_at(&self, pc: u64) -> Vec<kmortem_symbols::Scope> {
+        if let Some(v) = self.scopes.borrow().get(&pc) {
+            return v.clone();
+        }
+        let v = self.bin.variables_at(pc).unwrap_or_default();
+        self.scopes.borrow_mut().insert(pc, v.clone());
+        v
+    }
+
+    pub fn insn_at(&self, ip: u64) -> Option<&Insn> {
+        let i = self.insns.partition_point(|x| x.ip() < ip);
+        self.insns.get(i).filter(|x| x.ip() == ip)
+    }
+
+    /// The instruction ending at `ret` (the call before a return address).
+    pub fn insn_ending_at(&self, ret: u64) -> Option<&Insn> {
+        self.insns.iter().find(|x| x.end() == ret)
+    }
+
+    /// Registers an instruction of this function writes. Folklore: with ftrace
+    /// (CONFIG_FUNCTION_TRACER, `-mfentry` since v4.2 on x86_64) every traceable function starts
+    /// with `call __fentry__` (a 5-byte nop when tracing is off), which preserves all registers;
+    /// it is not a call that clobbers the arguments. Pinned by the `estats_null` lab test (the
+    /// argument %rsi is followed into the caller across it).
+    pub fn written(&self, x: &Insn) -> Vec<u16> {
+        if x.ip() == self.start && insn::is_call(&x.ins) && x.ins.len() == 5 {
+            return Vec::new();
+        }
+        insn::written(&x.ins)
+    }
+
+    /// Whether any instruction in [start, pc) writes `reg`.
+    pub fn writes_before(&self, pc: u64, reg: u16) -> bool {
+        self.insns
+            .iter()
+            .take_while(|x| x.ip() < pc)
+            .any(|x| self.written(x).contains(&reg))
+    }
+
+    /// The last instruction before `pc` writing `reg`, if it is the only definition reaching `pc`
+    /// (no branch target in (def, pc]).
+    fn reaching_def(&self, pc: u64, reg: u16) -> Option<&Insn> {
+        let def = self
+            .insns
+            .iter()
+            .take_while(|x| x.ip() < pc)
+            .filter(|x| self.written(x).contains(&reg))
+            .last()?;
+        let joins = self.branches.iter().any(|&(_, t)| t > def.ip() && t <= pc);
+        if joins {
+            return None;
+        }
+        // No unconditional transfer between def and pc either (pc would then be reached by a jump).
+        let jumps = self.insns.iter().any(|x| {
+            x.ip() > def.ip()
+                && x.ip() < pc
+                && matches!(
+                    x.ins.flow_control(),
+                    iced_x86::FlowControl::UnconditionalBranch
+                        | iced_x86::FlowControl::Return
+                        | iced_x86::FlowControl::IndirectBranch
+                )
+        });
+        if jumps {
+            return None;
+        }
+        Some(def)
+    }
+
+    /// Whether `reg` at `pc` still holds the value it had at function entry.
+    pub fn unchanged_since_entry(&self, pc: u64, reg: u16) -> bool {
+        !self.writes_before(pc, reg) && !self.branches.iter().any(|&(_, t)| t < self.start)
+    }
+
+    /// The symbol (static/global) a RIP-relative operand of `x` names, in a `.ko` through its
+    /// code relocation, in vmlinux through the operand's address.
+    fn rip_target(&self, x: &Insn) -> Option<u64> {
+        if self.bin.kind == kmortem_symbols::ElfKind::Relocatable {
+            let site = x.ip() + x.ins.len() as u64;
+            // The displacement's field precedes any immediate: try each possible site.
+            for back in 4..=8u64 {
+                let s = site.checked_sub(back)?;
+                if let Some(sa) = self.bin.code_relocation(s) {
+                    return Some(x.end().wrapping_add(sa).wrapping_sub(s));
+                }
+            }
+            None
+        } else {
+            Some(x.ins.ip_rel_memory_address())
+        }
+    }
+}
+
+/// The source-level origin of a value.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A DWARF variable living in the register.
+    Var {
+        name: String,
+        function: String,
+        inlined: bool,
+        type_name: String,
+        /// The variable's pointee type (typedefs stripped), for member resolution.
+        pointee: Option<(Arc<Binary>, u64)>,
+        reg: u16,
+        /// How the variable got its value, when the instructions before show it.
+        from: Option<Box<Origin>>,
+    },
+    /// A static or global variable (`&name` is the value when `addr_of`).
+    Static {
+        name: String,
+        member: Option<String>,
+        pointee: Option<(Arc<Binary>, u64)>,
+    },
+    /// `base->path`, loaded from memory.
+    Load {
+        base: Box<Origin>,
+        path: String,
+        pointee: Option<(Arc<Binary>, u64)>,
+        /// `func+0xoff` of the load.
+        at: String,
+        text: String,
+    },
+    /// `&base->path`.
+    AddrOf {
+        base: Box<Origin>,
+        path: String,
+        pointee: Option<(Arc<Binary>, u64)>,
+    },
+    /// `&base[i]`.
+    Element {
+        base: Box<Origin>,
+        pointee: Option<(Arc<Binary>, u64)>,
+        text: String,
+    },
+}
+
+impl Origin {
+    /// The short C expression: `stats`, `sk->estats`, `&khd->kcqs[…]`.
+    pub fn expr(&self) -> String {
+        match self {
+            Origin::Var { name, .. } => name.clone(),
+            Origin::Static { name, member, .. } => match member {
+                Some(m) => format!("{name}.{m}"),
+                None => name.clone(),
+            },
+            Origin::Load { base, path, .. } => format!("{}->{path}", base.expr_as_base()),
+            Origin::AddrOf { base, path, .. } => format!("&{}->{path}", base.expr_as_base()),
+            Origin::Element { base, .. } => format!("&{}[…]", base.expr()),
+        }
+    }
+
+    fn expr_as_base(&self) -> String {
+        match self {
+            Origin::AddrOf { .. } | Origin::Element { .. } => format!("({})", self.expr()),
+            _ => self.expr(),
+        }
+    }
+
+    /// `stats` → `stats (= sk->estats)` when the derivation is known.
+    pub fn explained(&self) -> String {
+        match self {
+            Origin::Var { from: Some(f), .. } => format!("`{}` (= `{}`)", self.expr(), f.expr()),
+            _ => format!("`{}`", self.expr()),
+        }
+    }
+
+    /// Every known derivation along the way: `next = prev->next`, `prev = rq.tmp_alone_branch`.
+    pub fn chain(&self, out: &mut Vec<String>) {
+        match self {
+            Origin::Var { name, from, .. } => {
+                if let Some(f) = from {
+                    out.push(format!("`{name}` = `{}`", f.expr()));
+                    f.chain(out);
+                }
+            }
+            Origin::Load { base, .. }
+            | Origin::AddrOf { base, .. }
+            | Origin::Element { base, .. } => base.chain(out),
+            Origin::Static { .. } => {}
+        }
+    }
+
+    /// The first array element along the derivation: (array expression, element size).
+    pub fn element(&self) -> Option<(String, u64)> {
+        match self {
+            Origin::Element { base, pointee, .. } => {
+                let (b, t) = pointee.as_ref()?;
+                let ti = b.type_info(*t)?;
+                Some((base.expr(), b.sizeof(&ti)?))
+            }
+            Origin::Var { from, .. } => from.as_ref()?.element(),
+            Origin::Load { base, .. } | Origin::AddrOf { base, .. } => base.element(),
+            Origin::Static { .. } => None,
+        }
+    }
+
+    /// The innermost variable (its register), for reading its value.
+    pub fn register(&self) -> Option<u16> {
+        match self {
+            Origin::Var { reg, .. } => Some(*reg),
+            _ => None,
+        }
+    }
+
+    pub fn pointee(&self) -> Option<&(Arc<Binary>, u64)> {
+        match self {
+            Origin::Var { pointee, .. }
+            | Origin::Static { pointee, .. }
+            | Origin::Load { pointee, .. }
+            | Origin::AddrOf { pointee, .. }
+            | Origin::Element { pointee, .. } => pointee.as_ref(),
+        }
+    }
+
+    /// Evidence lines, outermost derivation last.
+    pub fn evidence(&self, out: &mut Vec<String>) {
+        match self {
+            Origin::Var {
+                name,
+                function,
+                inlined,
+                type_name,
+                reg,
+                from,
+                ..
+            } => {
+                out.push(format!(
+                    "DWARF: `{name}` ({type_name}) lives in %{} here, in {function}{}",
+                    x86_64_register_name(*reg).unwrap_or("?"),
+                    if *inlined { " (inlined)" } else { "" }
+                ));
+                if let Some(f) = from {
+                    f.evidence(out);
+                }
+            }
+            Origin::Load { base, at, text, .. } => {
+                base.evidence(out);
+                out.push(format!("{at}: `{text}` loads `{}`", self.expr()));
+            }
+            Origin::Element { base, text, .. } => {
+                base.evidence(out);
+                out.push(format!("`{text}` indexes `{}`", base.expr()));
+            }
+            Origin::AddrOf { base, .. } => base.evidence(out),
+            Origin::Static { .. } => out.push(format!(
+                "`{}` is a static variable (relocation of the instruction, symbol table and DWARF)",
+                self.expr()
+            )),
+        }
+    }
+}
+
+/// Context for following values back through the caller.
+pub struct Caller<'a> {
+    pub code: &'a FnCode,
+    /// The call instruction's address in the caller.
+    pub call_ip: u64,
+}
+
+pub struct Tracer<'a> {
+    pub callers: Vec<Caller<'a>>,
+}
+
+fn pointee_of(bin: &Arc<Binary>, type_die: Option<u64>) -> Option<(Arc<Binary>, u64)> {
+    let t = bin.pointee(type_die?)?;
+    Some((bin.clone(), t.die))
+}
+
+impl<'a> Tracer<'a> {
+    /// The variable living in `reg` at `pc`, innermost scope first (`prefer_struct`: the first
+    /// whose pointee is a struct or union, if any).
+    pub fn var_in(&self, code: &FnCode, pc: u64, reg: u16, prefer_struct: bool) -> Option<Origin> {
+        let scopes = code.variables_at(pc);
+        let mut cands = Vec::new();
+        for s in &scopes {
+            for v in &s.vars {
+                if v.location.register() == Some(reg) {
+                    cands.push(Origin::Var {
+                        name: v.name.clone(),
+                        function: s.function.clone(),
+                        inlined: s.inlined,
+                        type_name: v.type_name.clone(),
+                        pointee: pointee_of(&code.bin, v.type_die),
+                        reg,
+                        from: None,
+                    });
+                }
+            }
+        }
+        // The outermost scope's variable (the concrete function's, not an inlined helper's) is
+        // the name at the level of the code that was written for this object.
+        cands.reverse();
+        if prefer_struct {
+            let structured = cands.iter().position(|c| {
+                c.pointee()
+                    .and_then(|(b, d)| b.type_info(*d))
+                    .is_some_and(|t| matches!(t.kind, TypeKind::Struct | TypeKind::Union))
+            });
+            if let Some(i) = structured {
+                return Some(cands.swap_remove(i));
+            }
+        }
+        cands.into_iter().next()
+    }
+
+    /// The origin of `reg` at `pc` in `code` (`level` = index into `callers` for the next hop).
+    pub fn origin(
+        &self,
+        code: &FnCode,
+        level: usize,
+        pc: u64,
+        reg: u16,
+        depth: usize,
+    ) -> Option<Origin> {
+        let var = self.var_in(code, pc, reg, true);
+        let derived = if depth > 0 {
+            self.derive(code, level, pc, reg, depth - 1)
+        } else {
+            None
+        };
+        match var {
+            Some(Origin::Var {
+                name,
+                function,
+                inlined,
+                type_name,
+                pointee,
+                reg,
+                ..
+            }) => {
+                // A derivation that only renames the same value adds nothing.
+                let from = derived.filter(|d| d.expr() != name).map(Box::new);
+                Some(Origin::Var {
+                    name,
+                    function,
+                    inlined,
+                    type_name,
+                    pointee,
+                    reg,
+                    from,
+                })
+            }
+            _ => derived,
+        }
+    }
+
+    fn derive(
+        &self,
+        code: &FnCode,
+        level: usize,
+        pc: u64,
+        reg: u16,
+        depth: usize,
+    ) -> Option<Origin> {
+        let Some(def) = code.reaching_def(pc, reg) else {
+            // Never written in this function: an argument comes from the caller.
+            if ARG_REGS.contains(&reg) && !code.writes_before(pc, reg) {
+                let c = self.callers.get(level)?;
+                return self.origin(c.code, level + 1, c.call_ip, reg, depth);
+            }
+            return None;
+        };
+        if insn::is_call(&def.ins) {
+            return None;
+        }
+        if let Some((d, src)) = insn::reg_copy(&def.ins) {
+            if d == reg {
+                return self.origin(code, level, def.ip(), src, depth);
+            }
+        }
+        if let Some((d, m)) = insn::load(&def.ins) {
+            if d != reg || m.index.is_some() {
+                return None;
+            }
+            if m.rip_relative {
+                return self.static_at(code, def, true);
+            }
+            let base = self.origin(code, level, def.ip(), m.base?, depth)?;
+            let (bin, pt) = base.pointee()?.clone();
+            let mp = bin.member_path(pt, m.disp as u64)?;
+            if mp.remainder != 0 {
+                return None;
+            }
+            let pointee = pointee_of(&bin, mp.type_die);
+            return Some(Origin::Load {
+                base: Box::new(base),
+                path: mp.path,
+                pointee,
+                at: format!("{}+{:#x}", code.name, def.ip() - code.start),
+                text: def.text.clone(),
+            });
+        }
+        if let Some(d) = insn::mov_imm(&def.ins) {
+            if d == reg && code.bin.kind == kmortem_symbols::ElfKind::Relocatable {
+                let site = def.end().checked_sub(4)?;
+                let target = code.bin.code_relocation(site)?;
+                return self.static_addr(code, target);
+            }
+            return None;
+        }
+        if let Some((d, m)) = insn::lea(&def.ins) {
+            if d != reg {
+                return None;
+            }
+            if m.rip_relative {
+                let target = code.rip_target(def)?;
+                return self.static_addr(code, target);
+            }
+            let base = self.origin(code, level, def.ip(), m.base?, depth)?;
+            let (bin, pt) = base.pointee()?.clone();
+            if m.index.is_some() {
+                if m.disp != 0 {
+                    return None;
+                }
+                return Some(Origin::Element {
+                    base: Box::new(base),
+                    pointee: Some((bin, pt)),
+                    text: def.text.clone(),
+                });
+            }
+            let (path, mt) = shallow_member(&bin, pt, m.disp as u64)?;
+            let pointee = mt
+                .and_then(|t| bin.strip_type(t))
+                .map(|t| (bin.clone(), t.die));
+            return Some(Origin::AddrOf {
+                base: Box::new(base),
+                path,
+                pointee,
+            });
+        }
+        None
+    }
+
+    /// A RIP-relative load of a static variable (or of one of its members).
+    fn static_at(&self, code: &FnCode, def: &Insn, _load: bool) -> Option<Origin> {
+        let addr = code.rip_target(def)?;
+        let (name, type_die, off) = static_named(code, addr)?;
+        let (member, member_type) = match type_die {
+            Some(t) => match code.bin.member_path(t, off) {
+                Some(mp) if mp.remainder == 0 => (Some(mp.path), mp.type_die),
+                _ if off == 0 => (None, Some(t)),
+                _ => return None,
+            },
+            None if off == 0 => (None, None),
+            None => return None,
+        };
+        Some(Origin::Static {
+            name,
+            member,
+            pointee: pointee_of(&code.bin, member_type),
+        })
+    }
+
+    /// The address of a static variable or of one of its members (`&a.link`).
+    fn static_addr(&self, code: &FnCode, addr: u64) -> Option<Origin> {
+        let (name, type_die, off) = static_named(code, addr)?;
+        let (member, mt) = match type_die {
+            Some(t) if off > 0 || !code.bin.type_members(t).is_empty() => {
+                match shallow_member(&code.bin, t, off) {
+                    Some((p, mt)) if off > 0 || !p.is_empty() => (Some(p), mt),
+                    _ => (None, Some(t)),
+                }
+            }
+            Some(t) => (None, Some(t)),
+            None if off == 0 => (None, None),
+            None => return None,
+        };
+        // `&a` for the object itself, `&a.link` for a member at offset 0 or more: a pointer to a
+        // member at offset 0 is most often passed for the member (list heads, locks).
+        Some(Origin::Static {
+            name: format!("&{name}"),
+            member,
+            pointee: mt
+                .and_then(|t| code.bin.strip_type(t))
+                .map(|t| (code.bin.clone(), t.die)),
+        })
+    }
+}
+
+fn static_named(code: &FnCode, addr: u64) -> Option<(String, Option<u64>, u64)> {
+    code.bin.static_variable_at(addr).or_else(|| {
+        let (s, off) = code.bin.data_symbol_at(addr)?;
+        // `rq.18`: GCC's name for a function-local static.
+        Some((
+            s.name.split('.').next().unwrap_or(s.name).to_string(),
+            None,
+            off,
+        ))
+    })
+}
+
+/// The shallowest member starting exactly at `off` (`link`, not `link.next`), descending only
+/// through members that start before it.
+pub fn shallow_member(
+    bin: &kmortem_symbols::Binary,
+    die: u64,
+    off: u64,
+) -> Option<(String, Option<u64>)> {
+    let mut path = String::new();
+    let mut cur = die;
+    let mut off = off;
+    for _ in 0..8 {
+        let t = bin.strip_type(cur)?;
+        if !matches!(t.kind, TypeKind::Struct | TypeKind::Union) {
+            return None;
+        }
+        let ms = bin.type_members(t.die);
+        if let Some(m) = ms.iter().find(|m| m.offset == off && m.name.is_some()) {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(m.name.as_deref().unwrap_or(""));
+            return Some((path, m.type_die));
+        }
+        let m = ms.iter().rfind(|m| m.offset < off)?;
+        if let Some(n) = &m.name {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(n);
+        }
+        off -= m.offset;
+        cur = m.type_die?;
+    }
+    None
+}
