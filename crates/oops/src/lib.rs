@@ -69,6 +69,14 @@ fn start_filter() -> &'static AhoCorasick {
     })
 }
 
+/// The oops header that a console line carries (`BUG:`, `KASAN:`, `kernel BUG at`, `WARNING:`,
+/// `Unable to handle kernel`, ... from the same table the parser opens reports with, including
+/// its suppressions), as the table's literal; `None` for any other line. Strip console
+/// prefixes first ([`clean_line`]), as the parser does.
+pub fn oops_header(line: &str) -> Option<&'static str> {
+    syz::match_oops(line).map(|i| syz::table()[i].header)
+}
+
 /// Newlines in `b` (auto-vectorised).
 fn count_newlines(b: &[u8]) -> usize {
     b.chunks(1 << 12)
@@ -1512,5 +1520,19 @@ mod tests {
             got.sort_by_key(|r| r.start_line);
             assert_eq!(got, want, "chunk size {chunk}");
         }
+    }
+
+    #[test]
+    fn oops_header_uses_the_table() {
+        assert_eq!(
+            oops_header("BUG: KASAN: use-after-free in foo+0x1/0x2"),
+            Some("BUG:")
+        );
+        assert_eq!(
+            oops_header("kernel BUG at fs/ext4/inode.c:1234!"),
+            Some("kernel BUG")
+        );
+        assert_eq!(oops_header(" foo+0x1/0x2"), None);
+        assert_eq!(oops_header("Call Trace:"), None);
     }
 }

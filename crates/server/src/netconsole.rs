@@ -210,19 +210,28 @@ impl Receiver {
         sock: tokio::net::UdpSocket,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut buf = vec![0u8; 65536];
+        let mut batch = crate::udp::Batch::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                r = sock.recv_from(&mut buf) => {
-                    let Ok((n, from)) = r else { continue };
+                r = sock.readable() => {
+                    if r.is_err() {
+                        continue;
+                    }
                     let now = Instant::now();
-                    self.datagram(from.ip(), &buf[..n], now);
-                    // Drain what is already queued without going back to the scheduler.
-                    for _ in 0..256 {
-                        match sock.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.datagram(from.ip(), &buf[..n], now),
+                    // Drain what is queued (in batches) without going back to the scheduler,
+                    // but hand reports off and let timers run at least every 256 datagrams.
+                    for _ in 0..(256 / crate::udp::BATCH) {
+                        match sock.try_io(tokio::io::Interest::READABLE, || batch.recv(&sock)) {
+                            Ok(_) => {
+                                for (from, d) in batch.iter() {
+                                    match from {
+                                        Some(ip) => self.datagram(ip, d, now),
+                                        None => self.metrics.drop_nc("malformed"),
+                                    }
+                                }
+                            }
                             Err(_) => break,
                         }
                     }
@@ -482,18 +491,7 @@ impl Ctx<'_> {
             self.metrics.drop_nc("fragment_overflow");
         }
         match got {
-            Frag::Complete(header, body) => {
-                let seq = header.seq;
-                self.record(
-                    s,
-                    RecHead {
-                        seq,
-                        ..header.borrow()
-                    },
-                    &body,
-                    now,
-                )
-            }
+            Frag::Complete(header, body) => self.record(s, header.borrow(), &body, now),
             Frag::Pending => {}
             Frag::Rejected(FragReject::Duplicate) => self.metrics.drop_nc("duplicate"),
             Frag::Rejected(FragReject::Malformed) => self.metrics.drop_nc("malformed"),
