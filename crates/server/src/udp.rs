@@ -84,8 +84,8 @@ impl Batch {
             return Err(io::Error::last_os_error());
         }
         let n = r as usize;
-        for i in 0..n {
-            self.lens[i] = (hdrs[i].msg_len as usize).min(SLOT);
+        for (i, h) in hdrs.iter().enumerate().take(n) {
+            self.lens[i] = (h.msg_len as usize).min(SLOT);
             self.from[i] = ip_of(&self.addrs[i]);
         }
         self.n = n;
