@@ -317,3 +317,63 @@ fn serve_and_agent_help() {
         insta::assert_snapshot!(format!("{cmd}_help"), String::from_utf8_lossy(&out.stdout));
     }
 }
+
+/// The tracing subscriber: a rejected request is logged on stderr (default filter), and a
+/// filter that does not parse is refused with its variable named.
+#[test]
+fn serve_logs_rejected_requests_and_checks_kmortem_log() {
+    let dir = Tmp::new("log");
+    std::fs::write(dir.0.join("token"), format!("{TOKEN}\n")).unwrap();
+    let err = std::fs::File::create(dir.0.join("stderr")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--json", "--token-file"])
+        .arg(dir.0.join("token"))
+        .arg("--db")
+        .arg(dir.0.join("k.db"))
+        .env("KMORTEM_HOME", &dir.0)
+        .env_remove("RUST_LOG")
+        .env_remove("KMORTEM_LOG")
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .expect("start kmortem serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let url = info["url"].as_str().unwrap().trim_end_matches('/');
+    let r = ureq::post(&format!("{url}/api/v1/reports?host=x"))
+        .set("Authorization", "Bearer wrong-token")
+        .send_string("hello");
+    assert!(matches!(r, Err(ureq::Error::Status(401, _))));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut log = String::new();
+    while std::time::Instant::now() < deadline {
+        log = std::fs::read_to_string(dir.0.join("stderr")).unwrap();
+        if log.contains("request rejected") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        log.contains("request rejected") && log.contains("401"),
+        "stderr: {log}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.0.join("k2.db"))
+        .env("KMORTEM_HOME", &dir.0)
+        .env("KMORTEM_LOG", "kmortem_server=loud")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("KMORTEM_LOG") && e.contains("not a log filter"),
+        "{e}"
+    );
+}

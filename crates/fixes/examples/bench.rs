@@ -35,13 +35,21 @@ fn main() {
     let anchor_import = t.elapsed().as_secs_f64();
     let home = tempfile::tempdir().expect("tempdir");
     let mut ix = FixIndex::open_or_create(home.path()).expect("index");
+    let cpu0 = cpu_seconds();
     let s = ix
         .import_cves(&vulns, ImportOptions::default())
         .expect("import");
+    let import_cpu = cpu_seconds() - cpu0;
     let s2 = ix
         .import_cves(&vulns, ImportOptions::default())
         .expect("re-import");
     println!("records: {n} (anchor read+parse JSON: {anchor_import:.2}s)");
+    println!(
+        "import CPU (user+sys, all threads): {import_cpu:.2}s; load average before: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     println!(
         "import: {:.2}s = {:.1}x anchor; re-import with no change: {:.3}s ({} unchanged); index {:.1} MiB, {} docs",
         s.seconds,
@@ -94,4 +102,19 @@ fn main() {
         cold[cold.len() / 2],
         cold[cold.len() - 1]
     );
+}
+
+/// User + system CPU seconds of this process so far (all threads), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // USER_HZ is 100 on every Linux architecture kmortem runs on.
+    f.get(11)
+        .zip(f.get(12))
+        .map_or(0.0, |(u, s)| (u + s) / 100.0)
 }

@@ -4,6 +4,9 @@
 //!
 //! History is read with `gix` (no `git` subprocess). Imports are incremental: the manifest keeps
 //! the last indexed HEAD per repository, and the next import hides everything reachable from it.
+//! One thread walks the history; the per-commit work (message facts, tree and blob diffs) runs
+//! on one worker per core, each with its own `gix::Repository` (gix is built without its
+//! `parallel` feature, so a repository handle cannot be shared between threads).
 
 use crate::extract;
 use crate::index::{FixIndex, IndexError};
@@ -13,6 +16,8 @@ use gix::ObjectId;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 use tantivy::Term;
 
@@ -110,77 +115,104 @@ pub fn import_git(
         progress(0);
         return Ok(stats);
     }
-    let walk = repo
-        .rev_walk([head])
-        .with_hidden(hidden)
-        .all()
-        .map_err(gerr)?;
+    // The walk is cheap and stays on one thread; the per-commit work (message facts, tree
+    // diff, blob diffs) runs on worker threads, each with its own repository handle; this
+    // thread only adds documents.
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 16);
+    drop(repo);
+    let walked = AtomicUsize::new(0);
+    let merges = AtomicUsize::new(0);
+    let (job_tx, job_rx) = mpsc::sync_channel::<(ObjectId, Option<ObjectId>)>(4096);
+    let job_rx = Mutex::new(job_rx);
+    let (res_tx, res_rx) = mpsc::sync_channel::<Result<Indexed, IndexError>>(1024);
     let mut w = ix.writer()?;
-    for info in walk {
-        let info = info.map_err(gerr)?;
-        stats.walked += 1;
-        if stats.walked.is_multiple_of(256) {
-            progress(stats.walked);
-        }
-        if opts.max_commits.is_some_and(|m| stats.walked > m) {
-            break;
-        }
-        let commit = info.object().map_err(gerr)?;
-        let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
-        if parents.len() > 1 {
-            stats.merges += 1;
-            continue;
-        }
-        let message = commit.message_raw_sloppy().to_str_lossy().into_owned();
-        let facts = message_facts(&message);
-        let mut files: BTreeSet<String> = facts.files.iter().cloned().collect();
-        files.extend(facts.report_files.iter().cloned());
-        let mut touched: BTreeSet<String> = BTreeSet::new();
-        if !opts.no_diffs {
-            let new_tree = commit.tree_id().map_err(gerr)?.detach();
-            let old_tree = parents
-                .first()
-                .and_then(|p| repo.find_object(*p).ok())
-                .and_then(|o| o.try_into_commit().ok())
-                .and_then(|c| c.tree_id().ok())
-                .map(|t| t.detach());
-            let mut changes = Vec::new();
-            diff_trees(&repo, old_tree, Some(new_tree), "", &mut changes, 0)?;
-            for (i, (p, old, new)) in changes.iter().enumerate() {
-                if i < 200 {
-                    files.insert(p.clone());
+    let mut first_err: Option<IndexError> = None;
+    let walk_result = std::thread::scope(|sc| {
+        let walker = {
+            let (walked, merges) = (&walked, &merges);
+            sc.spawn(move || -> Result<(), IndexError> {
+                let repo = gix::open(path).map_err(gerr)?;
+                let walk = repo
+                    .rev_walk([head])
+                    .with_hidden(hidden)
+                    .all()
+                    .map_err(gerr)?;
+                for info in walk {
+                    let info = info.map_err(gerr)?;
+                    let n = walked.fetch_add(1, Ordering::Relaxed) + 1;
+                    if opts.max_commits.is_some_and(|m| n > m) {
+                        walked.fetch_sub(1, Ordering::Relaxed);
+                        break;
+                    }
+                    if info.parent_ids.len() > 1 {
+                        merges.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let parent = info.parent_ids.first().copied();
+                    if job_tx.send((info.id, parent)).is_err() {
+                        break;
+                    }
                 }
-                if i < 64 && is_source(p) {
-                    stats.files_diffed += 1;
-                    touched.extend(functions_touched(&repo, *old, *new));
+                Ok(())
+            })
+        };
+        for _ in 0..threads {
+            let res_tx = res_tx.clone();
+            let job_rx = &job_rx;
+            sc.spawn(move || {
+                let mut repo = match gix::open(path) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = res_tx.send(Err(gerr(e)));
+                        return;
+                    }
+                };
+                repo.object_cache_size_if_unset(32 * 1024 * 1024);
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((id, parent)) = job else { break };
+                    if res_tx.send(commit_entry(&repo, id, parent, opts)).is_err() {
+                        break;
+                    }
                 }
+            });
+        }
+        drop(res_tx);
+        for r in res_rx {
+            if first_err.is_some() {
+                continue; // keep draining so that the workers can finish
+            }
+            match r {
+                Ok(done) => {
+                    stats.files_diffed += done.files_diffed;
+                    w.delete_term(Term::from_field_text(ix.f.id, &done.sha));
+                    if let Err(e) = ix.add_entry(&w, &done.sha, &done.entry, &done.body) {
+                        first_err = Some(e);
+                        continue;
+                    }
+                    stats.indexed += 1;
+                    if stats.indexed.is_multiple_of(256) {
+                        progress(walked.load(Ordering::Relaxed));
+                    }
+                }
+                Err(e) => first_err = Some(e),
             }
         }
-        let sha = info.id.to_string();
-        let entry = Entry {
-            cve: None,
-            commits: vec![sha.clone()],
-            subject: facts.subject.clone(),
-            funcs: facts.funcs.clone(),
-            subject_funcs: facts.subject_funcs.clone(),
-            touched: touched.into_iter().collect(),
-            files: files.into_iter().collect(),
-            trace: facts.trace.clone(),
-            trace_title: facts.trace_title.clone(),
-            kinds: facts.kinds.iter().map(|k| k.as_str().to_string()).collect(),
-            trace_kind: facts.trace_kind.map(|k| k.as_str().to_string()),
-            ranges: Vec::new(),
-            fixes: facts.fixes.clone(),
-            syzbot: facts.syzbot,
-            source: "git".into(),
-        };
-        let mut body = facts.prose;
-        body.push('\n');
-        body.push_str(&facts.report);
-        w.delete_term(Term::from_field_text(ix.f.id, &sha));
-        ix.add_entry(&w, &sha, &entry, &body)?;
-        stats.indexed += 1;
+        walker
+            .join()
+            .unwrap_or_else(|_| Err(IndexError::Git("the history walk panicked".into())))
+    });
+    walk_result?;
+    if let Some(e) = first_err {
+        return Err(e);
     }
+    stats.walked = walked.load(Ordering::Relaxed);
+    stats.merges = merges.load(Ordering::Relaxed);
     progress(stats.walked);
     w.commit()?;
     w.wait_merging_threads()?;
@@ -194,6 +226,80 @@ pub fn import_git(
         0.0
     };
     Ok(stats)
+}
+
+/// One indexed commit, built on a worker thread.
+struct Indexed {
+    sha: String,
+    entry: Entry,
+    body: String,
+    files_diffed: usize,
+}
+
+/// The entry of the non-merge commit `id` (first parent `parent`).
+fn commit_entry(
+    repo: &gix::Repository,
+    id: ObjectId,
+    parent: Option<ObjectId>,
+    opts: &GitOptions,
+) -> Result<Indexed, IndexError> {
+    let commit = repo
+        .find_object(id)
+        .map_err(gerr)?
+        .try_into_commit()
+        .map_err(gerr)?;
+    let message = commit.message_raw_sloppy().to_str_lossy().into_owned();
+    let facts = message_facts(&message);
+    let mut files: BTreeSet<String> = facts.files.iter().cloned().collect();
+    files.extend(facts.report_files.iter().cloned());
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    let mut files_diffed = 0;
+    if !opts.no_diffs {
+        let new_tree = commit.tree_id().map_err(gerr)?.detach();
+        let old_tree = parent
+            .and_then(|p| repo.find_object(p).ok())
+            .and_then(|o| o.try_into_commit().ok())
+            .and_then(|c| c.tree_id().ok())
+            .map(|t| t.detach());
+        let mut changes = Vec::new();
+        diff_trees(repo, old_tree, Some(new_tree), "", &mut changes, 0)?;
+        for (i, (p, old, new)) in changes.iter().enumerate() {
+            if i < 200 {
+                files.insert(p.clone());
+            }
+            if i < 64 && is_source(p) {
+                files_diffed += 1;
+                touched.extend(functions_touched(repo, *old, *new));
+            }
+        }
+    }
+    let sha = id.to_string();
+    let entry = Entry {
+        cve: None,
+        commits: vec![sha.clone()],
+        subject: facts.subject.clone(),
+        funcs: facts.funcs.clone(),
+        subject_funcs: facts.subject_funcs.clone(),
+        touched: touched.into_iter().collect(),
+        files: files.into_iter().collect(),
+        trace: facts.trace.clone(),
+        trace_title: facts.trace_title.clone(),
+        kinds: facts.kinds.iter().map(|k| k.as_str().to_string()).collect(),
+        trace_kind: facts.trace_kind.map(|k| k.as_str().to_string()),
+        ranges: Vec::new(),
+        fixes: facts.fixes.clone(),
+        syzbot: facts.syzbot,
+        source: "git".into(),
+    };
+    let mut body = facts.prose;
+    body.push('\n');
+    body.push_str(&facts.report);
+    Ok(Indexed {
+        sha,
+        entry,
+        body,
+        files_diffed,
+    })
 }
 
 fn is_source(p: &str) -> bool {

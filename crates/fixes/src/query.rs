@@ -112,8 +112,9 @@ impl CrashQuery {
         Some(q)
     }
 
-    /// The light scanner: frames in text order, kind from the header lines, kernel from the
-    /// `CPU:` line.
+    /// The light scanner (for text the oops parser finds no report with frames in): frames in
+    /// text order, kind from the header lines, kernel from the `CPU:` line; header lines are
+    /// the parser's ([`kmortem_oops::oops_header`]).
     pub fn light(text: &str) -> CrashQuery {
         let frames = extract::frames_in_text(text);
         let mut files: Vec<String> = frames.iter().filter_map(|f| f.file.clone()).collect();
@@ -121,36 +122,17 @@ impl CrashQuery {
         // `in f.c:1:2`): prose in a story names many files that did not crash.
         for line in text.lines() {
             let l = extract::strip_console_prefix(line);
-            if l.starts_with("kernel BUG at")
-                || l.starts_with("WARNING:")
-                || l.starts_with("UBSAN:")
-                || l.starts_with("BUG:")
-                || l.starts_with("------------[")
-            {
+            if kmortem_oops::oops_header(l).is_some() {
                 files.extend(extract::files_in_text(l));
             }
         }
         files.sort();
         files.dedup();
+        // The title line: the first that carries an oops header of the parser's table.
         let title = text
             .lines()
             .map(extract::strip_console_prefix)
-            .find(|l| {
-                [
-                    "BUG:",
-                    "KASAN:",
-                    "WARNING:",
-                    "UBSAN:",
-                    "KMSAN:",
-                    "general protection",
-                    "kernel BUG at",
-                    "Unable to handle",
-                    "INFO:",
-                    "Oops",
-                ]
-                .iter()
-                .any(|h| l.starts_with(h))
-            })
+            .find(|l| kmortem_oops::oops_header(l).is_some())
             .map(|l| l.trim().to_string());
         CrashQuery {
             frames: dedup_frames(

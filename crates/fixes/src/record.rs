@@ -113,25 +113,11 @@ pub fn message_facts(message: &str) -> MessageFacts {
             .collect();
     }
     if f.trace_title.is_none() {
+        // No report the parser could title: the first line with a header of its table.
         f.trace_title = report
             .lines()
             .map(extract::strip_console_prefix)
-            .find(|l| {
-                [
-                    "BUG:",
-                    "KASAN:",
-                    "WARNING:",
-                    "UBSAN:",
-                    "KMSAN:",
-                    "general protection",
-                    "kernel BUG",
-                    "Unable to handle",
-                    "INFO:",
-                    "Oops",
-                ]
-                .iter()
-                .any(|h| l.starts_with(h))
-            })
+            .find(|l| kmortem_oops::oops_header(l).is_some())
             .map(|l| l.trim().chars().take(200).collect());
     }
     f.trace_kind = extract::report_kind(&report);

@@ -1,7 +1,9 @@
 //! Line-level decoding of logs as they really arrive: console stamps, caller ids, syslog and
 //! journal prefixes, `/dev/kmsg` records and extended netconsole headers.
 //!
-//! Everything here is a pure function over one line; no allocation unless text is unescaped.
+//! Everything here is a pure function over one line (no allocation unless text is unescaped),
+//! except [`Reassembler`], which joins extended-netconsole fragments for the log scanner and
+//! for the server's UDP receiver.
 
 /// A `/dev/kmsg` record header, which extended netconsole shares:
 /// `<pri>,<seq>,<ts_usec>,<flag>[,caller=T123][,ncfrag=<off>/<len>][,...];text`.
@@ -120,6 +122,175 @@ pub fn unescape_kmsg(text: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Why [`Reassembler::add`] refused a fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FragReject {
+    /// `ncfrag=<off>/<total>` out of range, a total that differs from the message's first
+    /// fragment, a message over the size limit, or too many pieces.
+    Malformed,
+    /// A fragment overlapping bytes already received (a resent or duplicated datagram).
+    Duplicate,
+}
+
+/// What [`Reassembler::add`] did with a fragment.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frag<H> {
+    /// The last missing piece arrived: the first fragment's header and the whole message body.
+    Complete(H, Vec<u8>),
+    /// Stored; more pieces are missing.
+    Pending,
+    Rejected(FragReject),
+}
+
+struct Pending<H> {
+    seq: u64,
+    stamp: u64,
+    header: H,
+    buf: Vec<u8>,
+    /// Received (offset, length) pieces.
+    got: Vec<(u32, u32)>,
+    received: usize,
+}
+
+/// Joins extended-netconsole fragments (`ncfrag=<off>/<total>`) back into messages, for one
+/// sender. Memory is bounded: at most `max_pending` half-assembled messages (the oldest is
+/// evicted, see [`Reassembler::take_evicted`]), each at most `max_message` bytes in at most
+/// [`Reassembler::MAX_PIECES`] pieces.
+///
+/// Folklore: netconsole splits an extended message longer than its chunk (1000 bytes since
+/// v4.4, commit 1fbb3e4 "netconsole: implement extended console support") into datagrams that
+/// repeat the header with `,ncfrag=<byte offset>/<total length>`; the offset counts bytes of the
+/// body after `;`. Since v6.x (`send_msg_fragmented`) the split can fall inside the appended
+/// ` key=value` dictionary lines too. UDP delivers the pieces in any order, so they are placed
+/// by offset and the message completes when every byte has arrived. Pinned by
+/// `input::tests::frag_*` and the server's `netconsole::tests::fragments_any_order`.
+pub struct Reassembler<H> {
+    max_pending: usize,
+    max_message: usize,
+    pending: Vec<Pending<H>>,
+    evicted: usize,
+}
+
+impl<H> Reassembler<H> {
+    /// Most pieces one message may arrive in (a 16 KiB message is 17 pieces at the kernel's
+    /// 1000-byte chunk): a flood of tiny fragments cannot make the overlap check quadratic.
+    pub const MAX_PIECES: usize = 128;
+
+    pub fn new(max_pending: usize, max_message: usize) -> Self {
+        Reassembler {
+            max_pending: max_pending.max(1),
+            max_message,
+            pending: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Add the fragment `text` at `off` of a `total`-byte message with sequence number `seq`.
+    /// `header` is kept from the message's first arriving fragment; `stamp` is the caller's
+    /// clock (any monotonic number) for [`Reassembler::expire`].
+    pub fn add(
+        &mut self,
+        seq: u64,
+        off: u32,
+        total: u32,
+        text: &[u8],
+        header: H,
+        stamp: u64,
+    ) -> Frag<H> {
+        let (off, total) = (off as usize, total as usize);
+        if total == 0 || total > self.max_message || off >= total || text.len() > total - off {
+            return Frag::Rejected(FragReject::Malformed);
+        }
+        let idx = match self.pending.iter().position(|p| p.seq == seq) {
+            Some(i) => i,
+            None => {
+                if self.pending.len() >= self.max_pending {
+                    // Evict the oldest half-assembled message.
+                    let oldest = (0..self.pending.len())
+                        .min_by_key(|&i| self.pending[i].stamp)
+                        .unwrap_or(0);
+                    self.pending.swap_remove(oldest);
+                    self.evicted += 1;
+                }
+                self.pending.push(Pending {
+                    seq,
+                    stamp,
+                    header,
+                    buf: vec![0; total],
+                    got: Vec::new(),
+                    received: 0,
+                });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[idx];
+        if p.buf.len() != total {
+            return Frag::Rejected(FragReject::Malformed);
+        }
+        let end = off + text.len();
+        if p.got
+            .iter()
+            .any(|&(o, l)| off < (o + l) as usize && (o as usize) < end)
+        {
+            return Frag::Rejected(FragReject::Duplicate);
+        }
+        if p.got.len() >= Self::MAX_PIECES {
+            self.pending.swap_remove(idx);
+            return Frag::Rejected(FragReject::Malformed);
+        }
+        p.buf[off..end].copy_from_slice(text);
+        p.got.push((off as u32, text.len() as u32));
+        p.received += text.len();
+        if p.received < total {
+            return Frag::Pending;
+        }
+        let p = self.pending.swap_remove(idx);
+        Frag::Complete(p.header, p.buf)
+    }
+
+    /// Forget messages whose first fragment arrived before `stamp`; returns how many.
+    pub fn expire(&mut self, stamp: u64) -> usize {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.stamp >= stamp);
+        before - self.pending.len()
+    }
+
+    /// Half-assembled messages evicted to make room since the last call.
+    pub fn take_evicted(&mut self) -> usize {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Half-assembled messages held.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Drop everything held.
+    pub fn clear(&mut self) {
+        self.pending.clear();
+    }
+}
+
+impl<H> std::fmt::Debug for Reassembler<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reassembler")
+            .field("pending", &self.pending.len())
+            .field("max_pending", &self.max_pending)
+            .finish()
+    }
+}
+
+impl<H> Default for Reassembler<H> {
+    /// 16 messages of up to 64 KiB.
+    fn default() -> Self {
+        Reassembler::new(16, 64 * 1024)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +328,61 @@ mod tests {
     #[test]
     fn kmsg_unescape() {
         assert_eq!(unescape_kmsg(b"a\\x0ab\\x5c\\xZZ"), b"a\nb\\\\xZZ");
+    }
+
+    #[test]
+    fn frag_any_order_and_duplicates() {
+        let mut r: Reassembler<u8> = Reassembler::new(4, 100);
+        assert_eq!(r.add(7, 5, 10, b"world", 1, 0), Frag::Pending);
+        assert_eq!(
+            r.add(7, 5, 10, b"world", 1, 0),
+            Frag::Rejected(FragReject::Duplicate)
+        );
+        assert_eq!(
+            r.add(7, 0, 11, b"hello", 1, 0),
+            Frag::Rejected(FragReject::Malformed)
+        );
+        assert_eq!(
+            r.add(7, 0, 10, b"hello", 2, 0),
+            Frag::Complete(1, b"helloworld".to_vec())
+        );
+        assert!(r.is_empty());
+        // Fragments may carry NUL bytes: completion counts bytes, it does not look for holes.
+        assert_eq!(r.add(8, 0, 2, b"\0", 0, 0), Frag::Pending);
+        assert_eq!(r.add(8, 1, 2, b"\0", 0, 0), Frag::Complete(0, vec![0, 0]));
+    }
+
+    #[test]
+    fn frag_bounded() {
+        let mut r: Reassembler<()> = Reassembler::new(4, 100);
+        assert_eq!(
+            r.add(1, 0, 101, b"x", (), 0),
+            Frag::Rejected(FragReject::Malformed)
+        );
+        assert_eq!(
+            r.add(1, 5, 5, b"", (), 0),
+            Frag::Rejected(FragReject::Malformed)
+        );
+        assert_eq!(
+            r.add(1, 4, 5, b"xy", (), 0),
+            Frag::Rejected(FragReject::Malformed)
+        );
+        for seq in 0..10 {
+            assert_eq!(r.add(seq, 0, 50, b"x", (), seq), Frag::Pending);
+        }
+        assert_eq!(r.len(), 4);
+        assert_eq!(r.take_evicted(), 6);
+        assert_eq!(r.expire(8), 2);
+        assert_eq!(r.len(), 2);
+        // Too many pieces: the message is dropped.
+        let mut r: Reassembler<()> = Reassembler::new(4, 100_000);
+        for i in 0..Reassembler::<()>::MAX_PIECES as u32 {
+            assert_eq!(r.add(1, i, 100_000, b"x", (), 0), Frag::Pending);
+        }
+        assert_eq!(
+            r.add(1, 500, 100_000, b"x", (), 0),
+            Frag::Rejected(FragReject::Malformed)
+        );
+        assert!(r.is_empty());
     }
 }

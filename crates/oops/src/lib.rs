@@ -69,6 +69,14 @@ fn start_filter() -> &'static AhoCorasick {
     })
 }
 
+/// The oops header that a console line carries (`BUG:`, `KASAN:`, `kernel BUG at`, `WARNING:`,
+/// `Unable to handle kernel`, ... from the same table the parser opens reports with, including
+/// its suppressions), as the table's literal; `None` for any other line. Strip console
+/// prefixes first ([`clean_line`]), as the parser does.
+pub fn oops_header(line: &str) -> Option<&'static str> {
+    syz::match_oops(line).map(|i| syz::table()[i].header)
+}
+
 /// Newlines in `b` (auto-vectorised).
 fn count_newlines(b: &[u8]) -> usize {
     b.chunks(1 << 12)
@@ -150,8 +158,8 @@ pub struct Scanner {
     in_kmsg: bool,
     /// Context of the last kernel line, to tell a log cut inside a report.
     last_ctx: Option<Ctx>,
-    /// Extended-netconsole fragments being reassembled: (seq, header, total, text so far).
-    frags: Vec<(u64, String, usize, Vec<u8>)>,
+    /// Extended-netconsole fragments being reassembled (header line prefix kept per message).
+    frags: input::Reassembler<String>,
     open: Vec<Open>,
 }
 
@@ -330,6 +338,12 @@ fn relevant(t: &str) -> bool {
 impl Scanner {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// No report is open: no line seen so far can be part of a report still to come, so a
+    /// caller keeping raw lines for excerpts may drop them.
+    pub fn is_idle(&self) -> bool {
+        self.open.is_empty()
     }
 
     /// Feed one line (without its `\n`). Returns the reports completed by this line.
@@ -591,41 +605,22 @@ impl Scanner {
         off: usize,
         total: usize,
     ) -> Option<Vec<u8>> {
-        const MAX_MSG: usize = 64 * 1024;
-        const MAX_PENDING: usize = 16;
-        if total == 0 || total > MAX_MSG || off >= total {
-            return None;
+        let mut head = format!("{},{},{},-", rec.pri, rec.seq, rec.ts_usec);
+        if let Some(c) = rec.caller {
+            head.push_str(",caller=");
+            head.push_str(c);
         }
-        let idx = match self.frags.iter().position(|f| f.0 == rec.seq) {
-            Some(i) => i,
-            None => {
-                if self.frags.len() >= MAX_PENDING {
-                    self.frags.remove(0);
-                }
-                let mut head = format!("{},{},{},-", rec.pri, rec.seq, rec.ts_usec);
-                if let Some(c) = rec.caller {
-                    head.push_str(&format!(",caller={c}"));
-                }
-                self.frags.push((rec.seq, head, total, Vec::new()));
-                self.frags.len() - 1
+        let (off, total) = (u32::try_from(off).ok()?, u32::try_from(total).ok()?);
+        let stamp = self.line_no as u64;
+        match self.frags.add(rec.seq, off, total, rec.text, head, stamp) {
+            input::Frag::Complete(head, text) => {
+                let mut line = head.into_bytes();
+                line.push(b';');
+                line.extend_from_slice(&text);
+                Some(line)
             }
-        };
-        let f = &mut self.frags[idx];
-        // Fragments carry raw bytes of the message; place each at its offset.
-        if f.3.len() < off + rec.text.len() {
-            f.3.resize((off + rec.text.len()).min(total), 0);
+            input::Frag::Pending | input::Frag::Rejected(_) => None,
         }
-        let n = rec.text.len().min(total - off);
-        f.3[off..off + n].copy_from_slice(&rec.text[..n]);
-        // Complete when every byte up to `total` has arrived (escaped text has no NUL).
-        if f.3.len() < f.2 || f.3.contains(&0) {
-            return None;
-        }
-        let (_, head, _, text) = self.frags.remove(idx);
-        let mut line = head.into_bytes();
-        line.push(b';');
-        line.extend_from_slice(&text);
-        Some(line)
     }
 
     fn push_partial(&mut self, b: &[u8]) {
@@ -1525,5 +1520,19 @@ mod tests {
             got.sort_by_key(|r| r.start_line);
             assert_eq!(got, want, "chunk size {chunk}");
         }
+    }
+
+    #[test]
+    fn oops_header_uses_the_table() {
+        assert_eq!(
+            oops_header("BUG: KASAN: use-after-free in foo+0x1/0x2"),
+            Some("BUG:")
+        );
+        assert_eq!(
+            oops_header("kernel BUG at fs/ext4/inode.c:1234!"),
+            Some("kernel BUG")
+        );
+        assert_eq!(oops_header(" foo+0x1/0x2"), None);
+        assert_eq!(oops_header("Call Trace:"), None);
     }
 }

@@ -167,6 +167,12 @@ fn main() {
     } else {
         println!("PostgreSQL not available: skipping its rows");
     }
+    println!(
+        "load average at start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     let anchor = scanner_anchor(hosts, per_host);
     println!("anchor: parser alone {anchor:.0} lines/s");
     for (name, nc_db, http_db) in dbs {
@@ -181,6 +187,12 @@ fn main() {
         println!(
             "{name}: HTTP {rps:.0} reports/s with {threads} clients ({:.2}x of GET /healthz at {health:.0} req/s)",
             rps / health
+        );
+        println!(
+            "load average now: {}",
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
         );
     }
 }

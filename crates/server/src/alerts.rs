@@ -162,8 +162,9 @@ pub async fn run(
             let metrics = metrics.clone();
             tokio::spawn(async move {
                 let ok = deliver(url.clone(), body).await;
-                if let Err(e) = &ok {
-                    tracing::warn!("alert {name}: webhook {url} failed: {e}");
+                match &ok {
+                    Ok(()) => tracing::info!("alert {name}: delivered to {url}"),
+                    Err(e) => tracing::warn!("alert {name}: webhook {url} failed: {e}"),
                 }
                 metrics
                     .alerts

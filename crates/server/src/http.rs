@@ -62,6 +62,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.0 == StatusCode::NOT_FOUND {
+            tracing::debug!(status = %self.0, "request rejected: {}", self.1);
+        } else if self.0.is_client_error() {
+            tracing::info!(status = %self.0, "request rejected: {}", self.1);
+        }
         (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
     }
 }

@@ -16,6 +16,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod netconsole;
+mod udp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,35 @@ use std::time::Duration;
 
 pub use config::Config;
 pub use kmortem_store::Store;
+
+/// The log filter used when neither `KMORTEM_LOG` nor `RUST_LOG` is set: kmortem's own events
+/// at `info` (rejected requests, database errors, alert deliveries), other crates' warnings.
+pub const DEFAULT_LOG_FILTER: &str = "warn,kmortem_server=info,kmortem_store=info,kmortem_cli=info";
+
+/// Send `tracing` events (ingest errors, database errors, alert deliveries) to stderr, filtered
+/// by `KMORTEM_LOG`, else `RUST_LOG` (the usual `target=level,...` syntax, e.g.
+/// `KMORTEM_LOG=kmortem_server=debug` to see every dropped netconsole datagram), else
+/// [`DEFAULT_LOG_FILTER`]. Returns the filter in use, or an error for a filter that does not
+/// parse. Calling it twice is harmless (the first subscriber stays).
+pub fn init_logging() -> Result<String, String> {
+    let (var, spec) = ["KMORTEM_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|v| {
+            std::env::var(v)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| (*v, s))
+        })
+        .unwrap_or(("default", DEFAULT_LOG_FILTER.to_string()));
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
+        .map_err(|e| format!("{var}={spec:?} is not a log filter: {e}"))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    Ok(spec)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -152,6 +152,7 @@ impl Metrics {
     }
 
     pub fn drop_nc(&self, reason: &str) {
+        tracing::debug!("netconsole input dropped: {reason}");
         self.netconsole_dropped
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),

@@ -10,13 +10,16 @@
 //! records waiting for a gap to fill, and of bytes in a partial line. Whatever does not fit is
 //! dropped and counted in `kmortem_netconsole_dropped_total{reason}`.
 //!
+//! The per-line path is built for floods (≥100k lines/s, BENCHMARKS.md `## serve`): a record
+//! that arrives in sequence goes straight to the parser without being copied or held, the
+//! parser skips lines that cannot start a report with one multi-pattern search, raw lines are
+//! kept (in reused buffers) only while a report is open, and datagrams are read in batches.
+//!
 //! Folklore:
-//! - Extended messages longer than the netconsole chunk (1000 bytes since v4.4, commit
-//!   1fbb3e4 "netconsole: implement extended console support") are split into fragments that
-//!   repeat the header with `,ncfrag=<byte offset>/<total length>`; the offset counts bytes of
-//!   the body after `;`. Since v6.x (`send_msg_fragmented`) the split can fall inside the
-//!   appended ` key=value` lines too. We reassemble by (sender, seq) and accept fragments in
-//!   any order. Pinned by `tests::fragments_any_order`.
+//! - Extended messages longer than the netconsole chunk are split into `ncfrag=` fragments;
+//!   they are joined per sender by [`kmortem_oops::input::Reassembler`] (the same code that
+//!   joins fragments found in log files; its folklore is there). Pinned by
+//!   `tests::fragments_any_order`.
 //! - UDP reorders and drops. Records wait in a reorder window until the next sequence number
 //!   arrives, the window is full, or they have waited `hold`; then we skip the gap. Pinned by
 //!   `tests::reorder_and_gap`.
@@ -27,7 +30,7 @@
 
 use crate::ingest::Writer;
 use crate::metrics::Metrics;
-use kmortem_oops::input::{parse_kmsg, unescape_kmsg};
+use kmortem_oops::input::{parse_kmsg, unescape_kmsg, Frag, FragReject, Reassembler};
 use kmortem_oops::Scanner;
 use kmortem_store::{time, NewReport};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -72,16 +75,6 @@ impl Default for Limits {
     }
 }
 
-struct Fragments {
-    first: Instant,
-    total: usize,
-    buf: Vec<u8>,
-    /// Received (offset, length) pieces; kernels never overlap them.
-    got: Vec<(usize, usize)>,
-    received: usize,
-    header: Header,
-}
-
 #[derive(Clone)]
 struct Header {
     pri: u32,
@@ -89,7 +82,6 @@ struct Header {
     ts_usec: u64,
     cont: bool,
     caller: Option<String>,
-    release: Option<String>,
 }
 
 struct Held {
@@ -101,33 +93,45 @@ struct Held {
 struct Sender {
     host: String,
     last_seen: Instant,
-    frags: HashMap<u64, Fragments>,
+    frags: Reassembler<Header>,
     held: BTreeMap<u64, Held>,
     next_seq: Option<u64>,
     release: Option<String>,
     partial: Vec<u8>,
     scanner: Scanner,
-    /// Lines fed to the scanner, numbered from 1 like the scanner's `start_line`/`end_line`.
-    lines: VecDeque<String>,
+    /// Lines fed to the scanner while a report may be open (cleared whenever the scanner is
+    /// idle), the first being line number `first_line`; numbered from 1 like the scanner's
+    /// `start_line`/`end_line`.
+    lines: VecDeque<Vec<u8>>,
+    first_line: usize,
     line_no: usize,
+    /// Line buffers to reuse.
+    spare: Vec<Vec<u8>>,
     /// Lines seen since the scanner last produced or flushed (so idle flush is cheap).
     dirty: bool,
+    /// Every line fed to the parser (tests only).
+    #[cfg(test)]
+    fed: Vec<String>,
 }
 
 impl Sender {
-    fn new(host: String, now: Instant) -> Self {
+    fn new(host: String, now: Instant, limits: &Limits) -> Self {
         Sender {
             host,
             last_seen: now,
-            frags: HashMap::new(),
+            frags: Reassembler::new(limits.max_fragments, limits.max_message),
             held: BTreeMap::new(),
             next_seq: None,
             release: None,
             partial: Vec::new(),
             scanner: Scanner::new(),
             lines: VecDeque::new(),
+            first_line: 1,
             line_no: 0,
+            spare: Vec::new(),
             dirty: false,
+            #[cfg(test)]
+            fed: Vec::new(),
         }
     }
 }
@@ -142,6 +146,10 @@ pub struct Receiver {
     senders: HashMap<IpAddr, Sender>,
     /// Reports found and not yet handed to the writer.
     out: Vec<NewReport>,
+    /// The clock of fragment stamps (milliseconds since this instant).
+    epoch: Instant,
+    /// Scratch for building one parser line.
+    scratch: Vec<u8>,
 }
 
 /// Bind the UDP socket with a large receive buffer (the kernel caps it at `net.core.rmem_max`).
@@ -168,6 +176,8 @@ impl Receiver {
             limits,
             senders: HashMap::new(),
             out: Vec::new(),
+            epoch: Instant::now(),
+            scratch: Vec::new(),
         }
     }
 
@@ -180,6 +190,8 @@ impl Receiver {
             limits,
             senders: HashMap::new(),
             out: Vec::new(),
+            epoch: Instant::now(),
+            scratch: Vec::new(),
         }
     }
 
@@ -198,19 +210,28 @@ impl Receiver {
         sock: tokio::net::UdpSocket,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut buf = vec![0u8; 65536];
+        let mut batch = crate::udp::Batch::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                r = sock.recv_from(&mut buf) => {
-                    let Ok((n, from)) = r else { continue };
+                r = sock.readable() => {
+                    if r.is_err() {
+                        continue;
+                    }
                     let now = Instant::now();
-                    self.datagram(from.ip(), &buf[..n], now);
-                    // Drain what is already queued without going back to the scheduler.
-                    for _ in 0..256 {
-                        match sock.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.datagram(from.ip(), &buf[..n], now),
+                    // Drain what is queued (in batches) without going back to the scheduler,
+                    // but hand reports off and let timers run at least every 256 datagrams.
+                    for _ in 0..(256 / crate::udp::BATCH) {
+                        match sock.try_io(tokio::io::Interest::READABLE, || batch.recv(&sock)) {
+                            Ok(_) => {
+                                for (from, d) in batch.iter() {
+                                    match from {
+                                        Some(ip) => self.datagram(ip, d, now),
+                                        None => self.metrics.drop_nc("malformed"),
+                                    }
+                                }
+                            }
                             Err(_) => break,
                         }
                     }
@@ -264,12 +285,14 @@ impl Receiver {
                 return;
             }
             let host = self.host_name(from);
-            self.senders.insert(from, Sender::new(host, now));
+            self.senders
+                .insert(from, Sender::new(host, now, &self.limits));
             self.metrics
                 .netconsole_senders
                 .set(self.senders.len() as i64);
         }
         let limits = self.limits;
+        let stamp = stamp(self.epoch, now);
         let Some(s) = self.senders.get_mut(&from) else {
             return;
         };
@@ -278,20 +301,25 @@ impl Receiver {
             metrics: &self.metrics,
             limits: &limits,
             out: &mut self.out,
+            scratch: &mut self.scratch,
         };
         match parse_kmsg(data) {
             Some(rec) => {
-                let header = Header {
+                if let Some(r) = rec.release {
+                    if s.release.as_deref() != Some(r) {
+                        s.release = Some(r.to_string());
+                    }
+                }
+                let head = RecHead {
                     pri: rec.pri,
                     seq: rec.seq,
                     ts_usec: rec.ts_usec,
                     cont: rec.cont,
-                    caller: rec.caller.map(String::from),
-                    release: rec.release.map(String::from),
+                    caller: rec.caller,
                 };
                 match rec.ncfrag {
-                    None => ctx.record(s, header, rec.text.to_vec(), now),
-                    Some((off, total)) => ctx.fragment(s, header, off, total, rec.text, now),
+                    None => ctx.record(s, head, rec.text, now),
+                    Some((off, total)) => ctx.fragment(s, head, off, total, rec.text, now, stamp),
                 }
             }
             None => ctx.plain(s, data),
@@ -313,6 +341,7 @@ impl Receiver {
                         metrics: &self.metrics,
                         limits: &self.limits,
                         out: &mut self.out,
+                        scratch: &mut self.scratch,
                     };
                     ctx.close(s);
                 }
@@ -325,21 +354,18 @@ impl Receiver {
     /// Time passes: expire fragments, skip gaps that waited too long, close idle reports.
     pub fn tick(&mut self, now: Instant) {
         let limits = self.limits;
+        let epoch = self.epoch;
         let mut forget = Vec::new();
         for (ip, s) in self.senders.iter_mut() {
             let mut ctx = Ctx {
                 metrics: &self.metrics,
                 limits: &limits,
                 out: &mut self.out,
+                scratch: &mut self.scratch,
             };
-            let expired: Vec<u64> = s
-                .frags
-                .iter()
-                .filter(|(_, f)| now.duration_since(f.first) > limits.hold)
-                .map(|(k, _)| *k)
-                .collect();
-            for k in expired {
-                s.frags.remove(&k);
+            let hold_ms = limits.hold.as_millis() as u64;
+            let cutoff = stamp(epoch, now).saturating_sub(hold_ms);
+            for _ in 0..s.frags.expire(cutoff) {
                 ctx.metrics.drop_nc("fragment_expired");
             }
             while s
@@ -364,6 +390,7 @@ impl Receiver {
                     metrics: &self.metrics,
                     limits: &limits,
                     out: &mut self.out,
+                    scratch: &mut self.scratch,
                 };
                 ctx.close(s);
             }
@@ -381,6 +408,7 @@ impl Receiver {
                 metrics: &self.metrics,
                 limits: &limits,
                 out: &mut self.out,
+                scratch: &mut self.scratch,
             };
             while !s.held.is_empty() {
                 ctx.release_first(s);
@@ -391,81 +419,94 @@ impl Receiver {
     }
 }
 
+/// Milliseconds from `epoch` to `now`: the reassembler's clock.
+fn stamp(epoch: Instant, now: Instant) -> u64 {
+    now.saturating_duration_since(epoch).as_millis() as u64
+}
+
+/// An extended record's header, borrowed from the datagram.
+#[derive(Clone, Copy)]
+struct RecHead<'a> {
+    pri: u32,
+    seq: u64,
+    ts_usec: u64,
+    cont: bool,
+    caller: Option<&'a str>,
+}
+
+impl RecHead<'_> {
+    fn owned(&self) -> Header {
+        Header {
+            pri: self.pri,
+            seq: self.seq,
+            ts_usec: self.ts_usec,
+            cont: self.cont,
+            caller: self.caller.map(String::from),
+        }
+    }
+}
+
+impl Header {
+    fn borrow(&self) -> RecHead<'_> {
+        RecHead {
+            pri: self.pri,
+            seq: self.seq,
+            ts_usec: self.ts_usec,
+            cont: self.cont,
+            caller: self.caller.as_deref(),
+        }
+    }
+}
+
 struct Ctx<'a> {
     metrics: &'a Metrics,
     limits: &'a Limits,
     out: &'a mut Vec<NewReport>,
+    scratch: &'a mut Vec<u8>,
 }
 
 /// Sequence numbers this far below the expected one mean the sender rebooted.
 const RESTART_GAP: u64 = 100_000;
 
 impl Ctx<'_> {
+    #[allow(clippy::too_many_arguments)]
     fn fragment(
         &mut self,
         s: &mut Sender,
-        h: Header,
+        h: RecHead<'_>,
         off: u32,
         total: u32,
         text: &[u8],
         now: Instant,
+        stamp: u64,
     ) {
-        let (off, total) = (off as usize, total as usize);
-        if total == 0 || total > self.limits.max_message || off >= total || off + text.len() > total
-        {
-            self.metrics.drop_nc("malformed");
-            return;
-        }
         if let Some(next) = s.next_seq {
             if h.seq < next && next - h.seq < RESTART_GAP {
                 self.metrics.drop_nc("late");
                 return;
             }
         }
-        if !s.frags.contains_key(&h.seq) && s.frags.len() >= self.limits.max_fragments {
-            // Drop the oldest half-assembled message: a flood of half-sent fragments cannot
-            // grow memory.
-            if let Some(oldest) = s.frags.iter().min_by_key(|(_, f)| f.first).map(|(k, _)| *k) {
-                s.frags.remove(&oldest);
-                self.metrics.drop_nc("fragment_overflow");
-            }
+        let got = s.frags.add(h.seq, off, total, text, h.owned(), stamp);
+        for _ in 0..s.frags.take_evicted() {
+            self.metrics.drop_nc("fragment_overflow");
         }
-        let seq = h.seq;
-        let f = s.frags.entry(seq).or_insert_with(|| Fragments {
-            first: now,
-            total,
-            buf: vec![0; total],
-            got: Vec::new(),
-            received: 0,
-            header: h,
-        });
-        if f.total != total {
-            self.metrics.drop_nc("malformed");
-            return;
-        }
-        let end = off + text.len();
-        if f.got.iter().any(|&(o, l)| off < o + l && o < end) {
-            self.metrics.drop_nc("duplicate");
-            return;
-        }
-        f.buf[off..end].copy_from_slice(text);
-        f.got.push((off, text.len()));
-        f.received += text.len();
-        if f.received == f.total {
-            if let Some(f) = s.frags.remove(&seq) {
-                self.record(s, f.header, f.buf, now);
-            }
+        match got {
+            Frag::Complete(header, body) => self.record(s, header.borrow(), &body, now),
+            Frag::Pending => {}
+            Frag::Rejected(FragReject::Duplicate) => self.metrics.drop_nc("duplicate"),
+            Frag::Rejected(FragReject::Malformed) => self.metrics.drop_nc("malformed"),
         }
     }
 
     /// A complete extended record: put it in sequence order.
-    fn record(&mut self, s: &mut Sender, h: Header, body: Vec<u8>, now: Instant) {
-        if let Some(r) = &h.release {
-            if s.release.as_deref() != Some(r.as_str()) {
-                s.release = Some(r.clone());
-            }
-        }
+    fn record(&mut self, s: &mut Sender, h: RecHead<'_>, body: &[u8], now: Instant) {
         let seq = h.seq;
+        // Fast path: the record the stream waits for, nothing held back.
+        if s.next_seq == Some(seq) && s.held.is_empty() {
+            s.next_seq = Some(seq + 1);
+            self.emit(s, h, body);
+            return;
+        }
         if let Some(next) = s.next_seq {
             if seq < next {
                 if next - seq >= RESTART_GAP {
@@ -490,8 +531,8 @@ impl Ctx<'_> {
             seq,
             Held {
                 at: now,
-                header: h,
-                body,
+                header: h.owned(),
+                body: body.to_vec(),
             },
         );
         self.drain(s);
@@ -507,7 +548,7 @@ impl Ctx<'_> {
             match s.held.remove(&next) {
                 Some(h) => {
                     s.next_seq = Some(next + 1);
-                    self.emit(s, h.header, &h.body);
+                    self.emit(s, h.header.borrow(), &h.body);
                 }
                 None => break,
             }
@@ -518,64 +559,63 @@ impl Ctx<'_> {
     fn release_first(&mut self, s: &mut Sender) {
         if let Some((seq, h)) = s.held.pop_first() {
             s.next_seq = Some(seq + 1);
-            self.emit(s, h.header, &h.body);
+            self.emit(s, h.header.borrow(), &h.body);
         }
     }
 
-    fn emit(&mut self, s: &mut Sender, h: Header, body: &[u8]) {
+    fn emit(&mut self, s: &mut Sender, h: RecHead<'_>, body: &[u8]) {
         // The message ends at the first raw newline; the dictionary follows.
-        let mut parts = body.split(|&b| b == b'\n');
-        let msg = parts.next().unwrap_or_default();
-        for d in parts {
+        let (msg, dict) = match memchr(b'\n', body) {
+            Some(i) => (&body[..i], &body[i + 1..]),
+            None => (body, &[][..]),
+        };
+        for d in dict.split(|&b| b == b'\n') {
             if let Some(r) = d.strip_prefix(b" release=") {
                 if let Ok(r) = std::str::from_utf8(r) {
                     s.release = Some(r.trim().to_string());
                 }
             }
         }
-        // Fast path: most messages have no escapes (no `\x..`), so they need no rewriting.
-        let text: std::borrow::Cow<'_, [u8]> = if msg.contains(&b'\\') {
-            std::borrow::Cow::Owned(unescape_kmsg(msg))
-        } else {
-            std::borrow::Cow::Borrowed(msg)
-        };
-        let mut head = Vec::with_capacity(64);
-        {
-            use std::io::Write as _;
-            let _ = write!(
-                head,
-                "{},{},{},{}",
-                h.pri,
-                h.seq,
-                h.ts_usec,
-                if h.cont { "c" } else { "-" }
-            );
-            if let Some(c) = &h.caller {
-                let _ = write!(head, ",caller={c}");
-            }
-            head.push(b';');
+        // Each line goes to the parser as a /dev/kmsg record (the format kmortem-oops reads):
+        // `pri,seq,ts,flag[,caller=..];text`, built in a reused buffer.
+        let mut rec = std::mem::take(self.scratch);
+        rec.clear();
+        push_u64(&mut rec, u64::from(h.pri));
+        rec.push(b',');
+        push_u64(&mut rec, h.seq);
+        rec.push(b',');
+        push_u64(&mut rec, h.ts_usec);
+        rec.extend_from_slice(if h.cont { b",c" } else { b",-" });
+        if let Some(c) = h.caller {
+            rec.extend_from_slice(b",caller=");
+            rec.extend_from_slice(c.as_bytes());
         }
-        // Each line goes to the parser as a /dev/kmsg record (the format kmortem-oops reads),
-        // with the message's own newlines turning into one record per line.
-        let mut rec = Vec::with_capacity(head.len() + text.len() + 16);
-        for line in text.split(|&b| b == b'\n') {
-            rec.clear();
-            rec.extend_from_slice(&head);
-            // Re-escape what /dev/kmsg escapes, so the record stays one line.
+        rec.push(b';');
+        let head_len = rec.len();
+        // Fast path: most messages have no escapes (no `\x..`) and so are one line as they are.
+        if memchr(b'\\', msg).is_none() {
+            rec.extend_from_slice(msg);
+            self.line(s, &rec);
+        } else {
+            // A multi-line message (escaped `\x0a`) becomes one record per line, re-escaping
+            // what /dev/kmsg escapes so that each record stays one line.
+            let text = unescape_kmsg(msg);
             let needs = |b: u8| b == b'\\' || (b < 0x20 && b != b'\t') || b == 0x7f;
-            if line.iter().any(|&b| needs(b)) {
+            for line in text.split(|&b| b == b'\n') {
+                rec.truncate(head_len);
                 for &b in line {
                     if needs(b) {
-                        rec.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+                        rec.extend_from_slice(b"\\x");
+                        rec.push(HEX[usize::from(b >> 4)]);
+                        rec.push(HEX[usize::from(b & 15)]);
                     } else {
                         rec.push(b);
                     }
                 }
-            } else {
-                rec.extend_from_slice(line);
+                self.line(s, &rec);
             }
-            self.line(s, &rec);
         }
+        *self.scratch = rec;
     }
 
     /// Plain netconsole: console text; lines may be split across datagrams.
@@ -605,36 +645,47 @@ impl Ctx<'_> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         self.metrics.netconsole_lines.inc();
         s.line_no += 1;
-        s.lines
-            .push_back(String::from_utf8_lossy(line).into_owned());
+        let mut keep = s.spare.pop().unwrap_or_default();
+        keep.clear();
+        keep.extend_from_slice(line);
+        s.lines.push_back(keep);
         if s.lines.len() > self.limits.raw_lines {
-            s.lines.pop_front();
+            if let Some(b) = s.lines.pop_front() {
+                s.spare.push(b);
+            }
+            s.first_line += 1;
         }
         s.dirty = true;
+        #[cfg(test)]
+        s.fed.push(String::from_utf8_lossy(line).into_owned());
         let reports = s.scanner.push_line(line);
         if !reports.is_empty() {
             self.found(s, reports);
+        }
+        if s.scanner.is_idle() {
+            // No report open: none can reach back to the lines seen so far.
+            s.forget_lines();
         }
     }
 
     fn found(&mut self, s: &mut Sender, reports: Vec<kmortem_oops::Report>) {
         let now = time::now_ms();
-        let first_kept = s.line_no + 1 - s.lines.len();
+        let first_kept = s.first_line;
         for mut r in reports {
             let raw = if r.start_line >= first_kept
                 && r.start_line <= r.end_line
                 && r.end_line <= s.line_no
                 && r.start_line > 0
             {
-                let mut raw = String::new();
+                let mut raw = Vec::new();
                 for l in s
                     .lines
                     .range(r.start_line - first_kept..=r.end_line - first_kept)
                 {
-                    raw.push_str(l);
-                    raw.push('\n');
+                    raw.extend_from_slice(l);
+                    raw.push(b'\n');
                 }
-                raw
+                String::from_utf8_lossy(&raw).into_owned()
             } else {
                 r.text.clone()
             };
@@ -665,7 +716,7 @@ impl Ctx<'_> {
         }
         // Line numbers restart with the new scanner.
         s.line_no = 0;
-        s.lines.clear();
+        s.forget_lines();
         s.dirty = false;
     }
 
@@ -678,9 +729,35 @@ impl Ctx<'_> {
     }
 }
 
-fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&x| x == b)
+impl Sender {
+    /// Drop the kept raw lines (their buffers are reused).
+    fn forget_lines(&mut self) {
+        self.first_line = self.line_no + 1;
+        while let Some(b) = self.lines.pop_front() {
+            if self.spare.len() < 64 {
+                self.spare.push(b);
+            }
+        }
+    }
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+use memchr::memchr;
 
 #[cfg(test)]
 mod tests {
@@ -691,7 +768,7 @@ mod tests {
     }
 
     fn lines_of(r: &Receiver, ip: IpAddr) -> Vec<String> {
-        r.senders[&ip].lines.iter().cloned().collect()
+        r.senders[&ip].fed.clone()
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
@@ -786,6 +863,8 @@ mod tests {
             r.datagram(IP, d.as_bytes(), now);
         }
         assert!(r.senders[&IP].frags.len() <= Limits::default().max_fragments);
+        // Raw lines are kept only while a report is open.
+        assert!(r.senders[&IP].lines.is_empty());
         for i in 0..10_000u32 {
             let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 + i));
             r.datagram(ip, b"\xff\xfe garbage", now);

@@ -14,6 +14,9 @@ use std::process::ExitCode;
 /// Examples:
 ///   kmortem agent --server http://crash.example:8750 --token-file /etc/kmortem/token
 ///   kmortem agent --server http://127.0.0.1:8750 --token-file t --once --json
+///
+/// Logging: refused items and an unreachable server are logged to stderr; KMORTEM_LOG (or
+/// RUST_LOG) sets the filter (default: warn,kmortem_server=info).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -54,6 +57,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    kmortem_server::init_logging().map_err(anyhow::Error::msg)?;
     let token = std::fs::read_to_string(&args.token_file)
         .with_context(|| format!("cannot read {}", args.token_file.display()))?
         .lines()

@@ -19,6 +19,11 @@ use std::process::ExitCode;
 ///        --data-binary @crash.log 'http://127.0.0.1:8750/api/v1/reports?host=web-1'
 ///
 /// The HTTP API and its JSON are documented in docs/json/server.md.
+///
+/// Logging: rejected requests, database errors and alert deliveries go to stderr. Set
+/// KMORTEM_LOG (or RUST_LOG) to change what is shown, e.g. KMORTEM_LOG=kmortem_server=debug
+/// also logs every dropped netconsole datagram; the default is
+/// warn,kmortem_server=info,kmortem_store=info.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -64,6 +69,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    kmortem_server::init_logging().map_err(anyhow::Error::msg)?;
     let db = match args.db {
         Some(d) => d,
         None => kmortem_store::default_db_path().display().to_string(),
