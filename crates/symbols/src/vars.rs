@@ -231,6 +231,8 @@ pub enum Value {
     Unknown(String),
 }
 
+const MAX_EXPR_OPS: u32 = 4096;
+
 /// Evaluates a location expression against a frame: registers by DWARF number, memory reads, and
 /// the frame's CFA (kernel frame bases are usually `DW_OP_call_frame_cfa`). The frame base
 /// (`DW_OP_fbreg`) is taken to be the CFA, which is what GCC emits for the kernel.
@@ -245,6 +247,11 @@ pub fn evaluate(
     }
     let bytes = gimli::EndianSlice::new(expr, gimli::LittleEndian);
     let mut ev = gimli::Expression(bytes).evaluation(encoding());
+    // A DWARF expression can branch backwards (`DW_OP_skip`/`DW_OP_bra`): without a bound, a
+    // loop that pushes (`DW_OP_dup`) grows gimli's stack until the allocator gives up (the
+    // `explain_messages` fuzz target's out-of-memory), and one that doesn't never returns.
+    // Compilers emit straight-line location expressions; 4,096 operations is plenty.
+    ev.set_max_iterations(MAX_EXPR_OPS);
     let mut res = ev.evaluate().map_err(gerr)?;
     let mut steps = 0;
     loop {
@@ -1102,6 +1109,25 @@ impl Symbolizer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn backward_branches_end_with_an_error() {
+        use gimli::constants::*;
+        let regs = |_: u16| Some(0u64);
+        let mem = |_: u64, n: usize| Some(vec![0u8; n]);
+        // DW_OP_lit1; DW_OP_dup; DW_OP_skip -3: pushes forever without the iteration bound.
+        let grows = [DW_OP_lit1.0, DW_OP_dup.0, DW_OP_skip.0, 0xfd, 0xff];
+        assert!(evaluate(&grows, &regs, &mem, None).is_err());
+        // DW_OP_skip -3 onto itself: spins forever without it.
+        let spins = [DW_OP_skip.0, 0xfd, 0xff];
+        assert!(evaluate(&spins, &regs, &mem, None).is_err());
+        // An ordinary expression still evaluates.
+        let reg = [DW_OP_reg5.0];
+        assert_eq!(
+            evaluate(&reg, &regs, &mem, None).unwrap(),
+            Value::Register(5)
+        );
+    }
+
     use super::*;
 
     #[test]
