@@ -471,17 +471,23 @@ pub fn hung_waits(report: &Report, prog: &Program, sym: &mut Symbolizer) -> Vec<
                                     }
                                 });
                             f.summary = format!(
-                                "pid {pid} ({}) waits for the {what} {label}, {owner}; {} waiter(s) queued{}",
+                                "pid {pid} ({}) waits for the {what} {label}, {owner}; {} waiter(s) queued",
                                 task.comm,
                                 s.waiters.len(),
-                                s.owner
-                                    .as_ref()
-                                    .map(|o| format!(" — the owner's stack: `kmortem core DUMP -c 'bt {}'`", o.pid))
-                                    .unwrap_or_default()
                             );
                             if let Some(o) = &s.owner {
                                 f.fact("owner_pid", o.pid.to_string());
                                 f.fact("owner_comm", o.comm.clone());
+                                match owner_stack(prog, o.task, o.pid, &o.comm) {
+                                    Some(bt) => {
+                                        f.evidence.push(format!("the owner's stack (bt {}):", o.pid));
+                                        f.evidence.extend(bt.lines().map(str::to_string));
+                                    }
+                                    None => f.evidence.push(format!(
+                                        "the owner's stack could not be walked (`kmortem core DUMP -c 'bt {}'`)",
+                                        o.pid
+                                    )),
+                                }
                             }
                         }
                         Err(e) => {
@@ -518,4 +524,29 @@ pub fn hung_waits(report: &Report, prog: &Program, sym: &mut Symbolizer) -> Vec<
         }
     }
     out
+}
+
+/// The backtrace of a lock's owner, in `bt`'s text layout: from its CPU's registers when it is
+/// running, else from its saved `thread.sp`.
+pub fn owner_stack(prog: &Program, task: u64, pid: i32, comm: &str) -> Option<String> {
+    use kmortem_kernel::bt;
+    let cpu = bt::active_tasks(prog)
+        .into_iter()
+        .find(|&(_, t)| t == task)
+        .map(|(c, _)| c);
+    let mut st = bt::BtState::default();
+    let t = st
+        .task_trace(
+            prog,
+            task,
+            i64::from(pid),
+            comm.to_string(),
+            cpu,
+            cpu.is_some(),
+        )
+        .ok()?;
+    if t.frames.is_empty() {
+        return None;
+    }
+    Some(bt::format_task(prog, &t, bt::Flags::default()))
 }

@@ -289,3 +289,22 @@ fn no_wrong_confident_finding_with_vmcores() {
     println!("explain --core over {checked} lab scenarios: {high} high-confidence findings, none contradicting the known cause");
     assert!(checked >= 20);
 }
+
+/// A lock owner's stack is walked with kmortem-kernel's unwinder: on `hung_task`, the blocked
+/// `sh` (asleep in `kmlab_recv_reply`) stands in for an owner (no lab dump holds a mutex).
+#[test]
+fn owner_stack_walks_a_sleeping_task() {
+    let sc = lab().scenario("hung_task").expect("scenario");
+    let dump = sc.dump("kdump-zlib").expect("a vmcore");
+    let prog = kmortem_kernel::Program::open(&dump, Some(&sc.meta.vmlinux)).expect("open vmcore");
+    let tasks = prog.tasks().expect("task list");
+    let sh = tasks
+        .iter()
+        .find(|t| t.comm == "sh" && t.state == "D")
+        .expect("a sh task in D state");
+    let bt = kmortem_explain::core::owner_stack(&prog, sh.task, sh.pid, &sh.comm).expect("a stack");
+    println!("{bt}");
+    assert!(bt.starts_with(&format!("PID: {}", sh.pid)), "{bt}");
+    assert!(bt.contains("kmlab_recv_reply"), "{bt}");
+    assert!(bt.contains("schedule"), "{bt}");
+}
