@@ -8,28 +8,8 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-const RELEASE: &str = "6.1.0-56-cloud-amd64";
-
-fn lab() -> PathBuf {
-    let d = std::env::var_os("KMORTEM_LAB")
-        .or_else(|| std::env::var_os("KMORTEM_LAB_DIR"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/kmortem/lab")
-                .join(RELEASE)
-        });
-    assert!(
-        d.join("root").is_dir(),
-        "the crash lab is missing at {} (build it with lab/build; CI builds it before the tests)",
-        d.display()
-    );
-    d
-}
-
-fn vmlinux() -> PathBuf {
-    lab().join(format!("root/usr/lib/debug/boot/vmlinux-{RELEASE}"))
-}
+mod common;
+use common::{lab, vmlinux};
 
 struct Scenario {
     name: String,

@@ -6,29 +6,8 @@ use kmortem_kernel::mem::Memory;
 use kmortem_kernel::Program;
 use std::path::{Path, PathBuf};
 
-const RELEASE: &str = "6.1.0-56-cloud-amd64";
-
-pub fn lab() -> PathBuf {
-    let d = std::env::var_os("KMORTEM_LAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/kmortem/lab")
-                .join(RELEASE)
-        });
-    assert!(
-        d.join("root").is_dir(),
-        "the crash lab is missing at {} (build it with `python3 lab/lab.py`; CI builds it before the tests)",
-        d.display()
-    );
-    d
-}
-
-pub fn vmlinux() -> PathBuf {
-    let v = lab().join(format!("root/usr/lib/debug/boot/vmlinux-{RELEASE}"));
-    assert!(v.is_file(), "vmlinux missing at {}", v.display());
-    v
-}
+mod common;
+use common::{lab, vmlinux};
 
 pub fn dump(name: &str) -> PathBuf {
     let d = lab().join("scenarios").join(name);

@@ -59,7 +59,9 @@ fn parse_hex(s: &str) -> Result<u64, String> {
     decode::parse_hex(s)
 }
 
-fn read_input(log: &Option<PathBuf>) -> Result<Vec<u8>> {
+/// The log named on the command line, or standard input for none or `-`, normalized for the
+/// parser (decode and explain read their input the same way).
+pub(crate) fn read_input(log: &Option<PathBuf>) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     match log {
         Some(p) if p.as_os_str() != "-" => {

@@ -3,7 +3,7 @@
 use anyhow::{Context as _, Result};
 use kmortem_explain::{decode, Finding};
 use serde::Serialize;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -71,23 +71,6 @@ struct JsonOut {
     reports: Vec<ReportOut>,
 }
 
-fn read_input(log: &Option<PathBuf>) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    match log {
-        Some(p) if p.as_os_str() != "-" => {
-            buf = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-        }
-        _ => {
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .context("cannot read standard input")?;
-        }
-    }
-    decode::normalize_input(&mut buf);
-    Ok(buf)
-}
-
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut program = None;
     if let Some(c) = &args.core {
@@ -107,7 +90,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             t.into_bytes()
         }
-        _ => read_input(&args.log)?,
+        _ => super::decode::read_input(&args.log)?,
     };
     let text = String::from_utf8_lossy(&input);
     let reports = kmortem_oops::parse(&input);
