@@ -369,26 +369,12 @@ impl<'a> Tracer<'a> {
             None
         };
         match var {
-            Some(Origin::Var {
-                name,
-                function,
-                inlined,
-                type_name,
-                pointee,
-                reg,
-                ..
-            }) => {
-                // A derivation that only renames the same value adds nothing.
-                let from = derived.filter(|d| d.expr() != name).map(Box::new);
-                Some(Origin::Var {
-                    name,
-                    function,
-                    inlined,
-                    type_name,
-                    pointee,
-                    reg,
-                    from,
-                })
+            Some(mut v @ Origin::Var { .. }) => {
+                if let Origin::Var { name, from, .. } = &mut v {
+                    // A derivation that only renames the same value adds nothing.
+                    *from = derived.filter(|d| d.expr() != *name).map(Box::new);
+                }
+                Some(v)
             }
             _ => derived,
         }
