@@ -162,9 +162,14 @@ pub fn clean(line: &[u8], in_kmsg: bool) -> Clean<'_> {
             Some((_, c)) => c,
             None => Ctx::Console,
         };
-        let text = unescape_kmsg(rec.text);
+        // Most records carry no `\xNN` escape: borrow them as they are.
+        let text = if memchr::memchr(b'\\', rec.text).is_none() {
+            lossy(rec.text)
+        } else {
+            Cow::Owned(lossy(&unescape_kmsg(rec.text)).into_owned())
+        };
         return Clean {
-            text: Cow::Owned(lossy(&text).into_owned()),
+            text,
             ctx,
             skip: false,
             kmsg: true,

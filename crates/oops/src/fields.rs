@@ -465,6 +465,18 @@ pub(crate) fn header_fault_address(line: &str) -> Option<u64> {
         "corruption at 0x",
         "free at 0x",
     ];
+    // Most lines of a report carry none of the keys: one automaton pass rules them out
+    // before the ordered search below (which decides between overlapping keys).
+    static ANY: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    let any = ANY.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(KEYS)
+            .expect("static patterns")
+    });
+    if !any.is_match(line) {
+        return None;
+    }
     for k in KEYS {
         if let Some(p) = line.find(k) {
             let mut s = &line[p + k.len()..];

@@ -103,37 +103,43 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
-                let all: Vec<NewReport> = jobs
-                    .iter()
-                    .flat_map(|j| j.reports.iter().cloned())
-                    .collect();
+                // The reports move into one batch; each job keeps only its count and reply.
+                let mut all: Vec<NewReport> = Vec::with_capacity(n);
+                let mut shares: Vec<(usize, Option<Reply>)> = Vec::with_capacity(jobs.len());
+                for j in jobs.drain(..) {
+                    shares.push((j.reports.len(), j.reply));
+                    all.extend(j.reports);
+                }
                 let result = store.insert_batch(&all).await;
                 match result {
                     Ok(ins) => {
                         notify(&metrics, alerts.as_ref(), &all, &ins);
                         let mut it = ins.into_iter();
-                        for j in jobs.drain(..) {
-                            let mine: Vec<Inserted> = it.by_ref().take(j.reports.len()).collect();
-                            if let Some(reply) = j.reply {
+                        for (len, reply) in shares {
+                            let mine: Vec<Inserted> = it.by_ref().take(len).collect();
+                            if let Some(reply) = reply {
                                 let _ = reply.send(Ok(mine));
                             }
                         }
                     }
-                    Err(e) if jobs.len() > 1 => {
+                    Err(e) if shares.len() > 1 => {
                         // One bad request must not fail its neighbours: retry job by job.
                         tracing::warn!(
                             "batch of {} reports failed ({e}); retrying one by one",
                             all.len()
                         );
-                        for j in jobs.drain(..) {
-                            let r = store.insert_batch(&j.reports).await;
+                        let mut rest = all.as_slice();
+                        for (len, reply) in shares {
+                            let (mine, tail) = rest.split_at(len.min(rest.len()));
+                            rest = tail;
+                            let r = store.insert_batch(mine).await;
                             match &r {
-                                Ok(ins) => notify(&metrics, alerts.as_ref(), &j.reports, ins),
+                                Ok(ins) => notify(&metrics, alerts.as_ref(), mine, ins),
                                 Err(_) => {
                                     metrics.store_errors.inc();
                                 }
                             }
-                            if let Some(reply) = j.reply {
+                            if let Some(reply) = reply {
                                 let _ = reply.send(r.map_err(|e| e.to_string()));
                             }
                         }
@@ -141,8 +147,8 @@ impl Writer {
                     Err(e) => {
                         tracing::error!("cannot store {} reports: {e}", all.len());
                         metrics.store_errors.inc();
-                        for j in jobs.drain(..) {
-                            if let Some(reply) = j.reply {
+                        for (_, reply) in shares {
+                            if let Some(reply) = reply {
                                 let _ = reply.send(Err(e.to_string()));
                             }
                         }
@@ -170,16 +176,14 @@ impl Writer {
             .map_err(|_| "the database writer has stopped".to_string())?
     }
 
-    /// Queue reports without waiting (netconsole: there is nobody to answer).
-    pub async fn submit(&self, reports: Vec<NewReport>) {
+    /// Queue reports without waiting for the commit (netconsole: there is nobody to answer),
+    /// from a thread outside the runtime; blocks only while the writer's queue is full.
+    pub fn submit_blocking(&self, reports: Vec<NewReport>) {
         if !reports.is_empty() {
-            let _ = self
-                .tx
-                .send(Job {
-                    reports,
-                    reply: None,
-                })
-                .await;
+            let _ = self.tx.blocking_send(Job {
+                reports,
+                reply: None,
+            });
         }
     }
 }

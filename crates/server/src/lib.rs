@@ -198,7 +198,8 @@ impl Server {
                     ..Default::default()
                 },
             );
-            tasks.push(tokio::spawn(rx.run(sock, shutdown_rx.clone())));
+            let srx = shutdown_rx.clone();
+            tasks.push(tokio::task::spawn_blocking(move || rx.run(sock, srx)));
         }
         let state = http::AppState {
             store: store.clone(),

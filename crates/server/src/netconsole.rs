@@ -152,11 +152,14 @@ pub struct Receiver {
     scratch: Vec<u8>,
 }
 
-/// Bind the UDP socket with a large receive buffer (the kernel caps it at `net.core.rmem_max`).
-pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+/// How often the receive loop wakes up with no traffic (timers: gaps, fragments, idle flush).
+const TICK: Duration = Duration::from_millis(100);
+
+/// Bind the UDP socket with a large receive buffer (the kernel caps it at `net.core.rmem_max`)
+/// and a receive timeout of [`TICK`], for [`Receiver::run`]'s blocking loop.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let sock = std::net::UdpSocket::bind(addr)?;
-    sock.set_nonblocking(true)?;
-    let sock = tokio::net::UdpSocket::from_std(sock)?;
+    sock.set_read_timeout(Some(TICK))?;
     let s2 = socket2::SockRef::from(&sock);
     let _ = s2.set_recv_buffer_size(16 << 20);
     Ok(sock)
@@ -205,51 +208,49 @@ impl Receiver {
         std::mem::take(&mut self.out)
     }
 
-    pub async fn run(
-        mut self,
-        sock: tokio::net::UdpSocket,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
+    /// The receive loop, on a thread of its own (`tokio::task::spawn_blocking`): a blocking
+    /// `recvmmsg(2)` that returns as soon as one datagram is queued and takes up to
+    /// [`crate::udp::BATCH`] (no readiness polling, no task wake-ups per burst), and timers at
+    /// least every [`TICK`]. Ends when `shutdown` turns true, closing every open report.
+    pub fn run(mut self, sock: std::net::UdpSocket, shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut batch = crate::udp::Batch::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                r = sock.readable() => {
-                    if r.is_err() {
-                        continue;
-                    }
+        let mut last_tick = Instant::now();
+        while !*shutdown.borrow() {
+            match batch.recv_blocking(&sock) {
+                Ok(_) => {
                     let now = Instant::now();
-                    // Drain what is queued (in batches) without going back to the scheduler,
-                    // but hand reports off and let timers run at least every 256 datagrams.
-                    for _ in 0..(256 / crate::udp::BATCH) {
-                        match sock.try_io(tokio::io::Interest::READABLE, || batch.recv(&sock)) {
-                            Ok(_) => {
-                                for (from, d) in batch.iter() {
-                                    match from {
-                                        Some(ip) => self.datagram(ip, d, now),
-                                        None => self.metrics.drop_nc("malformed"),
-                                    }
-                                }
-                            }
-                            Err(_) => break,
+                    for (from, d) in batch.iter() {
+                        match from {
+                            Some(ip) => self.datagram(ip, d, now),
+                            None => self.metrics.drop_nc("malformed"),
                         }
                     }
-                    self.hand_off().await;
                 }
-                _ = tick.tick() => {
-                    self.tick(Instant::now());
-                    self.hand_off().await;
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    tracing::warn!("netconsole socket: {e}");
+                    std::thread::sleep(TICK);
                 }
-                _ = shutdown.changed() => break,
             }
+            let now = Instant::now();
+            if now.duration_since(last_tick) >= TICK {
+                last_tick = now;
+                self.tick(now);
+            }
+            self.hand_off();
         }
         // Shutting down: close every open report.
         self.flush_all();
-        self.hand_off().await;
+        self.hand_off();
     }
 
-    async fn hand_off(&mut self) {
+    fn hand_off(&mut self) {
         if self.out.is_empty() {
             return;
         }
@@ -257,7 +258,7 @@ impl Receiver {
             let out = std::mem::take(&mut self.out);
             self.metrics
                 .source(&self.metrics.ingest_reports, "netconsole", out.len() as u64);
-            w.submit(out).await;
+            w.submit_blocking(out);
         }
     }
 

@@ -45,10 +45,11 @@ impl Batch {
         (0..self.n).map(move |i| (self.from[i], &self.bufs[i * SLOT..i * SLOT + self.lens[i]]))
     }
 
-    /// Take what is queued on the (non-blocking) socket, up to [`BATCH`] datagrams. Returns
-    /// how many; `WouldBlock` when none is queued.
+    /// Wait for a datagram (up to the socket's read timeout; then `WouldBlock`/`TimedOut`),
+    /// and take it with whatever else is queued, up to [`BATCH`] datagrams (`MSG_WAITFORONE`).
+    /// Returns how many.
     #[cfg(target_os = "linux")]
-    pub fn recv(&mut self, sock: &tokio::net::UdpSocket) -> io::Result<usize> {
+    pub fn recv_blocking(&mut self, sock: &std::net::UdpSocket) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         self.n = 0;
         let fd = sock.as_raw_fd();
@@ -76,7 +77,7 @@ impl Batch {
                 fd,
                 hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_WAITFORONE,
                 std::ptr::null_mut(),
             )
         };
@@ -93,9 +94,9 @@ impl Batch {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn recv(&mut self, sock: &tokio::net::UdpSocket) -> io::Result<usize> {
+    pub fn recv_blocking(&mut self, sock: &std::net::UdpSocket) -> io::Result<usize> {
         self.n = 0;
-        let (len, from) = sock.try_recv_from(&mut self.bufs[..SLOT])?;
+        let (len, from) = sock.recv_from(&mut self.bufs[..SLOT])?;
         self.lens[0] = len;
         self.from[0] = Some(from.ip());
         self.n = 1;
