@@ -461,6 +461,42 @@ pub(crate) fn stack_start_res() -> &'static [Regex] {
     })
 }
 
+/// [`stack_start_res`] as one alternation: one search per line instead of eight.
+fn stack_start_any() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| {
+        RegexBuilder::new(
+            &stack_start_res()
+                .iter()
+                .map(|r| format!("(?:{})", r.as_str()))
+                .collect::<Vec<_>>()
+                .join("|"),
+        )
+        .unicode(false)
+        .size_limit(50 << 20)
+        .build()
+        .expect("the stack-start expressions combine")
+    })
+}
+
+/// [`frame_res`] as one alternation.
+fn frame_any() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| {
+        RegexBuilder::new(
+            &frame_res()
+                .iter()
+                .map(|r| format!("(?:{})", r.as_str()))
+                .collect::<Vec<_>>()
+                .join("|"),
+        )
+        .unicode(false)
+        .size_limit(50 << 20)
+        .build()
+        .expect("the frame expressions combine")
+    })
+}
+
 pub(crate) fn frame_res() -> &'static [Regex] {
     static R: OnceLock<Vec<Regex>> = OnceLock::new();
     R.get_or_init(|| {
@@ -1245,7 +1281,7 @@ fn extract_stack_impl(
                     if matches_any(ln, corrupted_line_res()) {
                         return (vec![], Some("corrupted line in report"));
                     }
-                    if matches_any(ln, stack_start_res()) {
+                    if stack_start_any().is_match(ln) {
                         if frames.is_empty() {
                             // Nothing usable yet (all skipped): the next trace may have it.
                             continue;
@@ -1281,7 +1317,7 @@ fn extract_stack_impl(
                 while li < lines.len() {
                     let ln = lines[li];
                     li += 1;
-                    if matches_any(ln, stack_start_res()) {
+                    if stack_start_any().is_match(ln) {
                         return (vec![], None);
                     }
                     if let Some(c) = re.captures(ln) {
@@ -1455,16 +1491,15 @@ pub(crate) fn is_corrupted(
     }
     let r = report.as_bytes();
     let has = |s: &str| memchr::memmem::find(r, s.as_bytes()).is_some();
-    let any_frame = r
-        .split(|&b| b == b'\n')
-        .any(|l| matches_any(l, frame_res()));
+    // Computed only when the cheaper tests leave the question open.
+    let any_frame = || r.split(|&b| b == b'\n').any(|l| frame_any().is_match(l));
     if !has("Call Trace")
         && !has("backtrace")
         && !has("Call trace")
         && !has("Backtrace")
         && !has("Allocated")
         && !has("Freed")
-        && !any_frame
+        && !any_frame()
     {
         return Some("no stack trace in report");
     }
@@ -1477,13 +1512,11 @@ pub(crate) fn is_corrupted(
         }
         let mut corrupted = true;
         'outer: for ln in lines.iter().skip(1).take(15) {
-            for k1 in stack_start_res() {
-                if k1.is_match(ln) {
-                    break 'outer;
-                }
+            if stack_start_any().is_match(ln) {
+                break 'outer;
             }
             if memchr::memmem::find(ln, b"(stack is not available)").is_some()
-                || matches_any(ln, frame_res())
+                || frame_any().is_match(ln)
             {
                 has_trace = true;
                 corrupted = false;
@@ -1494,7 +1527,7 @@ pub(crate) fn is_corrupted(
             return Some("no frames in a stack trace");
         }
     }
-    if !has_trace && !any_frame {
+    if !has_trace && !any_frame() {
         return Some("no stack trace in report");
     }
     None
