@@ -172,8 +172,8 @@ pub(crate) fn parse_registers(
     out: &mut std::collections::BTreeMap<String, u64>,
 ) -> bool {
     let t = line.trim();
-    let first = t.split([':', ' ']).next().unwrap_or("");
-    if !is_reg_name(first) {
+    let end = t.find([':', ' ']).unwrap_or(t.len());
+    if !is_reg_name(&t[..end]) {
         return false;
     }
     let mut found = false;
@@ -212,23 +212,21 @@ pub(crate) fn parse_registers(
 }
 
 fn is_reg_name(n: &str) -> bool {
-    const X86: &[&str] = &[
-        "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP", "R08", "R09", "R10", "R11", "R12",
-        "R13", "R14", "R15", "EFLAGS", "ORIG_RAX", "FS", "GS", "knlGS", "CS", "DS", "ES", "CR0",
-        "CR2", "CR3", "CR4", "DR0", "DR1", "DR2", "DR3", "DR6", "DR7", "PKRU", "EAX", "EBX", "ECX",
-        "EDX", "ESI", "EDI", "EBP", "ESP",
-    ];
-    if X86.contains(&n) {
-        return true;
-    }
-    // arm64: x0..x30, sp, pc, lr, pstate.
-    if matches!(n, "sp" | "pc" | "lr" | "pstate") {
-        return true;
-    }
-    if let Some(d) = n.strip_prefix('x') {
-        return !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit());
-    }
-    false
+    // One `match` (compiled to length and byte tests): this runs on the first word of every
+    // report line and on every word of a register line.
+    matches!(
+        n,
+        "RAX" | "RBX" | "RCX" | "RDX" | "RSI" | "RDI" | "RBP" | "RSP"
+            | "R08" | "R09" | "R10" | "R11" | "R12" | "R13" | "R14" | "R15"
+            | "EFLAGS" | "ORIG_RAX" | "FS" | "GS" | "knlGS" | "CS" | "DS" | "ES"
+            | "CR0" | "CR2" | "CR3" | "CR4"
+            | "DR0" | "DR1" | "DR2" | "DR3" | "DR6" | "DR7" | "PKRU"
+            | "EAX" | "EBX" | "ECX" | "EDX" | "ESI" | "EDI" | "EBP" | "ESP"
+            // arm64: x0..x30, sp, pc, lr, pstate.
+            | "sp" | "pc" | "lr" | "pstate"
+    ) || n
+        .strip_prefix('x')
+        .is_some_and(|d| !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One call-trace line, if it is one.

@@ -53,41 +53,47 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 }
 
 /// Parse a `/dev/kmsg` or extended-netconsole header line. Returns `None` for anything else.
+///
+/// Byte-level (no UTF-8 pass over the header, no `str` splitting): it runs on every datagram
+/// the server receives and on every line of an open report.
 pub fn parse_kmsg(line: &[u8]) -> Option<KmsgRecord<'_>> {
+    // Both forms start with a digit: the level, or a release (`6.1.0-...`).
+    if !line.first()?.is_ascii_digit() {
+        return None;
+    }
     let semi = memchr::memchr(b';', line)?;
-    let head = std::str::from_utf8(&line[..semi]).ok()?;
+    let head = &line[..semi];
     let text = &line[semi + 1..];
-    let mut fields = head.split(',');
+    let mut fields = head.split(|&b| b == b',');
     let mut first = fields.next()?;
     let mut release = None;
     // netconsole `r` option: "6.1.0-53-cloud-amd64,6,1234,5678,-;text"
-    if parse_u64(first.as_bytes()).is_none() {
-        if first.is_empty() || first.len() > 64 || first.contains(|c: char| c.is_whitespace()) {
+    if parse_u64(first).is_none() {
+        if first.len() > 64 || first.iter().any(|b| b.is_ascii_whitespace()) {
             return None;
         }
-        release = Some(first);
+        release = Some(std::str::from_utf8(first).ok()?);
         first = fields.next()?;
     }
-    let pri = u32::try_from(parse_u64(first.as_bytes())?).ok()?;
-    let seq = parse_u64(fields.next()?.as_bytes())?;
-    let ts_usec = parse_u64(fields.next()?.as_bytes())?;
-    let flag = fields.next()?;
-    let cont = match flag {
-        "-" => false,
-        "c" => true,
+    let pri = u32::try_from(parse_u64(first)?).ok()?;
+    let seq = parse_u64(fields.next()?)?;
+    let ts_usec = parse_u64(fields.next()?)?;
+    let cont = match fields.next()? {
+        b"-" => false,
+        b"c" => true,
         // Some kernels printed other flag letters; tolerate any single char.
-        f if f.len() == 1 => false,
+        [_] => false,
         _ => return None,
     };
     let mut caller = None;
     let mut ncfrag = None;
     for f in fields {
-        if let Some(c) = f.strip_prefix("caller=") {
-            caller = Some(c);
-        } else if let Some(frag) = f.strip_prefix("ncfrag=") {
-            let (off, total) = frag.split_once('/')?;
-            let off = u32::try_from(parse_u64(off.as_bytes())?).ok()?;
-            let total = u32::try_from(parse_u64(total.as_bytes())?).ok()?;
+        if let Some(c) = f.strip_prefix(b"caller=") {
+            caller = Some(std::str::from_utf8(c).ok()?);
+        } else if let Some(frag) = f.strip_prefix(b"ncfrag=") {
+            let slash = memchr::memchr(b'/', frag)?;
+            let off = u32::try_from(parse_u64(&frag[..slash])?).ok()?;
+            let total = u32::try_from(parse_u64(&frag[slash + 1..])?).ok()?;
             ncfrag = Some((off, total));
         }
     }

@@ -1258,8 +1258,15 @@ fn append_frames(
     }
 }
 
-fn matches_any(line: &[u8], res: &[Regex]) -> bool {
-    res.iter().any(|r| r.is_match(line))
+/// A fault-injection frame (`should_fail`, `should_failslab`) in the middle of a report: the
+/// one expression of [`corrupted_line_res`] needs the literal, so a line without it is skipped
+/// without running the expression (this runs on every line of every report).
+fn corrupted_line(line: &[u8]) -> bool {
+    static LIT: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    LIT.get_or_init(|| memchr::memmem::Finder::new("should_fail"))
+        .find(line)
+        .is_some()
+        && corrupted_line_res().iter().any(|r| r.is_match(line))
 }
 
 /// Port of syzkaller's `extractStackFrameImpl`.
@@ -1278,7 +1285,7 @@ fn extract_stack_impl(
                 while li < lines.len() {
                     let ln = lines[li];
                     li += 1;
-                    if matches_any(ln, corrupted_line_res()) {
+                    if corrupted_line(ln) {
                         return (vec![], Some("corrupted line in report"));
                     }
                     if stack_start_any().is_match(ln) {
@@ -1288,10 +1295,7 @@ fn extract_stack_impl(
                         }
                         // The trace ends here; the rest of the report is still checked for
                         // interleaved fault-injection stacks.
-                        if lines[li..]
-                            .iter()
-                            .any(|l| matches_any(l, corrupted_line_res()))
-                        {
+                        if lines[li..].iter().any(|l| corrupted_line(l)) {
                             return (vec![], Some("corrupted line in report"));
                         }
                         pi += 1;
@@ -1331,7 +1335,7 @@ fn extract_stack_impl(
                 while li < lines.len() {
                     let ln = lines[li];
                     li += 1;
-                    if matches_any(ln, corrupted_line_res()) {
+                    if corrupted_line(ln) {
                         return (vec![], Some("corrupted line in report"));
                     }
                     if let Some(c) = re.captures(ln) {

@@ -63,6 +63,7 @@ fn netconsole(db: &str, hosts: usize, per_host: usize) -> (f64, u64, usize) {
     }
     let m = run.server().metrics.clone();
     let cpu0 = process_cpu_secs();
+    let threads0 = thread_cpu_secs();
     let start = Instant::now();
     let mut sent = 0u64;
     // The senders share the server's two cores here (on a fleet they are other machines), so
@@ -87,11 +88,27 @@ fn netconsole(db: &str, hosts: usize, per_host: usize) -> (f64, u64, usize) {
         std::thread::yield_now();
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "  (the process used {:.2} CPUs while sending and receiving)",
-        (process_cpu_secs() - cpu0) / secs
-    );
+    let cpu = process_cpu_secs() - cpu0;
     let lines = m.netconsole_lines.get();
+    let mut by_thread: Vec<String> = thread_cpu_secs()
+        .into_iter()
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                t - threads0.get(&name).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, t)| *t > 0.0)
+        .map(|(name, t)| format!("{name} {:.1}", t * 1e6 / lines.max(1) as f64))
+        .collect();
+    by_thread.sort();
+    println!(
+        "  (the process used {:.2} CPUs, {:.1} us of CPU per line; by thread, us/line: {}; \
+         the sender is `ingest-*`, it includes the kernel's loopback delivery)",
+        cpu / secs,
+        cpu * 1e6 / lines.max(1) as f64,
+        by_thread.join(", ")
+    );
     // Wait until the reports are stored (not timed: the idle flush is a timer).
     let deadline = Instant::now() + Duration::from_secs(120);
     while all_reports(&run.url, "").len() < reports && Instant::now() < deadline {
@@ -100,6 +117,28 @@ fn netconsole(db: &str, hosts: usize, per_host: usize) -> (f64, u64, usize) {
     let stored = all_reports(&run.url, "").len();
     assert_eq!(stored, reports, "every report stored");
     (lines as f64 / secs, lines, stored)
+}
+
+/// CPU seconds (user + system) of this process's threads so far, summed by thread name.
+fn thread_cpu_secs() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for e in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) / hz;
+    }
+    out
 }
 
 /// User + system CPU seconds of this process so far (every thread).
@@ -267,15 +306,26 @@ fn main() {
             .trim()
     );
     if std::env::var("KMORTEM_BENCH_PROFILE").as_deref() == Ok("parser") {
-        // For `perf record`: the parser alone, repeated.
-        for _ in 0..10 {
-            println!("parser alone {:.0} lines/s", scanner_anchor(hosts, per_host));
+        // For `perf record` (or `valgrind --tool=callgrind` with KMORTEM_BENCH_REPEAT=1): the
+        // parser alone, repeated.
+        let repeat = std::env::var("KMORTEM_BENCH_REPEAT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
+        for _ in 0..repeat {
+            println!(
+                "parser alone {:.0} lines/s",
+                scanner_anchor(hosts, per_host)
+            );
         }
         return;
     }
     if std::env::var("KMORTEM_BENCH_PROFILE").as_deref() == Ok("receiver") {
         for _ in 0..10 {
-            println!("receiver alone {:.0} lines/s", receiver_anchor(hosts, per_host));
+            println!(
+                "receiver alone {:.0} lines/s",
+                receiver_anchor(hosts, per_host)
+            );
         }
         return;
     }

@@ -199,7 +199,18 @@ impl Server {
                 },
             );
             let srx = shutdown_rx.clone();
-            tasks.push(tokio::task::spawn_blocking(move || rx.run(sock, srx)));
+            // A named thread of its own (it blocks in recvmmsg); a task waits for its end.
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name("kmortem-netcons".into())
+                .spawn(move || {
+                    rx.run(sock, srx);
+                    let _ = done_tx.send(());
+                })
+                .map_err(|e| Error::Listen(addr.to_string(), e))?;
+            tasks.push(tokio::spawn(async move {
+                let _ = done_rx.await;
+            }));
         }
         let state = http::AppState {
             store: store.clone(),
