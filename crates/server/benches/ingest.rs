@@ -48,6 +48,12 @@ fn netconsole(db: &str, hosts: usize, per_host: usize) -> (f64, u64, usize) {
     let mut opts = kmortem_server::Options::new(db.to_string());
     opts.netconsole = Some("127.0.0.1:0".parse().unwrap());
     opts.idle_flush = Duration::from_millis(500);
+    if let Some(w) = std::env::var("KMORTEM_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.netconsole_workers = w;
+    }
     let run = Running::start(opts);
     let target = run.server().netconsole_addr.unwrap();
     let mut rng = Rng(42);

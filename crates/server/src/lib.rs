@@ -88,6 +88,9 @@ pub struct Options {
     pub idle_flush: Duration,
     /// URL that alerts link to; defaults to `http://<listen>`.
     pub public_url: Option<String>,
+    /// Netconsole worker threads (each parses the streams of its share of the senders);
+    /// 0 = one per core, at most 8.
+    pub netconsole_workers: usize,
 }
 
 impl Options {
@@ -102,6 +105,7 @@ impl Options {
             max_body: 1 << 20,
             idle_flush: Duration::from_secs(10),
             public_url: None,
+            netconsole_workers: 0,
         }
     }
 }
@@ -189,27 +193,35 @@ impl Server {
                 sock.local_addr()
                     .map_err(|e| Error::Listen(addr.to_string(), e))?,
             );
-            let rx = netconsole::Receiver::new(
-                writer.clone(),
-                metrics.clone(),
-                opts.config.hosts.clone(),
-                netconsole::Limits {
-                    idle_flush: opts.idle_flush,
-                    ..Default::default()
-                },
-            );
-            let srx = shutdown_rx.clone();
-            // A named thread of its own (it blocks in recvmmsg); a task waits for its end.
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-            std::thread::Builder::new()
-                .name("kmortem-netcons".into())
-                .spawn(move || {
-                    rx.run(sock, srx);
-                    let _ = done_tx.send(());
+            let workers = match opts.netconsole_workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+                n => n,
+            };
+            let limits = netconsole::Limits {
+                idle_flush: opts.idle_flush,
+                ..Default::default()
+            };
+            let receivers = (0..workers)
+                .map(|_| {
+                    netconsole::Receiver::new(
+                        writer.clone(),
+                        metrics.clone(),
+                        opts.config.hosts.clone(),
+                        netconsole::Limits {
+                            // The bound on senders holds for all workers together.
+                            max_senders: (limits.max_senders / workers).max(1),
+                            ..limits
+                        },
+                    )
                 })
+                .collect();
+            let threads = netconsole::start(sock, receivers, shutdown_rx.clone())
                 .map_err(|e| Error::Listen(addr.to_string(), e))?;
-            tasks.push(tokio::spawn(async move {
-                let _ = done_rx.await;
+            // A task waits for the threads' end, so that shutdown waits for their flush.
+            tasks.push(tokio::task::spawn_blocking(move || {
+                for t in threads {
+                    let _ = t.join();
+                }
             }));
         }
         let state = http::AppState {

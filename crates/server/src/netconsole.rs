@@ -165,6 +165,147 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(sock)
 }
 
+/// Datagrams for one worker, copied out of a receive batch.
+#[derive(Default)]
+struct Chunk {
+    data: Vec<u8>,
+    /// (sender, end offset in `data`) per datagram, in arrival order.
+    items: Vec<(IpAddr, usize)>,
+}
+
+enum Msg {
+    Data(Chunk),
+    Tick(Instant),
+}
+
+/// Chunks queued per worker before the reader waits (bounds memory under a flood; the socket
+/// buffer then absorbs, and the kernel drops what does not fit).
+const WORKER_QUEUE: usize = 64;
+
+/// Which worker owns a sender: a fixed hash of its address, so that one sender's datagrams
+/// always reach the same worker, in order.
+fn worker_of(ip: IpAddr, workers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ip.hash(&mut h);
+    (h.finish() % workers as u64) as usize
+}
+
+/// Start receiving on `sock` with one [`Receiver`] per worker thread. With one worker the
+/// receiver reads the socket itself ([`Receiver::run`]); with more, a reader thread takes
+/// datagrams in batches and hands each to the worker that owns its sender (by address), so
+/// fragments and sequence order stay per sender while parsing runs on several cores. Every
+/// thread ends when `shutdown` turns true, after the workers closed their open reports.
+pub fn start(
+    sock: std::net::UdpSocket,
+    mut receivers: Vec<Receiver>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    if receivers.len() <= 1 {
+        let Some(r) = receivers.pop() else {
+            return Ok(Vec::new());
+        };
+        let t = std::thread::Builder::new()
+            .name("kmortem-netcons".into())
+            .spawn(move || r.run(sock, shutdown))?;
+        return Ok(vec![t]);
+    }
+    let n = receivers.len();
+    let metrics = receivers[0].metrics.clone();
+    let (spare_tx, spare_rx) = std::sync::mpsc::sync_channel::<Chunk>(n * WORKER_QUEUE);
+    let mut threads = Vec::new();
+    let mut txs = Vec::new();
+    for (i, mut r) in receivers.into_iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(WORKER_QUEUE);
+        txs.push(tx);
+        let spare = spare_tx.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("kmortem-nc-{i}"))
+                .spawn(move || {
+                    while let Ok(msg) = rx.recv() {
+                        match msg {
+                            Msg::Data(mut c) => {
+                                let now = Instant::now();
+                                let mut start = 0;
+                                for &(ip, end) in &c.items {
+                                    r.datagram(ip, &c.data[start..end], now);
+                                    start = end;
+                                }
+                                r.hand_off();
+                                c.data.clear();
+                                c.items.clear();
+                                let _ = spare.try_send(c);
+                            }
+                            Msg::Tick(now) => {
+                                r.tick(now);
+                                r.hand_off();
+                            }
+                        }
+                    }
+                    // The reader is gone: shutting down.
+                    r.flush_all();
+                    r.hand_off();
+                })?,
+        );
+    }
+    let reader = std::thread::Builder::new()
+        .name("kmortem-netcons".into())
+        .spawn(move || {
+            let mut batch = crate::udp::Batch::new();
+            let mut last_tick = Instant::now();
+            let mut pending: Vec<Option<Chunk>> = (0..n).map(|_| None).collect();
+            while !*shutdown.borrow() {
+                match batch.recv_blocking(&sock) {
+                    Ok(_) => {
+                        for (from, d) in batch.iter() {
+                            let Some(ip) = from else {
+                                metrics.drop_nc("malformed");
+                                continue;
+                            };
+                            let c = pending[worker_of(ip, n)]
+                                .get_or_insert_with(|| spare_rx.try_recv().unwrap_or_default());
+                            c.data.extend_from_slice(d);
+                            c.items.push((ip, c.data.len()));
+                        }
+                        for (p, tx) in pending.iter_mut().zip(&txs) {
+                            if let Some(c) = p.take() {
+                                let _ = tx.send(Msg::Data(c));
+                            }
+                        }
+                    }
+                    Err(e) if is_timeout(&e) => {}
+                    Err(e) => {
+                        tracing::warn!("netconsole socket: {e}");
+                        std::thread::sleep(TICK);
+                    }
+                }
+                let now = Instant::now();
+                if now.duration_since(last_tick) >= TICK {
+                    last_tick = now;
+                    for tx in &txs {
+                        let _ = tx.send(Msg::Tick(now));
+                    }
+                }
+            }
+            // Dropping the senders ends the workers, which flush; wait for them.
+            drop(txs);
+            for t in threads {
+                let _ = t.join();
+            }
+        })?;
+    Ok(vec![reader])
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 impl Receiver {
     pub fn new(
         writer: Writer,
@@ -226,13 +367,7 @@ impl Receiver {
                         }
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if is_timeout(&e) => {}
                 Err(e) => {
                     tracing::warn!("netconsole socket: {e}");
                     std::thread::sleep(TICK);
@@ -288,9 +423,8 @@ impl Receiver {
             let host = self.host_name(from);
             self.senders
                 .insert(from, Sender::new(host, now, &self.limits));
-            self.metrics
-                .netconsole_senders
-                .set(self.senders.len() as i64);
+            // inc/dec, not set: several receivers (one per worker thread) share the gauge.
+            self.metrics.netconsole_senders.inc();
         }
         let limits = self.limits;
         let stamp = stamp(self.epoch, now);
@@ -338,6 +472,7 @@ impl Receiver {
         match victim {
             Some(ip) => {
                 if let Some(s) = self.senders.remove(&ip) {
+                    self.metrics.netconsole_senders.dec();
                     let mut ctx = Ctx {
                         metrics: &self.metrics,
                         limits: &self.limits,
@@ -387,6 +522,7 @@ impl Receiver {
         }
         for ip in forget {
             if let Some(s) = self.senders.remove(&ip) {
+                self.metrics.netconsole_senders.dec();
                 let mut ctx = Ctx {
                     metrics: &self.metrics,
                     limits: &limits,
@@ -396,9 +532,6 @@ impl Receiver {
                 ctx.close(s);
             }
         }
-        self.metrics
-            .netconsole_senders
-            .set(self.senders.len() as i64);
     }
 
     /// Close every sender's open report (shutdown, or the end of a test).

@@ -1,6 +1,8 @@
 //! The bar: the real server receives 100,000 extended-netconsole datagrams over loopback from
 //! 20 interleaved senders (127.0.0.10-29), with fragments and reordering, and stores every crash
-//! report in them exactly once.
+//! report in them exactly once. The bar runs with the default worker count (one per core); a
+//! smaller run covers each receive path explicitly: one thread reading and parsing, and a
+//! reader handing senders to three workers.
 
 mod common;
 use common::*;
@@ -10,20 +12,35 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn hundred_thousand_datagrams_every_report_once() {
+    every_report_once(0, 5_000);
+}
+
+#[test]
+fn one_worker_every_report_once() {
+    every_report_once(1, 1_000);
+}
+
+#[test]
+fn three_workers_every_report_once() {
+    every_report_once(3, 1_000);
+}
+
+/// Send `20 * per_host` datagrams to a server with `workers` netconsole workers (0 = default).
+fn every_report_once(workers: usize, per_host: usize) {
     let dir = TempDir::new("nc100k");
     let mut opts = kmortem_server::Options::new(dir.0.join("k.db").display().to_string());
     opts.netconsole = Some("127.0.0.1:0".parse().unwrap());
     opts.idle_flush = Duration::from_millis(1500);
+    opts.netconsole_workers = workers;
     let run = Running::start(opts);
     let target = run.server().netconsole_addr.unwrap();
 
     const HOSTS: usize = 20;
-    const PER_HOST: usize = 5_000;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut streams = Vec::new();
     let mut expected: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     for h in 0..HOSTS {
-        let (d, pids) = host_stream(&mut rng, PER_HOST, 10_000 * (h as u32 + 1));
+        let (d, pids) = host_stream(&mut rng, per_host, 10_000 * (h as u32 + 1));
         let ip = format!("127.0.0.{}", 10 + h);
         expected.insert(ip.clone(), pids.into_iter().collect());
         let sock = UdpSocket::bind(format!("{ip}:0")).expect("bind 127.0.0.x");
@@ -57,7 +74,7 @@ fn hundred_thousand_datagrams_every_report_once() {
             );
         }
     }
-    assert_eq!(sent, (HOSTS * PER_HOST) as u64);
+    assert_eq!(sent, (HOSTS * per_host) as u64);
     let send_secs = start.elapsed().as_secs_f64();
 
     // Wait for the idle flush and the writer.
@@ -74,7 +91,7 @@ fn hundred_thousand_datagrams_every_report_once() {
         std::thread::sleep(Duration::from_millis(500));
     }
     println!(
-        "netconsole: {sent} datagrams from {HOSTS} hosts in {send_secs:.2}s ({:.0}/s); {} reports expected, {} stored",
+        "netconsole ({workers} workers, 0 = one per core): {sent} datagrams from {HOSTS} hosts in {send_secs:.2}s ({:.0}/s); {} reports expected, {} stored",
         sent as f64 / send_secs,
         total_reports,
         stored.len()
@@ -110,8 +127,12 @@ fn hundred_thousand_datagrams_every_report_once() {
     );
     let m = metrics.encode();
     assert!(
-        m.contains("kmortem_netconsole_datagrams_total 100000"),
+        m.contains(&format!("kmortem_netconsole_datagrams_total {sent}\n")),
         "{m}"
+    );
+    assert!(
+        m.contains(&format!("kmortem_netconsole_senders {HOSTS}\n")),
+        "every sender counted once across workers: {m}"
     );
     // Every group spans all hosts that sent it, and the titles are the parser's.
     let groups = get_json(&format!("{}/api/v1/groups", run.url));

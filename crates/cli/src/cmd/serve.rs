@@ -59,6 +59,10 @@ pub struct Args {
     /// Seconds of netconsole silence after which a sender's open report is closed.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub idle_flush: f64,
+    /// Netconsole worker threads: each parses the streams of its share of the senders (one
+    /// sender always goes to the same worker). 0 = one per core, at most 8.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub netconsole_workers: usize,
     /// Base URL used in alert links [default: http://LISTEN].
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
@@ -100,6 +104,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.max_body = args.max_body;
     opts.idle_flush = std::time::Duration::from_secs_f64(args.idle_flush.clamp(0.1, 86_400.0));
     opts.public_url = args.public_url;
+    opts.netconsole_workers = args.netconsole_workers;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
