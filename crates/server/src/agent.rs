@@ -16,7 +16,70 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// One drain at a time: the `/dev/kmsg` loop and the retry thread share the spool, and two
+/// concurrent drains would post the same file twice.
+static DRAIN: Mutex<()> = Mutex::new(());
+
+/// How long `/dev/kmsg` must stay quiet before a report still open in the scanner is cut and
+/// shipped. Folklore: the scanner keeps a report open after `---[ end trace ]---` for a grace
+/// period of lines (a panic or more frames may follow), and on a real kernel nothing may follow
+/// for hours: a WARN() on an idle machine was never shipped (found in the QEMU test,
+/// crates/cli/tests/agent_vm.rs; pinned by tests::kmsg_idle_flush_ships_open_report). The
+/// netconsole receiver does the same after its own idle time.
+pub const KMSG_IDLE_FLUSH: Duration = Duration::from_secs(3);
+
+/// The time stamp of a log line in microseconds: a `/dev/kmsg` record's `ts_usec` field, or the
+/// console's `[  12.345678]` (after an optional `<4>` syslog level, as pstore writes them).
+pub fn line_usec(line: &[u8]) -> Option<u64> {
+    if let Some(r) = parse_kmsg(line) {
+        return Some(r.ts_usec);
+    }
+    let mut s = line;
+    if s.first() == Some(&b'<') {
+        let end = s.iter().take(6).position(|&b| b == b'>')?;
+        s = &s[end + 1..];
+    }
+    let s = s.strip_prefix(b"[")?;
+    let end = s.iter().take(24).position(|&b| b == b']')?;
+    let stamp = std::str::from_utf8(&s[..end]).ok()?.trim();
+    let (sec, frac) = stamp.split_once('.')?;
+    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let sec: u64 = sec.parse().ok()?;
+    // `%06lu` since forever; scale other widths to microseconds.
+    let mut f: u64 = frac.parse().ok()?;
+    for _ in frac.len()..6 {
+        f *= 10;
+    }
+    for _ in 6..frac.len() {
+        f /= 10;
+    }
+    sec.checked_mul(1_000_000)?.checked_add(f)
+}
+
+/// The idempotency key of one report: host, the time stamp of its first line, and its title.
+///
+/// Folklore: after a panic, pstore's `dmesg-ramoops-N` holds the tail of the log *as it was*,
+/// so a WARNING shipped live from /dev/kmsg an hour before is in it again; and with ramoops'
+/// default `max_reason` (oops included) one BUG() with `panic_on_oops` leaves two records
+/// (`Oops#1` and `Panic#2`) with the same report in both. Keyed by file or by boot id, each
+/// went to the server again as a new report (seen in the QEMU test,
+/// crates/cli/tests/agent_vm.rs). The first line's stamp (`ts_usec` in /dev/kmsg,
+/// `[sec.usec]` in pstore: the same printk clock, same microsecond) names the report the same
+/// way in every source, so the server's idempotency check keeps one. Pinned by
+/// tests::pstore_and_kmsg_give_the_same_key.
+pub fn report_key(host: &str, first_usec: u64, title: &str) -> String {
+    format!(
+        "rep:{:08x}:{first_usec}:{:08x}",
+        fnv1a(host.as_bytes()) as u32,
+        fnv1a(title.as_bytes()) as u32
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -177,76 +240,155 @@ impl Agent {
                 continue;
             }
             self.summary.boot_files += 1;
-            let key = format!("boot:{:016x}", fnv1a(&data));
-            self.enqueue(Item {
-                host: self.opts.host.clone(),
-                // The server refuses invalid UTF-8; pstore files can hold garbage.
-                log: String::from_utf8_lossy(&data).into_owned(),
-                key,
-                source: source.into(),
-                kernel_release: None,
-            })?;
+            let digest = fnv1a(&data);
+            // Cut the file here (not on the server) so that each report gets its own key.
+            let mut scanner = Scanner::new();
+            let mut stamps: Vec<Option<u64>> = Vec::new();
+            let mut reports = Vec::new();
+            for line in data.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                stamps.push(line_usec(line));
+                reports.extend(scanner.push_line(line));
+            }
+            reports.extend(scanner.finish());
+            if reports.is_empty() {
+                // Nothing the parser knows: ship the file as it is (the server keeps it raw).
+                self.enqueue(Item {
+                    host: self.opts.host.clone(),
+                    // The server refuses invalid UTF-8; pstore files can hold garbage.
+                    log: String::from_utf8_lossy(&data).into_owned(),
+                    key: format!("boot:{digest:016x}"),
+                    source: source.into(),
+                    kernel_release: None,
+                })?;
+                continue;
+            }
+            for (i, r) in reports.into_iter().enumerate() {
+                let key = match stamps
+                    .get(r.start_line.saturating_sub(1))
+                    .copied()
+                    .flatten()
+                {
+                    Some(us) => report_key(&self.opts.host, us, &r.title),
+                    None => format!("boot:{digest:016x}:{i}"),
+                };
+                self.enqueue(Item {
+                    host: self.opts.host.clone(),
+                    log: r.text,
+                    key,
+                    source: source.into(),
+                    kernel_release: r.kernel_release,
+                })?;
+            }
         }
         Ok(())
     }
 
     /// Read `/dev/kmsg` (or a file of kmsg records), queue each report found. With `once`, stop
-    /// at the end of what is there; otherwise follow forever, sending as reports complete.
+    /// at the end of what is there; otherwise follow forever, sending as reports complete, and
+    /// cut a report still open once the log has been quiet for [`KMSG_IDLE_FLUSH`].
     pub fn follow_kmsg(&mut self, path: &Path) -> Result<(), AgentError> {
         let f = open_kmsg(path, self.opts.once).map_err(io(path))?;
+        let mut reader = KmsgReader::new(f);
+        if self.opts.once {
+            return self.scan_kmsg(|_| reader.next_record().map(Rec::from), KMSG_IDLE_FLUSH);
+        }
+        // Blocking reads on a thread of their own, so the scan loop can wake up when idle.
+        let (tx, rx) = mpsc::sync_channel::<std::io::Result<Option<Vec<u8>>>>(1024);
+        std::thread::spawn(move || loop {
+            let r = reader.next_record();
+            let end = !matches!(r, Ok(Some(_)));
+            if tx.send(r).is_err() || end {
+                return;
+            }
+        });
+        self.scan_kmsg(
+            |idle| match rx.recv_timeout(idle) {
+                Ok(r) => r.map(Rec::from),
+                Err(mpsc::RecvTimeoutError::Timeout) => Ok(Rec::Idle),
+                Err(mpsc::RecvTimeoutError::Disconnected) => Ok(Rec::End),
+            },
+            KMSG_IDLE_FLUSH,
+        )
+        .map_err(|e| match e {
+            AgentError::Io(_, e) => AgentError::Io(path.display().to_string(), e),
+            e => e,
+        })
+    }
+
+    /// The scan loop behind [`Agent::follow_kmsg`]: `next(idle)` returns a record, the end, or
+    /// [`Rec::Idle`] when nothing came for `idle`.
+    pub fn scan_kmsg(
+        &mut self,
+        mut next: impl FnMut(Duration) -> std::io::Result<Rec>,
+        idle: Duration,
+    ) -> Result<(), AgentError> {
         let boot = Self::boot_id();
         let release = Self::kernel_release();
         let mut scanner = Scanner::new();
-        // Sequence number of each line fed, to key reports by (boot, first seq).
-        let mut seqs: Vec<u64> = Vec::new();
-        let mut reader = KmsgReader::new(f);
-        let mut last_send = std::time::Instant::now();
+        // (sequence number, time stamp) of each line fed, to key reports by their first line.
+        let mut lines: Vec<(u64, Option<u64>)> = Vec::new();
         loop {
-            let rec = match reader.next_record() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => return Err(AgentError::Io(path.display().to_string(), e)),
+            let rec = match next(idle) {
+                Ok(Rec::Record(r)) => r,
+                Ok(Rec::End) => break,
+                Ok(Rec::Idle) => {
+                    if !scanner.is_idle() {
+                        let reports = std::mem::take(&mut scanner).finish();
+                        self.kmsg_reports(reports, &lines, &boot, &release)?;
+                        lines.clear();
+                    }
+                    continue;
+                }
+                Err(e) => return Err(AgentError::Io("/dev/kmsg".into(), e)),
             };
-            let seq = parse_kmsg(&rec).map(|r| r.seq).unwrap_or(0);
-            seqs.push(seq);
+            let (seq, us) = parse_kmsg(&rec).map_or((0, None), |r| (r.seq, Some(r.ts_usec)));
+            lines.push((seq, us));
             let reports = scanner.push_line(&rec);
-            self.kmsg_reports(reports, &seqs, &boot, &release)?;
-            if seqs.len() > 100_000 {
+            self.kmsg_reports(reports, &lines, &boot, &release)?;
+            if lines.len() > 100_000 {
                 // Keep memory bounded: line numbers only need to reach back one report.
-                let keep = seqs.split_off(seqs.len() - 50_000);
-                let dropped = seqs.len();
-                seqs = vec![0; dropped];
-                seqs.extend(keep);
-            }
-            if !self.opts.once && last_send.elapsed() > Duration::from_secs(1) {
-                let _ = self.drain();
-                last_send = std::time::Instant::now();
+                let keep = lines.split_off(lines.len() - 50_000);
+                let dropped = lines.len();
+                lines = vec![(0, None); dropped];
+                lines.extend(keep);
             }
         }
         let reports = scanner.finish();
-        self.kmsg_reports(reports, &seqs, &boot, &release)
+        self.kmsg_reports(reports, &lines, &boot, &release)
     }
 
     fn kmsg_reports(
         &mut self,
         reports: Vec<kmortem_oops::Report>,
-        seqs: &[u64],
+        lines: &[(u64, Option<u64>)],
         boot: &str,
         release: &Option<String>,
     ) -> Result<(), AgentError> {
+        if reports.is_empty() {
+            return Ok(());
+        }
         for r in reports {
-            let seq = seqs
+            let (seq, us) = lines
                 .get(r.start_line.saturating_sub(1))
                 .copied()
-                .unwrap_or(0);
+                .unwrap_or((0, None));
             self.summary.kmsg_reports += 1;
+            let key = match us {
+                Some(us) => report_key(&self.opts.host, us, &r.title),
+                None => format!("kmsg:{boot}:{seq}"),
+            };
             self.enqueue(Item {
                 host: self.opts.host.clone(),
-                log: r.text.clone(),
-                key: format!("kmsg:{boot}:{seq}"),
+                log: r.text,
+                key,
                 source: "agent:kmsg".into(),
-                kernel_release: r.kernel_release.clone().or_else(|| release.clone()),
+                kernel_release: r.kernel_release.or_else(|| release.clone()),
             })?;
+        }
+        if !self.opts.once {
+            // Ship now: the machine may be about to die (a WARN before a panic).
+            let _ = self.drain();
         }
         Ok(())
     }
@@ -254,6 +396,7 @@ impl Agent {
     /// Post every spooled item in order; stop at the first failure (the server is down).
     /// Returns how many items are still spooled.
     pub fn drain(&mut self) -> Result<usize, AgentError> {
+        let _one = DRAIN.lock().unwrap_or_else(|e| e.into_inner());
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.spool)
             .map_err(io(&self.spool))?
             .filter_map(|e| e.ok())
@@ -341,6 +484,21 @@ impl Agent {
             }
         }
         self.drain()
+    }
+}
+
+/// What the kmsg scan loop gets next.
+#[derive(Debug)]
+pub enum Rec {
+    Record(Vec<u8>),
+    /// Nothing arrived for the idle time.
+    Idle,
+    End,
+}
+
+impl From<Option<Vec<u8>>> for Rec {
+    fn from(r: Option<Vec<u8>>) -> Rec {
+        r.map_or(Rec::End, Rec::Record)
     }
 }
 
@@ -450,5 +608,175 @@ impl KmsgReader {
             }
             return Ok(Some(line));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> String {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/");
+        std::fs::read_to_string(format!("{p}{name}"))
+            .unwrap_or_else(|e| panic!("examples/{name} (repo root) is missing: {e}"))
+    }
+
+    struct Tmp(PathBuf);
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let p =
+                std::env::temp_dir().join(format!("kmortem-agent-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Tmp(p)
+        }
+    }
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn agent(dir: &Path) -> Agent {
+        Agent::new(AgentOptions {
+            server: "http://127.0.0.1:9".into(),
+            token: "t".into(),
+            host: "vm-1".into(),
+            state_dir: dir.join("state"),
+            kmsg: None,
+            pstore_dirs: vec![dir.join("pstore")],
+            crash_dir: None,
+            once: true,
+            retry: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    fn spooled(dir: &Path) -> Vec<Item> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("state/spool"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// `[  812.330418] text` -> `4,SEQ,812330418,-;text`
+    fn as_kmsg(console: &str) -> Vec<Vec<u8>> {
+        console
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                let us = line_usec(l.as_bytes()).unwrap();
+                let text = &l[l.find("] ").unwrap() + 2..];
+                format!("4,{},{us},-;{text}", 900 + i).into_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn line_usec_reads_kmsg_console_and_pstore_stamps() {
+        assert_eq!(line_usec(b"4,1203,5046023,-;WARNING: x"), Some(5_046_023));
+        assert_eq!(line_usec(b"[    5.046023] WARNING: x"), Some(5_046_023));
+        assert_eq!(line_usec(b"<4>[  812.330418] cut here"), Some(812_330_418));
+        assert_eq!(line_usec(b"[ 1.5] x"), Some(1_500_000));
+        assert_eq!(line_usec(b"Panic#2 Part1"), None);
+        assert_eq!(line_usec(b"[abc.def] x"), None);
+        assert_eq!(line_usec(b"<4"), None);
+        assert_eq!(line_usec(b"[99999999999999999999.000001] x"), None);
+    }
+
+    /// A WARNING shipped live from /dev/kmsg, then found again in the pstore record a later
+    /// panic left (as `<4>[stamp] text` lines after a `Panic#1 Part1` header, like ramoops on
+    /// 6.1 writes them), gets the same key both times; twice in one file (the Oops and Panic
+    /// records) too.
+    #[test]
+    fn pstore_and_kmsg_give_the_same_key() {
+        let dir = Tmp::new("samekey");
+        let d = &dir.0;
+        let warn = example("warning.log");
+        let mut a = agent(d);
+        let mut recs = as_kmsg(&warn).into_iter();
+        a.scan_kmsg(
+            |_| Ok(recs.next().map_or(Rec::End, Rec::Record)),
+            KMSG_IDLE_FLUSH,
+        )
+        .unwrap();
+        let live = spooled(d);
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert!(live[0].key.starts_with("rep:"), "{}", live[0].key);
+
+        std::fs::create_dir_all(d.join("pstore")).unwrap();
+        let mut pstore = String::from("Panic#1 Part1\n");
+        for l in warn.lines() {
+            pstore.push_str(&format!("<4>{l}\n"));
+        }
+        pstore.push_str("<0>[  813.000001] Kernel panic - not syncing: stop\n");
+        std::fs::write(d.join("pstore/dmesg-ramoops-0"), &pstore).unwrap();
+        std::fs::write(
+            d.join("pstore/dmesg-ramoops-1"),
+            pstore.replace("Panic#1", "Oops#2"),
+        )
+        .unwrap();
+        let mut b = agent(d);
+        b.collect_boot().unwrap();
+        let all = spooled(d);
+        let boot: Vec<&Item> = all.iter().filter(|i| i.source == "agent:pstore").collect();
+        assert!(!boot.is_empty(), "{all:?}");
+        let warning: Vec<&&Item> = boot
+            .iter()
+            .filter(|i| i.log.contains("WARNING: CPU: 0 PID: 1734"))
+            .collect();
+        assert_eq!(warning.len(), 2, "one per pstore file: {boot:?}");
+        for w in warning {
+            assert_eq!(w.key, live[0].key, "pstore vs kmsg key");
+        }
+        // A different title or host would not collide.
+        assert_ne!(report_key("vm-1", 1, "a"), report_key("vm-1", 1, "b"));
+        assert_ne!(report_key("vm-1", 1, "a"), report_key("vm-2", 1, "a"));
+    }
+
+    /// A report whose end marker is the last thing the kernel printed is shipped once the log
+    /// stays quiet, not when (if ever) the next line arrives.
+    #[test]
+    fn kmsg_idle_flush_ships_open_report() {
+        let dir = Tmp::new("idle");
+        let d = &dir.0;
+        let mut a = agent(d);
+        let mut recs = as_kmsg(&example("warning.log")).into_iter();
+        let spool = d.join("state/spool");
+        let count = || std::fs::read_dir(&spool).unwrap().count();
+        let mut seen_before_idle = None;
+        let mut seen_after_idle = None;
+        let mut calls = 0;
+        a.scan_kmsg(
+            |_| {
+                calls += 1;
+                if let Some(r) = recs.next() {
+                    return Ok(Rec::Record(r));
+                }
+                if seen_before_idle.is_none() {
+                    seen_before_idle = Some(count());
+                    return Ok(Rec::Idle);
+                }
+                if seen_after_idle.is_none() {
+                    seen_after_idle = Some(count());
+                }
+                Ok(Rec::End)
+            },
+            KMSG_IDLE_FLUSH,
+        )
+        .unwrap();
+        assert!(calls > 30);
+        assert_eq!(seen_before_idle, Some(0), "still open after the end marker");
+        assert_eq!(
+            seen_after_idle,
+            Some(1),
+            "the idle flush did not ship the report"
+        );
+        assert_eq!(a.summary.kmsg_reports, 1);
     }
 }
