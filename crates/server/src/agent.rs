@@ -233,9 +233,14 @@ impl Agent {
         }
         files.sort();
         for (p, source) in files {
-            let Ok(data) = std::fs::read(&p) else {
+            let Ok(mut data) = std::fs::read(&p) else {
                 continue;
             };
+            if p.extension().is_some_and(|e| e == "z") {
+                if let Some(plain) = inflate(&data) {
+                    data = plain;
+                }
+            }
             if data.is_empty() {
                 continue;
             }
@@ -528,6 +533,27 @@ fn post(server: &str, token: &str, body: &[u8]) -> Result<(), Post> {
     }
 }
 
+/// Folklore: pstore names a record it could not decompress `dmesg-<backend>-<id>.enc.z`
+/// (fs/pstore/inode.c, `record->compressed ? ".enc.z" : ""`): the kernel reading it lacks the
+/// compressor the crashed kernel used (before 6.6 one of deflate/lzo/lz4/zstd/842 was chosen at
+/// build time; 6.6 kept only deflate), or its decompression failed. Deflate records are raw
+/// deflate streams (crypto/deflate.c and 6.6's zlib calls both use negative window bits), which
+/// are inflated here (zlib-wrapped as a fallback); anything else is shipped as it is. Output is
+/// capped at 16 MiB. Pinned by tests::enc_z_pstore_record_is_inflated.
+fn inflate(data: &[u8]) -> Option<Vec<u8>> {
+    const CAP: u64 = 16 << 20;
+    let try_read = |r: &mut dyn Read| {
+        let mut out = Vec::new();
+        r.take(CAP)
+            .read_to_end(&mut out)
+            .ok()
+            .filter(|_| !out.is_empty())
+            .map(|_| out)
+    };
+    try_read(&mut flate2::read::DeflateDecoder::new(data))
+        .or_else(|| try_read(&mut flate2::read::ZlibDecoder::new(data)))
+}
+
 fn walk(dir: &Path, depth: u32, f: &mut dyn FnMut(&Path)) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
@@ -737,6 +763,35 @@ mod tests {
         // A different title or host would not collide.
         assert_ne!(report_key("vm-1", 1, "a"), report_key("vm-1", 1, "b"));
         assert_ne!(report_key("vm-1", 1, "a"), report_key("vm-2", 1, "a"));
+    }
+
+    #[test]
+    fn enc_z_pstore_record_is_inflated() {
+        let dir = Tmp::new("encz");
+        let d = &dir.0;
+        std::fs::create_dir_all(d.join("pstore")).unwrap();
+        let mut text = String::from("Oops#1 Part1\n");
+        for l in example("null-deref.log").lines() {
+            text.push_str(&format!("<4>{l}\n"));
+        }
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(text.as_bytes()).unwrap();
+        let z = enc.finish().unwrap();
+        std::fs::write(d.join("pstore/dmesg-ramoops-0.enc.z"), &z).unwrap();
+        // Garbage that does not inflate is shipped as it is (and finds no report).
+        std::fs::write(d.join("pstore/dmesg-ramoops-1.enc.z"), b"\x01\x02garbage").unwrap();
+        let mut a = agent(d);
+        a.collect_boot().unwrap();
+        let items = spooled(d);
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(
+            items[0]
+                .log
+                .contains("BUG: kernel NULL pointer dereference"),
+            "{items:?}"
+        );
+        assert!(items[0].key.starts_with("rep:"), "{}", items[0].key);
+        assert!(items[1].log.contains("garbage"), "{items:?}");
     }
 
     /// A report whose end marker is the last thing the kernel printed is shipped once the log
