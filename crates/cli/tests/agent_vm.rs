@@ -99,7 +99,7 @@ impl Cpio {
         self.pad();
     }
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }
@@ -180,7 +180,7 @@ fn initrd(lab: &Path, rel: &str, work: &Path) -> PathBuf {
     // Folklore: after a compressed archive the kernel's unpacker (init/initramfs.c,
     // unpack_to_rootfs) takes an uncompressed cpio only at a 4-byte aligned offset and skips
     // zero bytes up to it.
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out.extend_from_slice(&c.finish());
