@@ -374,6 +374,21 @@ fn agent_on_a_real_kernel_kmsg_spool_and_pstore() {
         "pstore's copy of the WARNING is not stored again: {titles:?}"
     );
     assert_eq!(all.len(), 2, "{titles:?}");
+    // ...because the server refused the copies by key: pstore's two records (Oops and Panic)
+    // both hold the BUG, and the WARNING too (the log tail as it was at the crash).
+    let metrics = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let dups: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("kmortem_duplicate_reports"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no kmortem_duplicate_reports in /metrics:\n{metrics}"));
+    println!("agent_vm: copies refused by key (kmortem_duplicate_reports): {dups}");
+    assert!(dups >= 2.0, "{dups}");
 
     // The guest powers off once its spool is empty.
     let end = Instant::now() + Duration::from_secs(30);
