@@ -3,8 +3,9 @@
 //! virtio_net and ramoops, and lab/initramfs/agent/init), and ships to a real `kmortem serve`
 //! on the host (10.0.2.2 from the guest, QEMU user networking):
 //!
-//! 1. the server is DOWN at first: the guest WARNs (kmlab's `warning` scenario), the agent reads
-//!    it from the real /dev/kmsg and spools it; the server starts; the report arrives with the
+//! 1. the server is DOWN at first: the agent is overrun (stopped while 4,000 records flood
+//!    /dev/kmsg: EPIPE, the lost records counted); the guest WARNs (kmlab's `warning`
+//!    scenario), the agent reads it from the real /dev/kmsg and spools it; the server starts; the report arrives with the
 //!    guest's host name and kernel release (the spool on a real host);
 //! 2. the guest BUG()s with panic_on_oops=1; ramoops (memmap-reserved RAM) records it; panic=1
 //!    resets the machine (QEMU keeps RAM across the reset); at the next boot the agent ships
@@ -255,7 +256,8 @@ fn agent_on_a_real_kernel_kmsg_spool_and_pstore() {
         .port();
     let console = work.join("console.log");
     let cmdline = format!(
-        "console=ttyS0,115200 panic=1 no_timer_check memmap={size:#x}${addr:#x} \
+        "console=ttyS0,115200 panic=1 no_timer_check printk.devkmsg=on \
+         memmap={size:#x}${addr:#x} \
          kmagent.ramoops={addr:#x},{size:#x} kmagent.server=http://10.0.2.2:{port} \
          kmagent.host={GUEST}",
         addr = RAMOOPS.0,
@@ -293,6 +295,11 @@ fn agent_on_a_real_kernel_kmsg_spool_and_pstore() {
     vm.wait("boot 1's WARNING", 120, |l| {
         l.contains("WARNING: CPU:") && l.contains("---[ end trace")
     });
+    let log = vm.log();
+    assert!(
+        log.contains("were overwritten before they were read"),
+        "the agent did not notice the /dev/kmsg overrun:\n{log}"
+    );
     vm.wait("the agent finding the server down", 60, |l| {
         l.contains("server unreachable")
     });
