@@ -149,6 +149,8 @@ pub struct Agent {
     sent: HashSet<String>,
     counter: u64,
     pub summary: Summary,
+    /// Wakes the sender thread (following mode): the kmsg loop never posts itself.
+    kick: Option<mpsc::Sender<()>>,
 }
 
 impl Agent {
@@ -180,6 +182,7 @@ impl Agent {
             sent,
             counter,
             summary: Summary::default(),
+            kick: None,
         })
     }
 
@@ -412,9 +415,19 @@ impl Agent {
                 kernel_release: r.kernel_release.or_else(|| release.clone()),
             })?;
         }
-        if !self.opts.once {
-            // Ship now: the machine may be about to die (a WARN before a panic).
-            let _ = self.drain();
+        // Ship now: the machine may be about to die (a WARN before a panic). Folklore: posting
+        // from this loop stalled reading /dev/kmsg for as long as the server took to answer
+        // (up to the 30 s timeout per item when it is unreachable without a refusal), and a
+        // stalled reader is overrun by the ring; the sender thread posts instead. Pinned by
+        // tests::kmsg_loop_does_not_wait_for_a_silent_server.
+        match &self.kick {
+            Some(k) => {
+                let _ = k.send(());
+            }
+            None if !self.opts.once => {
+                let _ = self.drain();
+            }
+            None => {}
         }
         Ok(())
     }
@@ -474,6 +487,37 @@ impl Agent {
         Ok(())
     }
 
+    /// Start the sender thread: it drains the spool when kicked (a new item) and every
+    /// `retry` while items stay spooled.
+    pub fn start_sender(&mut self) {
+        let (tx, rx) = mpsc::channel::<()>();
+        self.kick = Some(tx);
+        let opts = AgentOptions {
+            host: String::new(),
+            kmsg: None,
+            pstore_dirs: vec![],
+            crash_dir: None,
+            once: true,
+            ..self.opts.clone()
+        };
+        std::thread::spawn(move || {
+            let Ok(mut a) = Agent::new(opts.clone()) else {
+                return;
+            };
+            loop {
+                let stop = matches!(
+                    rx.recv_timeout(opts.retry),
+                    Err(mpsc::RecvTimeoutError::Disconnected)
+                );
+                while rx.try_recv().is_ok() {}
+                let _ = a.drain();
+                if stop {
+                    return;
+                }
+            }
+        });
+    }
+
     /// The whole agent: boot files, then /dev/kmsg; sends as it goes and retries the spool.
     pub fn run(&mut self) -> Result<usize, AgentError> {
         self.collect_boot()?;
@@ -482,30 +526,7 @@ impl Agent {
             if self.opts.once {
                 self.follow_kmsg(&k)?;
             } else {
-                // Retry the spool in the background while the main thread blocks on kmsg.
-                let retry = self.opts.retry;
-                let (server, token, state) = (
-                    self.opts.server.clone(),
-                    self.opts.token.clone(),
-                    self.opts.state_dir.clone(),
-                );
-                std::thread::spawn(move || loop {
-                    std::thread::sleep(retry);
-                    let opts = AgentOptions {
-                        server: server.clone(),
-                        token: token.clone(),
-                        host: String::new(),
-                        state_dir: state.clone(),
-                        kmsg: None,
-                        pstore_dirs: vec![],
-                        crash_dir: None,
-                        once: true,
-                        retry,
-                    };
-                    if let Ok(mut a) = Agent::new(opts) {
-                        let _ = a.drain();
-                    }
-                });
+                self.start_sender();
                 self.follow_kmsg(&k)?;
             }
         }
@@ -832,6 +853,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.summary.kmsg_lost, 38);
+    }
+
+    /// A server that accepts connections and never answers must not hold up /dev/kmsg.
+    #[test]
+    fn kmsg_loop_does_not_wait_for_a_silent_server() {
+        let dir = Tmp::new("silent");
+        let d = &dir.0;
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = Agent::new(AgentOptions {
+            server: format!("http://{}", silent.local_addr().unwrap()),
+            once: false,
+            ..agent(d).opts
+        })
+        .unwrap();
+        a.start_sender();
+        let mut recs = Vec::new();
+        for i in 0..5u64 {
+            let shift = i * 10_000_000;
+            for r in as_kmsg(&example("warning.log")) {
+                let r = String::from_utf8(r).unwrap();
+                let mut f = r.splitn(4, ',');
+                let (pri, seq, us, rest) = (
+                    f.next().unwrap(),
+                    f.next().unwrap(),
+                    f.next().unwrap().parse::<u64>().unwrap(),
+                    f.next().unwrap(),
+                );
+                recs.push(format!("{pri},{seq},{},{rest}", us + shift).into_bytes());
+            }
+        }
+        let mut it = recs.into_iter();
+        let t = std::time::Instant::now();
+        a.scan_kmsg(
+            |_| Ok(it.next().map_or(Rec::End, Rec::Record)),
+            KMSG_IDLE_FLUSH,
+        )
+        .unwrap();
+        let took = t.elapsed();
+        assert_eq!(a.summary.kmsg_reports, 5);
+        assert!(
+            took < Duration::from_secs(5),
+            "the kmsg loop waited {took:?}"
+        );
+        drop(silent);
     }
 
     /// A report whose end marker is the last thing the kernel printed is shipped once the log
