@@ -238,57 +238,16 @@ impl Agent {
         }
         files.sort();
         for (p, source) in files {
-            let Ok(mut data) = std::fs::read(&p) else {
+            let Ok(data) = std::fs::read(&p) else {
                 continue;
             };
-            if p.extension().is_some_and(|e| e == "z") {
-                if let Some(plain) = inflate(&data) {
-                    data = plain;
-                }
+            let compressed = p.extension().is_some_and(|e| e == "z");
+            let items = boot_items(&self.opts.host, source, data, compressed);
+            if !items.is_empty() {
+                self.summary.boot_files += 1;
             }
-            if data.is_empty() {
-                continue;
-            }
-            self.summary.boot_files += 1;
-            let digest = fnv1a(&data);
-            // Cut the file here (not on the server) so that each report gets its own key.
-            let mut scanner = Scanner::new();
-            let mut stamps: Vec<Option<u64>> = Vec::new();
-            let mut reports = Vec::new();
-            for line in data.split(|&b| b == b'\n') {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                stamps.push(line_usec(line));
-                reports.extend(scanner.push_line(line));
-            }
-            reports.extend(scanner.finish());
-            if reports.is_empty() {
-                // Nothing the parser knows: ship the file as it is (the server keeps it raw).
-                self.enqueue(Item {
-                    host: self.opts.host.clone(),
-                    // The server refuses invalid UTF-8; pstore files can hold garbage.
-                    log: String::from_utf8_lossy(&data).into_owned(),
-                    key: format!("boot:{digest:016x}"),
-                    source: source.into(),
-                    kernel_release: None,
-                })?;
-                continue;
-            }
-            for (i, r) in reports.into_iter().enumerate() {
-                let key = match stamps
-                    .get(r.start_line.saturating_sub(1))
-                    .copied()
-                    .flatten()
-                {
-                    Some(us) => report_key(&self.opts.host, us, &r.title),
-                    None => format!("boot:{digest:016x}:{i}"),
-                };
-                self.enqueue(Item {
-                    host: self.opts.host.clone(),
-                    log: r.text,
-                    key,
-                    source: source.into(),
-                    kernel_release: r.kernel_release,
-                })?;
+            for item in items {
+                self.enqueue(item)?;
             }
         }
         Ok(())
@@ -573,6 +532,62 @@ fn post(server: &str, token: &str, body: &[u8]) -> Result<(), Post> {
         ))),
         Err(e) => Err(Post::Unreachable(e.to_string())),
     }
+}
+
+/// The items to ship for one boot file (a pstore record, a kdump dmesg): the file is cut here,
+/// not on the server, so that each report gets its own key ([`report_key`]). A file with no
+/// report the parser knows is shipped whole (the server keeps it raw); an empty one, not at all.
+/// `compressed`: pstore's `.enc.z` ([`inflate`]).
+pub fn boot_items(host: &str, source: &str, mut data: Vec<u8>, compressed: bool) -> Vec<Item> {
+    if compressed {
+        if let Some(plain) = inflate(&data) {
+            data = plain;
+        }
+    }
+    if data.is_empty() {
+        return Vec::new();
+    }
+    let digest = fnv1a(&data);
+    let mut scanner = Scanner::new();
+    let mut stamps: Vec<Option<u64>> = Vec::new();
+    let mut reports = Vec::new();
+    for line in data.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        stamps.push(line_usec(line));
+        reports.extend(scanner.push_line(line));
+    }
+    reports.extend(scanner.finish());
+    if reports.is_empty() {
+        return vec![Item {
+            host: host.into(),
+            // The server refuses invalid UTF-8; pstore files can hold garbage.
+            log: String::from_utf8_lossy(&data).into_owned(),
+            key: format!("boot:{digest:016x}"),
+            source: source.into(),
+            kernel_release: None,
+        }];
+    }
+    reports
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = match stamps
+                .get(r.start_line.saturating_sub(1))
+                .copied()
+                .flatten()
+            {
+                Some(us) => report_key(host, us, &r.title),
+                None => format!("boot:{digest:016x}:{i}"),
+            };
+            Item {
+                host: host.into(),
+                log: r.text,
+                key,
+                source: source.into(),
+                kernel_release: r.kernel_release,
+            }
+        })
+        .collect()
 }
 
 /// Folklore: pstore names a record it could not decompress `dmesg-<backend>-<id>.enc.z`
