@@ -5,8 +5,9 @@
 //!
 //! 1. the server is DOWN at first: the agent is overrun (stopped while 4,000 records flood
 //!    /dev/kmsg: EPIPE, the lost records counted); the guest WARNs (kmlab's `warning`
-//!    scenario), the agent reads it from the real /dev/kmsg and spools it; the server starts; the report arrives with the
-//!    guest's host name and kernel release (the spool on a real host);
+//!    scenario), the agent reads it from the real /dev/kmsg and spools it; the server starts;
+//!    the report arrives with the guest's host name and kernel release (the spool on a real
+//!    host);
 //! 2. the guest BUG()s with panic_on_oops=1; ramoops (memmap-reserved RAM) records it; panic=1
 //!    resets the machine (QEMU keeps RAM across the reset); at the next boot the agent ships
 //!    /sys/fs/pstore/dmesg-ramoops-*: the BUG arrives exactly once, with source agent:pstore,
