@@ -269,19 +269,13 @@ fn main() {
     if std::env::var("KMORTEM_BENCH_PROFILE").as_deref() == Ok("parser") {
         // For `perf record`: the parser alone, repeated.
         for _ in 0..10 {
-            println!(
-                "parser alone {:.0} lines/s",
-                scanner_anchor(hosts, per_host)
-            );
+            println!("parser alone {:.0} lines/s", scanner_anchor(hosts, per_host));
         }
         return;
     }
     if std::env::var("KMORTEM_BENCH_PROFILE").as_deref() == Ok("receiver") {
         for _ in 0..10 {
-            println!(
-                "receiver alone {:.0} lines/s",
-                receiver_anchor(hosts, per_host)
-            );
+            println!("receiver alone {:.0} lines/s", receiver_anchor(hosts, per_host));
         }
         return;
     }
