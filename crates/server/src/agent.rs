@@ -16,7 +16,70 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// One drain at a time: the `/dev/kmsg` loop and the retry thread share the spool, and two
+/// concurrent drains would post the same file twice.
+static DRAIN: Mutex<()> = Mutex::new(());
+
+/// How long `/dev/kmsg` must stay quiet before a report still open in the scanner is cut and
+/// shipped. Folklore: the scanner keeps a report open after `---[ end trace ]---` for a grace
+/// period of lines (a panic or more frames may follow), and on a real kernel nothing may follow
+/// for hours: a WARN() on an idle machine was never shipped (found in the QEMU test,
+/// crates/cli/tests/agent_vm.rs; pinned by tests::kmsg_idle_flush_ships_open_report). The
+/// netconsole receiver does the same after its own idle time.
+pub const KMSG_IDLE_FLUSH: Duration = Duration::from_secs(3);
+
+/// The time stamp of a log line in microseconds: a `/dev/kmsg` record's `ts_usec` field, or the
+/// console's `[  12.345678]` (after an optional `<4>` syslog level, as pstore writes them).
+pub fn line_usec(line: &[u8]) -> Option<u64> {
+    if let Some(r) = parse_kmsg(line) {
+        return Some(r.ts_usec);
+    }
+    let mut s = line;
+    if s.first() == Some(&b'<') {
+        let end = s.iter().take(6).position(|&b| b == b'>')?;
+        s = &s[end + 1..];
+    }
+    let s = s.strip_prefix(b"[")?;
+    let end = s.iter().take(24).position(|&b| b == b']')?;
+    let stamp = std::str::from_utf8(&s[..end]).ok()?.trim();
+    let (sec, frac) = stamp.split_once('.')?;
+    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let sec: u64 = sec.parse().ok()?;
+    // `%06lu` since forever; scale other widths to microseconds.
+    let mut f: u64 = frac.parse().ok()?;
+    for _ in frac.len()..6 {
+        f *= 10;
+    }
+    for _ in 6..frac.len() {
+        f /= 10;
+    }
+    sec.checked_mul(1_000_000)?.checked_add(f)
+}
+
+/// The idempotency key of one report: host, the time stamp of its first line, and its title.
+///
+/// Folklore: after a panic, pstore's `dmesg-ramoops-N` holds the tail of the log *as it was*,
+/// so a WARNING shipped live from /dev/kmsg an hour before is in it again; and with ramoops'
+/// default `max_reason` (oops included) one BUG() with `panic_on_oops` leaves two records
+/// (`Oops#1` and `Panic#2`) with the same report in both. Keyed by file or by boot id, each
+/// went to the server again as a new report (seen in the QEMU test,
+/// crates/cli/tests/agent_vm.rs). The first line's stamp (`ts_usec` in /dev/kmsg,
+/// `[sec.usec]` in pstore: the same printk clock, same microsecond) names the report the same
+/// way in every source, so the server's idempotency check keeps one. Pinned by
+/// tests::pstore_and_kmsg_give_the_same_key.
+pub fn report_key(host: &str, first_usec: u64, title: &str) -> String {
+    format!(
+        "rep:{:08x}:{first_usec}:{:08x}",
+        fnv1a(host.as_bytes()) as u32,
+        fnv1a(title.as_bytes()) as u32
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -75,6 +138,8 @@ pub struct Summary {
     pub already_sent: usize,
     pub spooled: usize,
     pub rejected: usize,
+    /// /dev/kmsg records overwritten before the agent read them (gaps in the sequence).
+    pub kmsg_lost: u64,
 }
 
 pub struct Agent {
@@ -84,6 +149,8 @@ pub struct Agent {
     sent: HashSet<String>,
     counter: u64,
     pub summary: Summary,
+    /// Wakes the sender thread (following mode): the kmsg loop never posts itself.
+    kick: Option<mpsc::Sender<()>>,
 }
 
 impl Agent {
@@ -115,6 +182,7 @@ impl Agent {
             sent,
             counter,
             summary: Summary::default(),
+            kick: None,
         })
     }
 
@@ -173,80 +241,152 @@ impl Agent {
             let Ok(data) = std::fs::read(&p) else {
                 continue;
             };
-            if data.is_empty() {
-                continue;
+            let compressed = p.extension().is_some_and(|e| e == "z");
+            let items = boot_items(&self.opts.host, source, data, compressed);
+            if !items.is_empty() {
+                self.summary.boot_files += 1;
             }
-            self.summary.boot_files += 1;
-            let key = format!("boot:{:016x}", fnv1a(&data));
-            self.enqueue(Item {
-                host: self.opts.host.clone(),
-                // The server refuses invalid UTF-8; pstore files can hold garbage.
-                log: String::from_utf8_lossy(&data).into_owned(),
-                key,
-                source: source.into(),
-                kernel_release: None,
-            })?;
+            for item in items {
+                self.enqueue(item)?;
+            }
         }
         Ok(())
     }
 
     /// Read `/dev/kmsg` (or a file of kmsg records), queue each report found. With `once`, stop
-    /// at the end of what is there; otherwise follow forever, sending as reports complete.
+    /// at the end of what is there; otherwise follow forever, sending as reports complete, and
+    /// cut a report still open once the log has been quiet for [`KMSG_IDLE_FLUSH`].
     pub fn follow_kmsg(&mut self, path: &Path) -> Result<(), AgentError> {
         let f = open_kmsg(path, self.opts.once).map_err(io(path))?;
+        let mut reader = KmsgReader::new(f);
+        if self.opts.once {
+            return self.scan_kmsg(|_| reader.next_record().map(Rec::from), KMSG_IDLE_FLUSH);
+        }
+        // Blocking reads on a thread of their own, so the scan loop can wake up when idle.
+        let (tx, rx) = mpsc::sync_channel::<std::io::Result<Option<Vec<u8>>>>(1024);
+        std::thread::spawn(move || loop {
+            let r = reader.next_record();
+            let end = !matches!(r, Ok(Some(_)));
+            if tx.send(r).is_err() || end {
+                return;
+            }
+        });
+        self.scan_kmsg(
+            |idle| match rx.recv_timeout(idle) {
+                Ok(r) => r.map(Rec::from),
+                Err(mpsc::RecvTimeoutError::Timeout) => Ok(Rec::Idle),
+                Err(mpsc::RecvTimeoutError::Disconnected) => Ok(Rec::End),
+            },
+            KMSG_IDLE_FLUSH,
+        )
+        .map_err(|e| match e {
+            AgentError::Io(_, e) => AgentError::Io(path.display().to_string(), e),
+            e => e,
+        })
+    }
+
+    /// The scan loop behind [`Agent::follow_kmsg`]: `next(idle)` returns a record, the end, or
+    /// [`Rec::Idle`] when nothing came for `idle`.
+    pub fn scan_kmsg(
+        &mut self,
+        mut next: impl FnMut(Duration) -> std::io::Result<Rec>,
+        idle: Duration,
+    ) -> Result<(), AgentError> {
         let boot = Self::boot_id();
         let release = Self::kernel_release();
         let mut scanner = Scanner::new();
-        // Sequence number of each line fed, to key reports by (boot, first seq).
-        let mut seqs: Vec<u64> = Vec::new();
-        let mut reader = KmsgReader::new(f);
-        let mut last_send = std::time::Instant::now();
+        // (sequence number, time stamp) of each line fed, to key reports by their first line.
+        let mut lines: Vec<(u64, Option<u64>)> = Vec::new();
+        let mut last_seq: Option<u64> = None;
         loop {
-            let rec = match reader.next_record() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => return Err(AgentError::Io(path.display().to_string(), e)),
+            let rec = match next(idle) {
+                Ok(Rec::Record(r)) => r,
+                Ok(Rec::End) => break,
+                Ok(Rec::Idle) => {
+                    if !scanner.is_idle() {
+                        let reports = std::mem::take(&mut scanner).finish();
+                        self.kmsg_reports(reports, &lines, &boot, &release)?;
+                        lines.clear();
+                    }
+                    continue;
+                }
+                Err(e) => return Err(AgentError::Io("/dev/kmsg".into(), e)),
             };
-            let seq = parse_kmsg(&rec).map(|r| r.seq).unwrap_or(0);
-            seqs.push(seq);
-            let reports = scanner.push_line(&rec);
-            self.kmsg_reports(reports, &seqs, &boot, &release)?;
-            if seqs.len() > 100_000 {
-                // Keep memory bounded: line numbers only need to reach back one report.
-                let keep = seqs.split_off(seqs.len() - 50_000);
-                let dropped = seqs.len();
-                seqs = vec![0; dropped];
-                seqs.extend(keep);
+            let (seq, us) = parse_kmsg(&rec).map_or((0, None), |r| (r.seq, Some(r.ts_usec)));
+            // Folklore: when the ring wraps past a reader, read() fails once with EPIPE and the
+            // next read returns the oldest record left (Documentation/ABI/testing/dev-kmsg);
+            // the gap in sequence numbers is what was lost. Seen in the QEMU test
+            // (crates/cli/tests/agent_vm.rs, the agent stopped while /dev/kmsg is flooded);
+            // pinned by tests::kmsg_sequence_gap_is_counted.
+            if us.is_some() {
+                if let Some(last) = last_seq.filter(|&l| seq > l + 1) {
+                    let lost = seq - last - 1;
+                    self.summary.kmsg_lost += lost;
+                    tracing::warn!(
+                        "/dev/kmsg: {lost} record(s) were overwritten before they were read \
+                         (seq {} to {}); reports in them are lost",
+                        last + 1,
+                        seq - 1
+                    );
+                }
+                last_seq = Some(seq);
             }
-            if !self.opts.once && last_send.elapsed() > Duration::from_secs(1) {
-                let _ = self.drain();
-                last_send = std::time::Instant::now();
+            lines.push((seq, us));
+            let reports = scanner.push_line(&rec);
+            self.kmsg_reports(reports, &lines, &boot, &release)?;
+            if lines.len() > 100_000 {
+                // Keep memory bounded: line numbers only need to reach back one report.
+                let keep = lines.split_off(lines.len() - 50_000);
+                let dropped = lines.len();
+                lines = vec![(0, None); dropped];
+                lines.extend(keep);
             }
         }
         let reports = scanner.finish();
-        self.kmsg_reports(reports, &seqs, &boot, &release)
+        self.kmsg_reports(reports, &lines, &boot, &release)
     }
 
     fn kmsg_reports(
         &mut self,
         reports: Vec<kmortem_oops::Report>,
-        seqs: &[u64],
+        lines: &[(u64, Option<u64>)],
         boot: &str,
         release: &Option<String>,
     ) -> Result<(), AgentError> {
+        if reports.is_empty() {
+            return Ok(());
+        }
         for r in reports {
-            let seq = seqs
+            let (seq, us) = lines
                 .get(r.start_line.saturating_sub(1))
                 .copied()
-                .unwrap_or(0);
+                .unwrap_or((0, None));
             self.summary.kmsg_reports += 1;
+            let key = match us {
+                Some(us) => report_key(&self.opts.host, us, &r.title),
+                None => format!("kmsg:{boot}:{seq}"),
+            };
             self.enqueue(Item {
                 host: self.opts.host.clone(),
-                log: r.text.clone(),
-                key: format!("kmsg:{boot}:{seq}"),
+                log: r.text,
+                key,
                 source: "agent:kmsg".into(),
-                kernel_release: r.kernel_release.clone().or_else(|| release.clone()),
+                kernel_release: r.kernel_release.or_else(|| release.clone()),
             })?;
+        }
+        // Ship now: the machine may be about to die (a WARN before a panic). Folklore: posting
+        // from this loop stalled reading /dev/kmsg for as long as the server took to answer
+        // (up to the 30 s timeout per item when it is unreachable without a refusal), and a
+        // stalled reader is overrun by the ring; the sender thread posts instead. Pinned by
+        // tests::kmsg_loop_does_not_wait_for_a_silent_server.
+        match &self.kick {
+            Some(k) => {
+                let _ = k.send(());
+            }
+            None if !self.opts.once => {
+                let _ = self.drain();
+            }
+            None => {}
         }
         Ok(())
     }
@@ -254,6 +394,7 @@ impl Agent {
     /// Post every spooled item in order; stop at the first failure (the server is down).
     /// Returns how many items are still spooled.
     pub fn drain(&mut self) -> Result<usize, AgentError> {
+        let _one = DRAIN.lock().unwrap_or_else(|e| e.into_inner());
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.spool)
             .map_err(io(&self.spool))?
             .filter_map(|e| e.ok())
@@ -305,6 +446,37 @@ impl Agent {
         Ok(())
     }
 
+    /// Start the sender thread: it drains the spool when kicked (a new item) and every
+    /// `retry` while items stay spooled.
+    pub fn start_sender(&mut self) {
+        let (tx, rx) = mpsc::channel::<()>();
+        self.kick = Some(tx);
+        let opts = AgentOptions {
+            host: String::new(),
+            kmsg: None,
+            pstore_dirs: vec![],
+            crash_dir: None,
+            once: true,
+            ..self.opts.clone()
+        };
+        std::thread::spawn(move || {
+            let Ok(mut a) = Agent::new(opts.clone()) else {
+                return;
+            };
+            loop {
+                let stop = matches!(
+                    rx.recv_timeout(opts.retry),
+                    Err(mpsc::RecvTimeoutError::Disconnected)
+                );
+                while rx.try_recv().is_ok() {}
+                let _ = a.drain();
+                if stop {
+                    return;
+                }
+            }
+        });
+    }
+
     /// The whole agent: boot files, then /dev/kmsg; sends as it goes and retries the spool.
     pub fn run(&mut self) -> Result<usize, AgentError> {
         self.collect_boot()?;
@@ -313,34 +485,26 @@ impl Agent {
             if self.opts.once {
                 self.follow_kmsg(&k)?;
             } else {
-                // Retry the spool in the background while the main thread blocks on kmsg.
-                let retry = self.opts.retry;
-                let (server, token, state) = (
-                    self.opts.server.clone(),
-                    self.opts.token.clone(),
-                    self.opts.state_dir.clone(),
-                );
-                std::thread::spawn(move || loop {
-                    std::thread::sleep(retry);
-                    let opts = AgentOptions {
-                        server: server.clone(),
-                        token: token.clone(),
-                        host: String::new(),
-                        state_dir: state.clone(),
-                        kmsg: None,
-                        pstore_dirs: vec![],
-                        crash_dir: None,
-                        once: true,
-                        retry,
-                    };
-                    if let Ok(mut a) = Agent::new(opts) {
-                        let _ = a.drain();
-                    }
-                });
+                self.start_sender();
                 self.follow_kmsg(&k)?;
             }
         }
         self.drain()
+    }
+}
+
+/// What the kmsg scan loop gets next.
+#[derive(Debug)]
+pub enum Rec {
+    Record(Vec<u8>),
+    /// Nothing arrived for the idle time.
+    Idle,
+    End,
+}
+
+impl From<Option<Vec<u8>>> for Rec {
+    fn from(r: Option<Vec<u8>>) -> Rec {
+        r.map_or(Rec::End, Rec::Record)
     }
 }
 
@@ -368,6 +532,83 @@ fn post(server: &str, token: &str, body: &[u8]) -> Result<(), Post> {
         ))),
         Err(e) => Err(Post::Unreachable(e.to_string())),
     }
+}
+
+/// The items to ship for one boot file (a pstore record, a kdump dmesg): the file is cut here,
+/// not on the server, so that each report gets its own key ([`report_key`]). A file with no
+/// report the parser knows is shipped whole (the server keeps it raw); an empty one, not at all.
+/// `compressed`: pstore's `.enc.z` ([`inflate`]).
+pub fn boot_items(host: &str, source: &str, mut data: Vec<u8>, compressed: bool) -> Vec<Item> {
+    if compressed {
+        if let Some(plain) = inflate(&data) {
+            data = plain;
+        }
+    }
+    if data.is_empty() {
+        return Vec::new();
+    }
+    let digest = fnv1a(&data);
+    let mut scanner = Scanner::new();
+    let mut stamps: Vec<Option<u64>> = Vec::new();
+    let mut reports = Vec::new();
+    for line in data.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        stamps.push(line_usec(line));
+        reports.extend(scanner.push_line(line));
+    }
+    reports.extend(scanner.finish());
+    if reports.is_empty() {
+        return vec![Item {
+            host: host.into(),
+            // The server refuses invalid UTF-8; pstore files can hold garbage.
+            log: String::from_utf8_lossy(&data).into_owned(),
+            key: format!("boot:{digest:016x}"),
+            source: source.into(),
+            kernel_release: None,
+        }];
+    }
+    reports
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = match stamps
+                .get(r.start_line.saturating_sub(1))
+                .copied()
+                .flatten()
+            {
+                Some(us) => report_key(host, us, &r.title),
+                None => format!("boot:{digest:016x}:{i}"),
+            };
+            Item {
+                host: host.into(),
+                log: r.text,
+                key,
+                source: source.into(),
+                kernel_release: r.kernel_release,
+            }
+        })
+        .collect()
+}
+
+/// Folklore: pstore names a record it could not decompress `dmesg-<backend>-<id>.enc.z`
+/// (fs/pstore/inode.c, `record->compressed ? ".enc.z" : ""`): the kernel reading it lacks the
+/// compressor the crashed kernel used (before 6.6 one of deflate/lzo/lz4/zstd/842 was chosen at
+/// build time; 6.6 kept only deflate), or its decompression failed. Deflate records are raw
+/// deflate streams (crypto/deflate.c and 6.6's zlib calls both use negative window bits), which
+/// are inflated here (zlib-wrapped as a fallback); anything else is shipped as it is. Output is
+/// capped at 16 MiB. Pinned by tests::enc_z_pstore_record_is_inflated.
+fn inflate(data: &[u8]) -> Option<Vec<u8>> {
+    const CAP: u64 = 16 << 20;
+    let try_read = |r: &mut dyn Read| {
+        let mut out = Vec::new();
+        r.take(CAP)
+            .read_to_end(&mut out)
+            .ok()
+            .filter(|_| !out.is_empty())
+            .map(|_| out)
+    };
+    try_read(&mut flate2::read::DeflateDecoder::new(data))
+        .or_else(|| try_read(&mut flate2::read::ZlibDecoder::new(data)))
 }
 
 fn walk(dir: &Path, depth: u32, f: &mut dyn FnMut(&Path)) {
@@ -450,5 +691,267 @@ impl KmsgReader {
             }
             return Ok(Some(line));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> String {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/");
+        std::fs::read_to_string(format!("{p}{name}"))
+            .unwrap_or_else(|e| panic!("examples/{name} (repo root) is missing: {e}"))
+    }
+
+    struct Tmp(PathBuf);
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let p =
+                std::env::temp_dir().join(format!("kmortem-agent-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Tmp(p)
+        }
+    }
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn agent(dir: &Path) -> Agent {
+        Agent::new(AgentOptions {
+            server: "http://127.0.0.1:9".into(),
+            token: "t".into(),
+            host: "vm-1".into(),
+            state_dir: dir.join("state"),
+            kmsg: None,
+            pstore_dirs: vec![dir.join("pstore")],
+            crash_dir: None,
+            once: true,
+            retry: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    fn spooled(dir: &Path) -> Vec<Item> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("state/spool"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// `[  812.330418] text` -> `4,SEQ,812330418,-;text`
+    fn as_kmsg(console: &str) -> Vec<Vec<u8>> {
+        console
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                let us = line_usec(l.as_bytes()).unwrap();
+                let text = &l[l.find("] ").unwrap() + 2..];
+                format!("4,{},{us},-;{text}", 900 + i).into_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn line_usec_reads_kmsg_console_and_pstore_stamps() {
+        assert_eq!(line_usec(b"4,1203,5046023,-;WARNING: x"), Some(5_046_023));
+        assert_eq!(line_usec(b"[    5.046023] WARNING: x"), Some(5_046_023));
+        assert_eq!(line_usec(b"<4>[  812.330418] cut here"), Some(812_330_418));
+        assert_eq!(line_usec(b"[ 1.5] x"), Some(1_500_000));
+        assert_eq!(line_usec(b"Panic#2 Part1"), None);
+        assert_eq!(line_usec(b"[abc.def] x"), None);
+        assert_eq!(line_usec(b"<4"), None);
+        assert_eq!(line_usec(b"[99999999999999999999.000001] x"), None);
+    }
+
+    /// A WARNING shipped live from /dev/kmsg, then found again in the pstore record a later
+    /// panic left (as `<4>[stamp] text` lines after a `Panic#1 Part1` header, like ramoops on
+    /// 6.1 writes them), gets the same key both times; twice in one file (the Oops and Panic
+    /// records) too.
+    #[test]
+    fn pstore_and_kmsg_give_the_same_key() {
+        let dir = Tmp::new("samekey");
+        let d = &dir.0;
+        let warn = example("warning.log");
+        let mut a = agent(d);
+        let mut recs = as_kmsg(&warn).into_iter();
+        a.scan_kmsg(
+            |_| Ok(recs.next().map_or(Rec::End, Rec::Record)),
+            KMSG_IDLE_FLUSH,
+        )
+        .unwrap();
+        let live = spooled(d);
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert!(live[0].key.starts_with("rep:"), "{}", live[0].key);
+
+        std::fs::create_dir_all(d.join("pstore")).unwrap();
+        let mut pstore = String::from("Panic#1 Part1\n");
+        for l in warn.lines() {
+            pstore.push_str(&format!("<4>{l}\n"));
+        }
+        pstore.push_str("<0>[  813.000001] Kernel panic - not syncing: stop\n");
+        std::fs::write(d.join("pstore/dmesg-ramoops-0"), &pstore).unwrap();
+        std::fs::write(
+            d.join("pstore/dmesg-ramoops-1"),
+            pstore.replace("Panic#1", "Oops#2"),
+        )
+        .unwrap();
+        let mut b = agent(d);
+        b.collect_boot().unwrap();
+        let all = spooled(d);
+        let boot: Vec<&Item> = all.iter().filter(|i| i.source == "agent:pstore").collect();
+        assert!(!boot.is_empty(), "{all:?}");
+        let warning: Vec<&&Item> = boot
+            .iter()
+            .filter(|i| i.log.contains("WARNING: CPU: 0 PID: 1734"))
+            .collect();
+        assert_eq!(warning.len(), 2, "one per pstore file: {boot:?}");
+        for w in warning {
+            assert_eq!(w.key, live[0].key, "pstore vs kmsg key");
+        }
+        // A different title or host would not collide.
+        assert_ne!(report_key("vm-1", 1, "a"), report_key("vm-1", 1, "b"));
+        assert_ne!(report_key("vm-1", 1, "a"), report_key("vm-2", 1, "a"));
+    }
+
+    #[test]
+    fn enc_z_pstore_record_is_inflated() {
+        let dir = Tmp::new("encz");
+        let d = &dir.0;
+        std::fs::create_dir_all(d.join("pstore")).unwrap();
+        let mut text = String::from("Oops#1 Part1\n");
+        for l in example("null-deref.log").lines() {
+            text.push_str(&format!("<4>{l}\n"));
+        }
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(text.as_bytes()).unwrap();
+        let z = enc.finish().unwrap();
+        std::fs::write(d.join("pstore/dmesg-ramoops-0.enc.z"), &z).unwrap();
+        // Garbage that does not inflate is shipped as it is (and finds no report).
+        std::fs::write(d.join("pstore/dmesg-ramoops-1.enc.z"), b"\x01\x02garbage").unwrap();
+        let mut a = agent(d);
+        a.collect_boot().unwrap();
+        let items = spooled(d);
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(
+            items[0]
+                .log
+                .contains("BUG: kernel NULL pointer dereference"),
+            "{items:?}"
+        );
+        assert!(items[0].key.starts_with("rep:"), "{}", items[0].key);
+        assert!(items[1].log.contains("garbage"), "{items:?}");
+    }
+
+    #[test]
+    fn kmsg_sequence_gap_is_counted() {
+        let dir = Tmp::new("gap");
+        let mut a = agent(&dir.0);
+        let mut recs = [
+            &b"6,10,100,-;a"[..],
+            b"6,11,101,-;b",
+            b"6,50,150,-;c",
+            b"6,51,151,-;d",
+        ]
+        .into_iter();
+        a.scan_kmsg(
+            |_| Ok(recs.next().map_or(Rec::End, |r| Rec::Record(r.to_vec()))),
+            KMSG_IDLE_FLUSH,
+        )
+        .unwrap();
+        assert_eq!(a.summary.kmsg_lost, 38);
+    }
+
+    /// A server that accepts connections and never answers must not hold up /dev/kmsg.
+    #[test]
+    fn kmsg_loop_does_not_wait_for_a_silent_server() {
+        let dir = Tmp::new("silent");
+        let d = &dir.0;
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = Agent::new(AgentOptions {
+            server: format!("http://{}", silent.local_addr().unwrap()),
+            once: false,
+            ..agent(d).opts
+        })
+        .unwrap();
+        a.start_sender();
+        let mut recs = Vec::new();
+        for i in 0..5u64 {
+            let shift = i * 10_000_000;
+            for r in as_kmsg(&example("warning.log")) {
+                let r = String::from_utf8(r).unwrap();
+                let mut f = r.splitn(4, ',');
+                let (pri, seq, us, rest) = (
+                    f.next().unwrap(),
+                    f.next().unwrap(),
+                    f.next().unwrap().parse::<u64>().unwrap(),
+                    f.next().unwrap(),
+                );
+                recs.push(format!("{pri},{seq},{},{rest}", us + shift).into_bytes());
+            }
+        }
+        let mut it = recs.into_iter();
+        let t = std::time::Instant::now();
+        a.scan_kmsg(
+            |_| Ok(it.next().map_or(Rec::End, Rec::Record)),
+            KMSG_IDLE_FLUSH,
+        )
+        .unwrap();
+        let took = t.elapsed();
+        assert_eq!(a.summary.kmsg_reports, 5);
+        assert!(
+            took < Duration::from_secs(5),
+            "the kmsg loop waited {took:?}"
+        );
+        drop(silent);
+    }
+
+    /// A report whose end marker is the last thing the kernel printed is shipped once the log
+    /// stays quiet, not when (if ever) the next line arrives.
+    #[test]
+    fn kmsg_idle_flush_ships_open_report() {
+        let dir = Tmp::new("idle");
+        let d = &dir.0;
+        let mut a = agent(d);
+        let mut recs = as_kmsg(&example("warning.log")).into_iter();
+        let spool = d.join("state/spool");
+        let count = || std::fs::read_dir(&spool).unwrap().count();
+        let mut seen_before_idle = None;
+        let mut seen_after_idle = None;
+        let mut calls = 0;
+        a.scan_kmsg(
+            |_| {
+                calls += 1;
+                if let Some(r) = recs.next() {
+                    return Ok(Rec::Record(r));
+                }
+                if seen_before_idle.is_none() {
+                    seen_before_idle = Some(count());
+                    return Ok(Rec::Idle);
+                }
+                if seen_after_idle.is_none() {
+                    seen_after_idle = Some(count());
+                }
+                Ok(Rec::End)
+            },
+            KMSG_IDLE_FLUSH,
+        )
+        .unwrap();
+        assert!(calls > 30);
+        assert_eq!(seen_before_idle, Some(0), "still open after the end marker");
+        assert_eq!(
+            seen_after_idle,
+            Some(1),
+            "the idle flush did not ship the report"
+        );
+        assert_eq!(a.summary.kmsg_reports, 1);
     }
 }

@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub retry: u64,
     /// Print a JSON summary at exit ({"boot_files", "kmsg_reports", "sent", "already_sent",
-    /// "spooled", "rejected", "left"}).
+    /// "spooled", "rejected", "kmsg_lost", "left"}).
     #[arg(long)]
     pub json: bool,
 }
