@@ -71,6 +71,9 @@ pub async fn run(
     // Per group: receive times within the last hour, and when a rate alert last fired.
     let mut windows: HashMap<i64, VecDeque<i64>> = HashMap::new();
     let mut fired: HashMap<(usize, i64), i64> = HashMap::new();
+    // One delivery queue per webhook URL: alerts reach a receiver in the order they happened
+    // (a new group before the rate alert it leads to), each after the previous one's tries.
+    let mut queues: HashMap<String, mpsc::UnboundedSender<(String, Vec<u8>)>> = HashMap::new();
     while let Some(ev) = rx.recv().await {
         let g = ev.inserted.group;
         match windows.entry(g) {
@@ -157,24 +160,35 @@ pub async fn run(
                 Ok(b) => b,
                 Err(_) => continue,
             };
-            let url = rule.webhook.clone();
-            let name = rule.name.clone();
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let ok = deliver(url.clone(), body).await;
-                match &ok {
-                    Ok(()) => tracing::info!("alert {name}: delivered to {url}"),
-                    Err(e) => tracing::warn!("alert {name}: webhook {url} failed: {e}"),
-                }
-                metrics
-                    .alerts
-                    .get_or_create(&AlertLabels {
-                        rule: name,
-                        outcome: if ok.is_ok() { "sent" } else { "failed" }.into(),
-                    })
-                    .inc();
+            let queue = queues.entry(rule.webhook.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(deliver_in_order(rule.webhook.clone(), rx, metrics.clone()));
+                tx
             });
+            let _ = queue.send((rule.name.clone(), body));
         }
+    }
+}
+
+/// Deliver one webhook's alerts one after the other, counting each outcome.
+async fn deliver_in_order(
+    url: String,
+    mut rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some((name, body)) = rx.recv().await {
+        let ok = deliver(url.clone(), body).await;
+        match &ok {
+            Ok(()) => tracing::info!("alert {name}: delivered to {url}"),
+            Err(e) => tracing::warn!("alert {name}: webhook {url} failed: {e}"),
+        }
+        metrics
+            .alerts
+            .get_or_create(&AlertLabels {
+                rule: name,
+                outcome: if ok.is_ok() { "sent" } else { "failed" }.into(),
+            })
+            .inc();
     }
 }
 

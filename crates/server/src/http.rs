@@ -6,8 +6,7 @@
 
 use crate::ingest::{cut_reports, Writer};
 use crate::metrics::Metrics;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -25,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub tokens: Arc<Vec<String>>,
     pub auth_reads: bool,
+    /// Largest accepted ingest body (`--max-body`).
+    pub max_body: usize,
 }
 
 pub fn router(state: AppState, max_body: usize) -> Router {
@@ -208,31 +209,86 @@ fn only(p: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Bytes read and thrown away after a body went over `--max-body` (see [`read_body`]).
+const DRAIN_CAP: usize = 64 << 20;
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Read a request body of at most `max` bytes. A longer one is read on and discarded, up to
+/// [`DRAIN_CAP`] bytes, before the answer: a client that sends its whole body before reading
+/// the answer (ureq, and so `kmortem agent`) then gets our 413 and its message instead of a
+/// connection reset (hyper closes a connection whose body was left unread, and the client's
+/// next write fails with EPIPE). nginx calls this a lingering close. Pinned by
+/// tests/http_api.rs `bad_input_gets_a_clear_4xx` (a 200 KiB body against a 64 KiB limit).
+async fn read_body(headers: &HeaderMap, mut body: Body, max: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max.saturating_add(DRAIN_CAP)) {
+        // Too big to be worth draining: answer now.
+        return Err(BodyError::TooLarge);
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0).min(max));
+    let mut over = false;
+    let mut drained = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if over {
+            drained += data.len();
+            if drained > DRAIN_CAP {
+                break;
+            }
+        } else if buf.len() + data.len() > max {
+            over = true;
+            drained = data.len();
+            buf = Vec::new();
+        } else {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if over {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(Bytes::from(buf))
+}
+
 async fn post_reports(
     State(state): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<IngestAnswer>, ApiError> {
     let reject = |reason: &str, e: ApiError| {
         state.metrics.reject(reason);
         e
     };
+    // The body first (bounded), so that every refusal below reaches the client (see
+    // read_body).
+    let body = read_body(&headers, body, state.max_body).await;
     check_token(&state, &headers)?;
     let p = params(q).map_err(|e| reject("bad_query", e))?;
     only(&p, &["host", "key", "kernel_release", "source"]).map_err(|e| reject("bad_query", e))?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            reject(
-                "too_large",
-                ApiError(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body is larger than the server's --max-body; send one crash log per request".into(),
-                ),
-            )
-        } else {
-            reject("bad_body", ApiError::bad(format!("cannot read the request body: {e}")))
-        }
+    let body = body.map_err(|e| match e {
+        BodyError::TooLarge => reject(
+            "too_large",
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body is larger than the server's --max-body; send one crash log per request"
+                    .into(),
+            ),
+        ),
+        BodyError::Read(e) => reject(
+            "bad_body",
+            ApiError::bad(format!("cannot read the request body: {e}")),
+        ),
     })?;
     let is_json = headers
         .get(header::CONTENT_TYPE)

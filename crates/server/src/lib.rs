@@ -230,6 +230,7 @@ impl Server {
             metrics: metrics.clone(),
             tokens: Arc::new(opts.tokens.clone()),
             auth_reads: opts.auth_reads,
+            max_body: opts.max_body,
         };
         let app = http::router(state, opts.max_body);
         let mut srx = shutdown_rx.clone();
