@@ -249,7 +249,14 @@ impl Store {
                     // that crash, so we use synchronous=FULL: every commit fsyncs the WAL. Its
                     // cost is paid once per transaction, and the server batches concurrent
                     // reports into one transaction (group commit), so it stays cheap.
-                    // Pinned by crates/server/tests/kill9.rs.
+                    // Pinned by crates/cli/tests/serve.rs (the kill -9 test).
+                    // Folklore (speed): a stored report is ~13 KB (raw text and parsed JSON),
+                    // i.e. a chain of overflow pages at SQLite's default 4 KiB page; 16 KiB pages
+                    // cut the page writes per report. page_size only takes effect on a new
+                    // file and must come before WAL mode (a WAL database keeps its page size),
+                    // so older databases keep theirs. Measured by `cargo bench -p
+                    // kmortem-server --bench ingest` (BENCHMARKS.md, `## kmortem serve`).
+                    conn.execute("PRAGMA page_size = 16384").await?;
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;

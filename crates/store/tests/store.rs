@@ -245,6 +245,9 @@ async fn sqlite_store() {
     let db = dir.join("sub dir/kmortem.db");
     exercise(db.to_str().unwrap()).await;
     assert!(db.exists());
+    // A new database gets 16 KiB pages (the file header's page size, big-endian at offset 16).
+    let head = std::fs::read(&db).unwrap();
+    assert_eq!(u16::from_be_bytes([head[16], head[17]]), 16384);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
