@@ -377,3 +377,47 @@ fn serve_logs_rejected_requests_and_checks_kmortem_log() {
         "{e}"
     );
 }
+
+/// The systemd unit in dist/ passes `systemd-analyze verify` (with ExecStart pointed at the
+/// binary under test, since the unit names the installed path), and every flag its ExecStart
+/// gives `kmortem agent` is one the agent accepts.
+#[test]
+fn agent_unit_file_verifies() {
+    let unit = std::fs::read_to_string(repo().join("dist/kmortem-agent.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart in the unit");
+    let args: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(args[0], "/usr/local/bin/kmortem");
+    assert_eq!(args[1], "agent");
+    let help = Command::new(env!("CARGO_BIN_EXE_kmortem"))
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(flag),
+            "the unit passes {flag}, unknown to `kmortem agent`"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("kmortem-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("kmortem-agent.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/kmortem", env!("CARGO_BIN_EXE_kmortem")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd; scripts/test installs it)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("systemd-analyze verify: exit {:?} {err}", out.status.code());
+    // It exits 0 on unknown keys and bad values too ("..., ignoring"): any output is a finding.
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
