@@ -252,42 +252,33 @@ pub fn start(
     let reader = std::thread::Builder::new()
         .name("kmortem-netcons".into())
         .spawn(move || {
-            let mut batch = crate::udp::Batch::new();
-            let mut last_tick = Instant::now();
             let mut pending: Vec<Option<Chunk>> = (0..n).map(|_| None).collect();
-            while !*shutdown.borrow() {
-                match batch.recv_blocking(&sock) {
-                    Ok(_) => {
-                        for (from, d) in batch.iter() {
-                            let Some(ip) = from else {
-                                metrics.drop_nc("malformed");
-                                continue;
-                            };
-                            let c = pending[worker_of(ip, n)]
-                                .get_or_insert_with(|| spare_rx.try_recv().unwrap_or_default());
-                            c.data.extend_from_slice(d);
-                            c.items.push((ip, c.data.len()));
-                        }
-                        for (p, tx) in pending.iter_mut().zip(&txs) {
-                            if let Some(c) = p.take() {
-                                let _ = tx.send(Msg::Data(c));
-                            }
+            receive_loop(
+                &sock,
+                &shutdown,
+                |batch| {
+                    for (from, d) in batch.iter() {
+                        let Some(ip) = from else {
+                            metrics.drop_nc("malformed");
+                            continue;
+                        };
+                        let c = pending[worker_of(ip, n)]
+                            .get_or_insert_with(|| spare_rx.try_recv().unwrap_or_default());
+                        c.data.extend_from_slice(d);
+                        c.items.push((ip, c.data.len()));
+                    }
+                    for (p, tx) in pending.iter_mut().zip(&txs) {
+                        if let Some(c) = p.take() {
+                            let _ = tx.send(Msg::Data(c));
                         }
                     }
-                    Err(e) if is_timeout(&e) => {}
-                    Err(e) => {
-                        tracing::warn!("netconsole socket: {e}");
-                        std::thread::sleep(TICK);
-                    }
-                }
-                let now = Instant::now();
-                if now.duration_since(last_tick) >= TICK {
-                    last_tick = now;
+                },
+                |now| {
                     for tx in &txs {
                         let _ = tx.send(Msg::Tick(now));
                     }
-                }
-            }
+                },
+            );
             // Dropping the senders ends the workers, which flush; wait for them.
             drop(txs);
             for t in threads {
@@ -295,6 +286,33 @@ pub fn start(
             }
         })?;
     Ok(vec![reader])
+}
+
+/// Read `sock` until `shutdown` turns true: each received batch goes to `on_batch`, and
+/// `on_tick` runs at least every [`TICK`] (the socket's read timeout bounds the wait).
+fn receive_loop(
+    sock: &std::net::UdpSocket,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+    mut on_batch: impl FnMut(&crate::udp::Batch),
+    mut on_tick: impl FnMut(Instant),
+) {
+    let mut batch = crate::udp::Batch::new();
+    let mut last_tick = Instant::now();
+    while !*shutdown.borrow() {
+        match batch.recv_blocking(sock) {
+            Ok(_) => on_batch(&batch),
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => {
+                tracing::warn!("netconsole socket: {e}");
+                std::thread::sleep(TICK);
+            }
+        }
+        let now = Instant::now();
+        if now.duration_since(last_tick) >= TICK {
+            last_tick = now;
+            on_tick(now);
+        }
+    }
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -349,37 +367,34 @@ impl Receiver {
         std::mem::take(&mut self.out)
     }
 
-    /// The receive loop, on a thread of its own (`tokio::task::spawn_blocking`): a blocking
+    /// The receive loop of a single worker, on a thread of its own ([`start`]): a blocking
     /// `recvmmsg(2)` that returns as soon as one datagram is queued and takes up to
     /// [`crate::udp::BATCH`] (no readiness polling, no task wake-ups per burst), and timers at
     /// least every [`TICK`]. Ends when `shutdown` turns true, closing every open report.
     pub fn run(mut self, sock: std::net::UdpSocket, shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut batch = crate::udp::Batch::new();
-        let mut last_tick = Instant::now();
-        while !*shutdown.borrow() {
-            match batch.recv_blocking(&sock) {
-                Ok(_) => {
-                    let now = Instant::now();
-                    for (from, d) in batch.iter() {
-                        match from {
-                            Some(ip) => self.datagram(ip, d, now),
-                            None => self.metrics.drop_nc("malformed"),
-                        }
+        // One thread both reads and parses: both callbacks need the receiver; they never run
+        // at the same time, and a RefCell lends it to whichever runs.
+        let me = std::cell::RefCell::new(&mut self);
+        receive_loop(
+            &sock,
+            &shutdown,
+            |batch| {
+                let mut r = me.borrow_mut();
+                let now = Instant::now();
+                for (from, d) in batch.iter() {
+                    match from {
+                        Some(ip) => r.datagram(ip, d, now),
+                        None => r.metrics.drop_nc("malformed"),
                     }
                 }
-                Err(e) if is_timeout(&e) => {}
-                Err(e) => {
-                    tracing::warn!("netconsole socket: {e}");
-                    std::thread::sleep(TICK);
-                }
-            }
-            let now = Instant::now();
-            if now.duration_since(last_tick) >= TICK {
-                last_tick = now;
-                self.tick(now);
-            }
-            self.hand_off();
-        }
+                r.hand_off();
+            },
+            |now| {
+                let mut r = me.borrow_mut();
+                r.tick(now);
+                r.hand_off();
+            },
+        );
         // Shutting down: close every open report.
         self.flush_all();
         self.hand_off();
