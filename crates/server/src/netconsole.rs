@@ -179,8 +179,13 @@ enum Msg {
 }
 
 /// Chunks queued per worker before the reader waits (bounds memory under a flood; the socket
-/// buffer then absorbs, and the kernel drops what does not fit).
-const WORKER_QUEUE: usize = 64;
+/// buffer then absorbs, and the kernel drops what does not fit). A chunk holds at most one
+/// receive batch (32 datagrams of at most 64 KiB).
+const WORKER_QUEUE: usize = 8;
+
+/// Chunks bigger than this are freed after use instead of kept for reuse, so that a burst of
+/// huge datagrams does not stay allocated.
+const KEEP_CHUNK: usize = 256 * 1024;
 
 /// Which worker owns a sender: a fixed hash of its address, so that one sender's datagrams
 /// always reach the same worker, in order.
@@ -233,9 +238,11 @@ pub fn start(
                                     start = end;
                                 }
                                 r.hand_off();
-                                c.data.clear();
-                                c.items.clear();
-                                let _ = spare.try_send(c);
+                                if c.data.capacity() <= KEEP_CHUNK {
+                                    c.data.clear();
+                                    c.items.clear();
+                                    let _ = spare.try_send(c);
+                                }
                             }
                             Msg::Tick(now) => {
                                 r.tick(now);
