@@ -17,7 +17,8 @@
 //! (by scripts/test, or here through kmortem_lab) and the test runs. Every wait is bounded; on
 //! failure the guest's console is printed, and QEMU is killed on drop.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -307,24 +308,9 @@ fn agent_on_a_real_kernel_kmsg_spool_and_pstore() {
     let boot1 = Instant::now();
 
     // Now the server.
-    std::fs::write(work.join("token"), format!("{TOKEN}\n")).unwrap();
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--json", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--token-file")
-        .arg(work.join("token"))
-        .arg("--db")
-        .arg(work.join("k.db"))
-        .env("KMORTEM_HOME", &work)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start kmortem serve");
-    let mut line = String::new();
-    BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _serve = Killed(serve);
+    let serve = common::serve(&work, &format!("127.0.0.1:{port}"), TOKEN, &[], |_| {});
     let url = format!("http://127.0.0.1:{port}");
-    assert!(line.contains(&port.to_string()), "serve printed {line:?}");
+    assert_eq!(serve.url, url, "serve printed {}", serve.info);
 
     let mut got = Vec::new();
     vm.wait("the spooled WARNING on the server", 60, |_| {

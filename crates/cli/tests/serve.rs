@@ -2,9 +2,10 @@
 //! the kill -9 durability bar, `--ingest` (the README's demo), and the agent's boot files,
 //! /dev/kmsg-format input, spool and no-duplicates promise.
 
-use std::io::{BufRead, BufReader};
+mod common;
+use common::Serve;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,43 +36,12 @@ impl Drop for Tmp {
     }
 }
 
-struct Serve {
-    child: Child,
-    url: String,
-    info: serde_json::Value,
-}
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn serve(dir: &Path, extra: &[&str]) -> Serve {
+    common::serve(dir, "127.0.0.1:0", TOKEN, extra, |_| {})
 }
 
-fn serve(dir: &Path, extra: &[&str]) -> Serve {
-    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--json", "--token-file"])
-        .arg(dir.join("token"))
-        .arg("--db")
-        .arg(dir.join("k.db"))
-        .args(extra)
-        .env("KMORTEM_HOME", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kmortem serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("serve --json printed {line:?}: {e}"));
-    let url = info["url"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
-    Serve { child, url, info }
+fn serve_with(dir: &Path, configure: impl FnOnce(&mut Command)) -> Serve {
+    common::serve(dir, "127.0.0.1:0", TOKEN, &[], configure)
 }
 
 fn get(url: &str) -> serde_json::Value {
@@ -323,26 +293,13 @@ fn serve_and_agent_help() {
 #[test]
 fn serve_logs_rejected_requests_and_checks_kmortem_log() {
     let dir = Tmp::new("log");
-    std::fs::write(dir.0.join("token"), format!("{TOKEN}\n")).unwrap();
     let err = std::fs::File::create(dir.0.join("stderr")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--json", "--token-file"])
-        .arg(dir.0.join("token"))
-        .arg("--db")
-        .arg(dir.0.join("k.db"))
-        .env("KMORTEM_HOME", &dir.0)
-        .env_remove("RUST_LOG")
-        .env_remove("KMORTEM_LOG")
-        .stdout(Stdio::piped())
-        .stderr(err)
-        .spawn()
-        .expect("start kmortem serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let url = info["url"].as_str().unwrap().trim_end_matches('/');
+    let s = serve_with(&dir.0, |c| {
+        c.env_remove("RUST_LOG")
+            .env_remove("KMORTEM_LOG")
+            .stderr(err);
+    });
+    let url = s.url.as_str();
     let r = ureq::post(&format!("{url}/api/v1/reports?host=x"))
         .set("Authorization", "Bearer wrong-token")
         .send_string("hello");
@@ -356,8 +313,7 @@ fn serve_logs_rejected_requests_and_checks_kmortem_log() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(s);
     assert!(
         log.contains("request rejected") && log.contains("401"),
         "stderr: {log}"

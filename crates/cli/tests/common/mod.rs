@@ -44,3 +44,56 @@ pub fn run(
 pub fn kmortem(args: &[&str]) -> (String, String, i32) {
     run(args, &[], None)
 }
+
+/// A running `kmortem serve --json`, killed at drop.
+pub struct Serve {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    /// The startup JSON line.
+    pub info: serde_json::Value,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `kmortem serve --json` on `listen` with its database and token (`token`, written to
+/// `dir/token`) in `dir`, plus `extra` arguments; `configure` adjusts the command (environment,
+/// stderr) before it starts. Returns once the server printed its startup line.
+pub fn serve(
+    dir: &std::path::Path,
+    listen: &str,
+    token: &str,
+    extra: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> Serve {
+    use std::io::{BufRead, BufReader};
+    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmortem"));
+    cmd.args(["serve", "--listen", listen, "--json", "--token-file"])
+        .arg(dir.join("token"))
+        .arg("--db")
+        .arg(dir.join("k.db"))
+        .args(extra)
+        .env("KMORTEM_HOME", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    configure(&mut cmd);
+    let mut child = cmd.spawn().expect("start kmortem serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("serve --json printed {line:?}: {e}"));
+    let url = info["url"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    Serve { child, url, info }
+}
