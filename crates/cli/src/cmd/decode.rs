@@ -26,6 +26,26 @@ use std::process::ExitCode;
 pub struct Args {
     /// Log to read; `-` or nothing reads standard input.
     pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub debug: DebugArgs,
+    /// System.map or a saved /proc/kallsyms, used when there is no DWARF.
+    #[arg(long = "system-map", alias = "kallsyms", value_name = "PATH")]
+    pub system_map: Option<PathBuf>,
+    /// KASLR offset (hex), as `Kernel Offset: 0x... from 0xffffffff81000000` prints it.
+    #[arg(long = "kaslr-offset", value_name = "HEX", value_parser = parse_hex)]
+    pub kaslr_offset: Option<u64>,
+    /// Kernel source tree: print the source lines around the faulting line.
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+    /// Print JSON: the parser's reports with a `decode` member each (docs/json/decode.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the debug information comes from: the flags `kmortem decode` and `kmortem explain`
+/// share.
+#[derive(clap::Args)]
+pub struct DebugArgs {
     /// vmlinux with DWARF (default: found from the oops's release).
     #[arg(long, value_name = "PATH")]
     pub vmlinux: Option<PathBuf>,
@@ -35,24 +55,26 @@ pub struct Args {
     /// Root (or directory) holding debug files in the usual layouts (repeatable).
     #[arg(long = "debug-dir", value_name = "DIR")]
     pub debug_dir: Vec<PathBuf>,
-    /// System.map or a saved /proc/kallsyms, used when there is no DWARF.
-    #[arg(long = "system-map", alias = "kallsyms", value_name = "PATH")]
-    pub system_map: Option<PathBuf>,
-    /// KASLR offset (hex), as `Kernel Offset: 0x... from 0xffffffff81000000` prints it.
-    #[arg(long = "kaslr-offset", value_name = "HEX", value_parser = parse_hex)]
-    pub kaslr_offset: Option<u64>,
     /// Kernel release to look debug files up for (default: from the oops).
     #[arg(long, value_name = "REL")]
     pub release: Option<String>,
-    /// Kernel source tree: print the source lines around the faulting line.
-    #[arg(long, value_name = "DIR")]
-    pub source: Option<PathBuf>,
     /// Do not look in / for debug files (only --vmlinux, --modules, --debug-dir).
     #[arg(long = "no-system")]
     pub no_system: bool,
-    /// Print JSON: the parser's reports with a `decode` member each (docs/json/decode.md).
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl DebugArgs {
+    /// The options for `decode::symbolizer_for` (no System.map, no KASLR offset).
+    pub fn options(&self) -> decode::DebugOptions {
+        decode::DebugOptions {
+            vmlinux: self.vmlinux.clone(),
+            modules: self.modules.clone(),
+            debug_dir: self.debug_dir.clone(),
+            release: self.release.clone(),
+            no_system: self.no_system,
+            ..Default::default()
+        }
+    }
 }
 
 fn parse_hex(s: &str) -> Result<u64, String> {
@@ -81,13 +103,9 @@ pub(crate) fn read_input(log: &Option<PathBuf>) -> Result<Vec<u8>> {
 impl Args {
     pub fn debug_options(&self) -> decode::DebugOptions {
         decode::DebugOptions {
-            vmlinux: self.vmlinux.clone(),
-            modules: self.modules.clone(),
-            debug_dir: self.debug_dir.clone(),
             system_map: self.system_map.clone(),
             kaslr_offset: self.kaslr_offset,
-            release: self.release.clone(),
-            no_system: self.no_system,
+            ..self.debug.options()
         }
     }
 }

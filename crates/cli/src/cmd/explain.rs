@@ -30,18 +30,8 @@ use std::process::ExitCode;
 pub struct Args {
     /// Log to read; `-` or nothing reads standard input.
     pub log: Option<PathBuf>,
-    /// vmlinux with DWARF (default: found from the oops's release).
-    #[arg(long, value_name = "PATH")]
-    pub vmlinux: Option<PathBuf>,
-    /// Directory searched recursively for module `.ko` files (repeatable).
-    #[arg(long, value_name = "DIR")]
-    pub modules: Vec<PathBuf>,
-    /// Root (or directory) holding debug files in the usual layouts (repeatable).
-    #[arg(long = "debug-dir", value_name = "DIR")]
-    pub debug_dir: Vec<PathBuf>,
-    /// Kernel release to look debug files up for (default: from the oops).
-    #[arg(long, value_name = "REL")]
-    pub release: Option<String>,
+    #[command(flatten)]
+    pub debug: super::decode::DebugArgs,
     /// The vmcore of the same crash: add memory facts (freed slab objects, vmalloc bounds and
     /// real array lengths, the damaged list walked). Without LOG, the log is read from the
     /// vmcore's printk buffer.
@@ -50,9 +40,6 @@ pub struct Args {
     /// Source tree (or file): show the line and condition of `kernel BUG at`/`WARNING at`.
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,
-    /// Do not look in / for debug files (only --vmlinux, --modules, --debug-dir).
-    #[arg(long = "no-system")]
-    pub no_system: bool,
     /// Print JSON (docs/json/explain.md).
     #[arg(long)]
     pub json: bool,
@@ -75,7 +62,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut program = None;
     if let Some(c) = &args.core {
         program = Some(
-            kmortem_kernel::Program::open(c, args.vmlinux.as_deref())
+            kmortem_kernel::Program::open(c, args.debug.vmlinux.as_deref())
                 .with_context(|| format!("cannot open {}", c.display()))?,
         );
     }
@@ -95,14 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let text = String::from_utf8_lossy(&input);
     let reports = kmortem_oops::parse(&input);
     let mut notes = Vec::new();
-    let opts = decode::DebugOptions {
-        vmlinux: args.vmlinux.clone(),
-        modules: args.modules.clone(),
-        debug_dir: args.debug_dir.clone(),
-        release: args.release.clone(),
-        no_system: args.no_system,
-        ..Default::default()
-    };
+    let opts = args.debug.options();
     let (mut sym, _release) = decode::symbolizer_for(&opts, &text, &reports, &mut notes);
     // Known-bug link: only when a fixes index was built under $KMORTEM_HOME (`kmortem fixes import`).
     let fixes = kmortem_fixes::FixIndex::open(&kmortem_fixes::default_home())
