@@ -89,30 +89,9 @@ fn explain_json_with_vmcore() {
         .any(|x| x["kind"] == "bad_pointer" && x["facts"]["derived_from"] == "kcq"));
 }
 
-fn shared() -> std::path::PathBuf {
-    let p = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
-    assert!(
-        p.is_dir(),
-        "../shared (the users' seeds and data) is missing: {}",
-        p.display()
-    );
-    p
-}
-
 #[test]
 fn explain_links_known_fixes_when_an_index_exists() {
-    let src = shared().join("data/kernel-vulns/cve/published/2021");
-    let vulns = tempfile::tempdir().unwrap();
-    let dst = vulns.path().join("cve/published/2021");
-    std::fs::create_dir_all(&dst).unwrap();
-    for n in 46975..46995 {
-        for ext in ["json", "sha1", "dyad"] {
-            let f = src.join(format!("CVE-2021-{n}.{ext}"));
-            if f.exists() {
-                std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
-            }
-        }
-    }
+    let vulns = common::kyber_vulns_tree();
     let home = tempfile::tempdir().unwrap();
     let env = [("KMORTEM_HOME", home.path().as_os_str())];
     let (_, err, code) = run(

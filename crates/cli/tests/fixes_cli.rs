@@ -3,17 +3,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn shared() -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
-    assert!(
-        p.join("data/kernel-vulns").is_dir(),
-        "../shared/data/kernel-vulns is missing at {}",
-        p.display()
-    );
-    p
-}
+use common::shared;
 
 fn kmortem(home: &Path, args: &[&str]) -> (String, String, i32) {
     common::run(args, &[("KMORTEM_HOME", home.as_os_str())], None)
@@ -30,18 +22,8 @@ fn fixes_help() {
 #[test]
 fn fixes_import_and_query_seed_002() {
     // A small vulns tree: the twenty records around the Kyber one.
-    let src = shared().join("data/kernel-vulns/cve/published/2021");
-    let vulns = tempfile::tempdir().unwrap();
+    let vulns = common::kyber_vulns_tree();
     let dst = vulns.path().join("cve/published/2021");
-    std::fs::create_dir_all(&dst).unwrap();
-    for n in 46975..46995 {
-        for ext in ["json", "sha1", "dyad"] {
-            let f = src.join(format!("CVE-2021-{n}.{ext}"));
-            if f.exists() {
-                std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
-            }
-        }
-    }
     let home = tempfile::tempdir().unwrap();
     let (out, err, code) = kmortem(
         home.path(),

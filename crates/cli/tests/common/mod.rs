@@ -97,3 +97,33 @@ pub fn serve(
         .to_string();
     Serve { child, url, info }
 }
+
+/// `../shared` beside the repo root (the users' seeds and data); a clear failure if missing.
+pub fn shared() -> std::path::PathBuf {
+    let p = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
+    assert!(
+        p.join("data/kernel-vulns").is_dir(),
+        "../shared (the users' seeds and data/kernel-vulns) is missing at {}",
+        p.display()
+    );
+    p
+}
+
+/// A small vulns tree for `kmortem fixes import`: the CVE records CVE-2021-46975..46994 (the
+/// Kyber fix of seed 002 and its neighbours) copied from ../shared into a temporary
+/// `cve/published/2021`.
+pub fn kyber_vulns_tree() -> tempfile::TempDir {
+    let src = shared().join("data/kernel-vulns/cve/published/2021");
+    let vulns = tempfile::tempdir().unwrap();
+    let dst = vulns.path().join("cve/published/2021");
+    std::fs::create_dir_all(&dst).unwrap();
+    for n in 46975..46995 {
+        for ext in ["json", "sha1", "dyad"] {
+            let f = src.join(format!("CVE-2021-{n}.{ext}"));
+            if f.exists() {
+                std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    vulns
+}
