@@ -8,7 +8,7 @@
 //! struct hlist_node { struct hlist_node *next, **pprev; };     // next at 0, pprev at 8
 //! ```
 
-use crate::mem::Memory;
+use crate::mem::{Memory, ReadError};
 
 /// `LIST_POISON1` / `LIST_POISON2` without the poison delta (include/linux/poison.h).
 pub const POISON1_LOW: u64 = 0x100;
@@ -205,6 +205,68 @@ fn bad(node: u64, index: usize, next: u64, c: Corruption) -> End {
     })
 }
 
+/// One step along a list: the forward pointer stored at `link` (node `cur`'s `next`, or an
+/// hlist head's `first`) and the back pointer of the node it leads to (`prev` or `pprev`, the
+/// second word of both node types). `Ok(None)`: the forward pointer is NULL (an hlist's end, a
+/// `list_head`'s corruption). Unreadable words and poisoned forward pointers end the walk.
+fn follow(mem: &dyn Memory, cur: u64, link: u64, index: usize) -> Result<Option<(u64, u64)>, End> {
+    let unreadable = |next: u64, e: ReadError| {
+        bad(
+            cur,
+            index,
+            next,
+            Corruption::Unreadable {
+                field: "next",
+                error: e.to_string(),
+            },
+        )
+    };
+    let next = mem.read_u64(link).map_err(|e| unreadable(0, e))?;
+    if next == 0 {
+        return Ok(None);
+    }
+    if let Some(p) = poison(next) {
+        return Err(bad(
+            cur,
+            index,
+            next,
+            Corruption::Poisoned {
+                field: "next",
+                poison: p,
+            },
+        ));
+    }
+    let back = mem
+        .read_u64(next.wrapping_add(8))
+        .map_err(|e| unreadable(next, e))?;
+    Ok(Some((next, back)))
+}
+
+/// The walk's end for a back pointer `back` of node `next` that is not `expected`: poisoned
+/// (named `field`), or simply wrong.
+fn bad_back_link(
+    cur: u64,
+    index: usize,
+    next: u64,
+    back: u64,
+    expected: u64,
+    field: &'static str,
+) -> End {
+    match poison(back) {
+        Some(p) => bad(cur, index, next, Corruption::Poisoned { field, poison: p }),
+        None => bad(
+            cur,
+            index,
+            next,
+            Corruption::BadBackLink {
+                next,
+                found: back,
+                expected,
+            },
+        ),
+    }
+}
+
 /// Walk a `struct list_head` from `head` (a list head, or any node of a circular list),
 /// checking `next` and `next->prev` at every step, until it returns to `head`.
 pub fn walk_list(mem: &dyn Memory, head: u64, limit: usize) -> ListWalk {
@@ -217,74 +279,17 @@ pub fn walk_list(mem: &dyn Memory, head: u64, limit: usize) -> ListWalk {
         if index >= limit {
             break End::Limit { limit };
         }
-        let next = match mem.read_u64(cur) {
-            Ok(v) => v,
-            Err(e) => {
-                break bad(
-                    cur,
-                    index,
-                    0,
-                    Corruption::Unreadable {
-                        field: "next",
-                        error: e.to_string(),
-                    },
-                )
-            }
-        };
-        if next == 0 {
-            break bad(cur, index, 0, Corruption::NullNext);
-        }
-        if let Some(p) = poison(next) {
-            break bad(
-                cur,
-                index,
-                next,
-                Corruption::Poisoned {
-                    field: "next",
-                    poison: p,
-                },
-            );
-        }
-        let back = match mem.read_u64(next.wrapping_add(8)) {
-            Ok(v) => v,
-            Err(e) => {
-                break bad(
-                    cur,
-                    index,
-                    next,
-                    Corruption::Unreadable {
-                        field: "next",
-                        error: e.to_string(),
-                    },
-                )
-            }
+        let (next, back) = match follow(mem, cur, cur, index) {
+            Ok(Some(step)) => step,
+            Ok(None) => break bad(cur, index, 0, Corruption::NullNext),
+            Err(end) => break end,
         };
         if back != cur {
-            if let Some(p) = poison(back) {
-                break bad(
-                    cur,
-                    index,
-                    next,
-                    Corruption::Poisoned {
-                        field: "next->prev",
-                        poison: p,
-                    },
-                );
-            }
-            if back == 0 && mem.read_u64(next).ok() == Some(0) {
+            if poison(back).is_none() && back == 0 && mem.read_u64(next).ok() == Some(0) {
                 nodes.push(next);
                 break bad(next, index + 1, 0, Corruption::Zeroed);
             }
-            break bad(
-                cur,
-                index,
-                next,
-                Corruption::BadBackLink {
-                    next,
-                    found: back,
-                    expected: cur,
-                },
-            );
+            break bad_back_link(cur, index, next, back, cur, "next->prev");
         }
         if next == head {
             break End::Complete;
@@ -316,70 +321,13 @@ pub fn walk_hlist(mem: &dyn Memory, head: u64, limit: usize) -> ListWalk {
         if index >= limit {
             break End::Limit { limit };
         }
-        let next = match mem.read_u64(link) {
-            Ok(v) => v,
-            Err(e) => {
-                break bad(
-                    cur,
-                    index,
-                    0,
-                    Corruption::Unreadable {
-                        field: "next",
-                        error: e.to_string(),
-                    },
-                )
-            }
-        };
-        if next == 0 {
-            break End::Complete;
-        }
-        if let Some(p) = poison(next) {
-            break bad(
-                cur,
-                index,
-                next,
-                Corruption::Poisoned {
-                    field: "next",
-                    poison: p,
-                },
-            );
-        }
-        let pprev = match mem.read_u64(next.wrapping_add(8)) {
-            Ok(v) => v,
-            Err(e) => {
-                break bad(
-                    cur,
-                    index,
-                    next,
-                    Corruption::Unreadable {
-                        field: "next",
-                        error: e.to_string(),
-                    },
-                )
-            }
+        let (next, pprev) = match follow(mem, cur, link, index) {
+            Ok(Some(step)) => step,
+            Ok(None) => break End::Complete,
+            Err(end) => break end,
         };
         if pprev != link {
-            if let Some(p) = poison(pprev) {
-                break bad(
-                    cur,
-                    index,
-                    next,
-                    Corruption::Poisoned {
-                        field: "next->pprev",
-                        poison: p,
-                    },
-                );
-            }
-            break bad(
-                cur,
-                index,
-                next,
-                Corruption::BadBackLink {
-                    next,
-                    found: pprev,
-                    expected: link,
-                },
-            );
+            break bad_back_link(cur, index, next, pprev, link, "next->pprev");
         }
         if !seen.insert(next) {
             break End::Cycle { at: next };
