@@ -477,6 +477,30 @@ pub fn source_context(dir: &Path, r: &Resolution) -> Option<SourceContext> {
     })
 }
 
+/// The symbolizer query for a report's faulting instruction (not a return address).
+pub fn ip_query(ip: &kmortem_oops::InstructionPointer) -> Query<'_> {
+    Query {
+        function: ip.function.as_deref(),
+        offset: ip.offset,
+        size: ip.size,
+        module: ip.module.as_deref(),
+        address: ip.address,
+        return_address: false,
+    }
+}
+
+/// The symbolizer query for a call-trace frame (a return address).
+pub fn frame_query(f: &kmortem_oops::Frame) -> Query<'_> {
+    Query {
+        function: Some(&f.function),
+        offset: f.offset,
+        size: f.size,
+        module: f.module.as_deref(),
+        address: f.address,
+        return_address: true,
+    }
+}
+
 pub fn query<'a>(t: &'a trace::FrameToken) -> Query<'a> {
     Query {
         function: Some(&t.function),
@@ -571,28 +595,12 @@ pub fn decode_report(
         if ip.function.is_none() && ip.address.is_none() {
             return None;
         }
-        Some(sym.resolve(&Query {
-            function: ip.function.as_deref(),
-            offset: ip.offset,
-            size: ip.size,
-            module: ip.module.as_deref(),
-            address: ip.address,
-            return_address: false,
-        }))
+        Some(sym.resolve(&ip_query(ip)))
     });
     let frames = r
         .frames
         .iter()
-        .map(|f| {
-            sym.resolve(&Query {
-                function: Some(&f.function),
-                offset: f.offset,
-                size: f.size,
-                module: f.module.as_deref(),
-                address: f.address,
-                return_address: true,
-            })
-        })
+        .map(|f| sym.resolve(&frame_query(f)))
         .collect();
     let code_address = ip.as_ref().and_then(|i| code_address(sym, i));
     let code = r.code.as_ref().and_then(|c| {

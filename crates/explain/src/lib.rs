@@ -125,17 +125,7 @@ impl Frames {
     pub fn new(sym: &mut Symbolizer, r: &Report) -> Frames {
         let ip = r.ip.as_ref().and_then(|ip| {
             ip.function.as_ref()?;
-            Some(CodeFrame::new(
-                sym,
-                &Query {
-                    function: ip.function.as_deref(),
-                    offset: ip.offset,
-                    size: ip.size,
-                    module: ip.module.as_deref(),
-                    address: ip.address,
-                    return_address: false,
-                },
-            ))
+            Some(CodeFrame::new(sym, &decode::ip_query(ip)))
         });
         // Reliable frames only: `? ` entries are stale stack words, not callers.
         let callers = r
@@ -143,19 +133,7 @@ impl Frames {
             .iter()
             .filter(|f| f.reliable)
             .take(4)
-            .map(|f| {
-                CodeFrame::new(
-                    sym,
-                    &Query {
-                        function: Some(&f.function),
-                        offset: f.offset,
-                        size: f.size,
-                        module: f.module.as_deref(),
-                        address: f.address,
-                        return_address: true,
-                    },
-                )
-            })
+            .map(|f| CodeFrame::new(sym, &decode::frame_query(f)))
             .collect();
         Frames { ip, callers }
     }

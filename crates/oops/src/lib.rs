@@ -118,19 +118,19 @@ impl Needle {
             f: OnceLock::new(),
         }
     }
-    fn find(&self, hay: &str) -> Option<usize> {
+    fn find_bytes(&self, hay: &[u8]) -> Option<usize> {
         self.f
             .get_or_init(|| memchr::memmem::Finder::new(self.s))
-            .find(hay.as_bytes())
+            .find(hay)
+    }
+    fn find(&self, hay: &str) -> Option<usize> {
+        self.find_bytes(hay.as_bytes())
     }
     fn is_in(&self, hay: &str) -> bool {
         self.find(hay).is_some()
     }
     fn is_in_bytes(&self, hay: &[u8]) -> bool {
-        self.f
-            .get_or_init(|| memchr::memmem::Finder::new(self.s))
-            .find(hay)
-            .is_some()
+        self.find_bytes(hay).is_some()
     }
 }
 
