@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""drgn oracle for the crash lab: `drgn_oracle.py bt|ps|dmesg VMCORE VMLINUX KMLAB_KO`.
+"""drgn oracle for the crash lab: `drgn_oracle.py bt|ps|dmesg|mod VMCORE VMLINUX KMLAB_KO`.
 
 bt:    the crashed thread's stack trace, each frame with its function, file:line and the
        values of its local variables and parameters (what `explain` must match);
 bt-a:  (part of bt) nothing else;
 ps:    the task list: pid, state, cpu, comm;
-dmesg: the kernel log from the dump.
+dmesg: the kernel log from the dump;
+mod:   the loaded modules: name, struct module address, text base and size (crash's `mod`).
 Runs with the drgn from PyPI (in ~/.cache/kmortem/venv), which reads ELF and kdump files.
 """
 import sys
@@ -91,10 +92,24 @@ def cmd_dmesg(prog):
     sys.stdout.write(get_dmesg(prog).decode(errors="replace"))
 
 
+def cmd_mod(prog):
+    from drgn.helpers.linux.module import for_each_module
+    print("MODULE            NAME                 BASE              SIZE")
+    for mod in for_each_module(prog):
+        # Folklore: 6.4 (commit ac3b43283923, "module: replace module_layout with module_memory")
+        # moved the text from mod->core_layout to mod->mem[MOD_TEXT]; probe for the member.
+        try:
+            layout = mod.mem[0]
+        except (AttributeError, LookupError):
+            layout = mod.core_layout
+        print(f"{mod.value_():016x}  {mod.name.string_().decode():20} "
+              f"{layout.base.value_():016x}  {layout.size.value_()}")
+
+
 def main():
     what, vmcore, vmlinux, ko = sys.argv[1:5]
     prog = load(vmcore, vmlinux, ko)
-    {"bt": cmd_bt, "ps": cmd_ps, "dmesg": cmd_dmesg}[what](prog)
+    {"bt": cmd_bt, "ps": cmd_ps, "dmesg": cmd_dmesg, "mod": cmd_mod}[what](prog)
 
 
 if __name__ == "__main__":

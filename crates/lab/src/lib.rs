@@ -1,18 +1,25 @@
 //! The kmortem crash lab, seen from Rust tests and benches.
 //!
-//! `lab/build` (in the repository root) boots Debian's cloud kernel in QEMU, crashes it with our
-//! `kmlab` module, and keeps everything under `~/.cache/kmortem/lab/<kernel-release>/`: the
-//! kernel's debug info, each scenario's console log, vmcores in several formats, and what
-//! `crash`, drgn and `addr2line` say about them (see `lab/README.md`). This crate finds that
-//! directory, builds it when it is missing (printing the build's progress), and reads each
-//! scenario's `meta.json`.
+//! `lab/build` (in the repository root) boots each kernel pinned in `lab/kernels.toml` (Debian's
+//! 6.1 and its 6.12 backport) in QEMU, crashes it with our `kmlab` module, and keeps everything
+//! under `~/.cache/kmortem/lab/<kernel-release>/`: the kernel's debug info, each scenario's
+//! console log, vmcores in several formats, and what `crash`, drgn and `addr2line` say about
+//! them (see `lab/README.md`). This crate reads the pinned kernels, finds their directories,
+//! builds them when they are missing (printing the build's progress), and reads each scenario's
+//! `meta.json`.
+//!
+//! It is the one source of truth for releases and paths: no test, bench or script names a
+//! release. Lab tests run on every kernel with [`each`], which names the kernel in a failure:
 //!
 //! ```no_run
-//! let lab = kmortem_lab::Lab::get().expect("crash lab");
-//! for sc in lab.scenarios().unwrap() {
-//!     println!("{} {:?}", sc.meta.name, sc.meta.expected_title);
-//! }
+//! kmortem_lab::each(|lab| {
+//!     for sc in lab.scenarios().unwrap() {
+//!         println!("[{}] {} {:?}", lab.name(), sc.meta.name, sc.meta.expected_title);
+//!     }
+//! });
 //! ```
+//!
+//! It must not know anything about kmortem's own crates: it only finds files.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +57,80 @@ pub enum Error {
     },
     #[error("the lab at {0} has no scenarios; run lab/build")]
     Empty(PathBuf),
+    #[error("{path}: {message}")]
+    Kernels { path: PathBuf, message: String },
+    #[error(
+        "the crash lab's scenario `{scenario}` of kernel {kernel} is missing at {dir}: build it \
+         with `lab/build --kernel {kernel} --only {scenario}`"
+    )]
+    MissingScenario {
+        scenario: String,
+        kernel: String,
+        dir: PathBuf,
+    },
+}
+
+/// One kernel pinned in `lab/kernels.toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Kernel {
+    /// The short name (`6.1`, `6.12`): `lab/build --kernel NAME`, and the label of test output.
+    pub name: String,
+    /// `uname -r`.
+    pub release: String,
+    /// The Debian version of every pinned package.
+    pub version: String,
+    pub packages: Vec<String>,
+    /// The meta-package whose Depends names the newest ABI.
+    pub meta: String,
+    /// Which reference tools read this kernel's dumps (`crash`, `drgn`, `addr2line`).
+    pub oracles: Vec<String>,
+    pub why: String,
+}
+
+#[derive(Deserialize)]
+struct KernelsToml {
+    kernel: Vec<Kernel>,
+}
+
+/// `lab/kernels.toml`.
+pub fn kernels_toml() -> PathBuf {
+    repo_root().join("lab/kernels.toml")
+}
+
+/// The pinned kernels, in file order, limited to the names in `KMORTEM_LAB_KERNELS`
+/// (comma-separated) when it is set, as `lab/build` limits itself.
+pub fn kernels() -> Result<Vec<Kernel>, Error> {
+    let path = kernels_toml();
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let all: KernelsToml = toml::from_str(&text).map_err(|e| Error::Kernels {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let Ok(sel) = std::env::var("KMORTEM_LAB_KERNELS") else {
+        return Ok(all.kernel);
+    };
+    let names: Vec<&str> = sel
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !all.kernel.iter().any(|k| k.name == **n))
+    {
+        return Err(Error::Kernels {
+            path,
+            message: format!("KMORTEM_LAB_KERNELS names {bad:?}, which is not a pinned kernel"),
+        });
+    }
+    Ok(all
+        .kernel
+        .into_iter()
+        .filter(|k| names.contains(&k.name.as_str()))
+        .collect())
 }
 
 /// One dump file of a scenario.
@@ -121,6 +202,22 @@ pub struct Meta {
     /// The function of the first `RIP:` line, as printed.
     pub rip_function: Option<String>,
     pub panic_message: Option<String>,
+    /// The kernel's name in `lab/kernels.toml` (`6.1`, `6.12`).
+    #[serde(default)]
+    pub kernel_name: Option<String>,
+    /// What the oracles were run on.
+    #[serde(default)]
+    pub oracles: Option<Oracles>,
+}
+
+/// `meta.json`'s `oracles`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Oracles {
+    /// The dump the unsuffixed oracle files (`crash-bt.txt`, `drgn-bt.txt`) were made from;
+    /// the others carry the format (`drgn-bt.kdump-lzo.txt`).
+    pub primary_dump: Option<String>,
+    pub files: Vec<String>,
 }
 
 impl Meta {
@@ -148,6 +245,12 @@ impl Scenario {
     pub fn oracle(&self, file: &str) -> PathBuf {
         self.dir.join("oracle").join(file)
     }
+    /// The dump the unsuffixed oracle outputs describe.
+    pub fn primary_dump(&self) -> Option<PathBuf> {
+        let o = self.meta.oracles.as_ref()?;
+        Some(self.dir.join(o.primary_dump.as_deref()?))
+    }
+
     /// The dump of the given format (`elf`, `kdump-zlib`, ...), if this scenario keeps it.
     pub fn dump(&self, format: &str) -> Option<PathBuf> {
         self.meta
@@ -158,10 +261,11 @@ impl Scenario {
     }
 }
 
-/// The lab directory of one kernel release.
+/// The lab of one kernel: its directory and its pinned kernel.
 #[derive(Debug, Clone)]
 pub struct Lab {
     pub dir: PathBuf,
+    pub kernel: Kernel,
 }
 
 /// The repository root (this crate lives in `crates/lab`).
@@ -169,18 +273,43 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The cache that holds every kernel's lab (`KMORTEM_CACHE`, else `~/.cache/kmortem`), as
+/// `lab/lab.py` computes it.
+fn cache_dir() -> Result<PathBuf, Error> {
+    if let Some(c) = std::env::var_os("KMORTEM_CACHE") {
+        return Ok(c.into());
+    }
+    let home = std::env::var_os("HOME").ok_or(Error::NoHome)?;
+    Ok(PathBuf::from(home).join(".cache/kmortem"))
+}
+
 impl Lab {
-    /// The lab, built if needed, once per process. Runs `lab/build`, which prints its progress
-    /// and takes seconds when everything is already in the cache. `KMORTEM_LAB_DIR` points at
-    /// a lab directory instead (no build).
-    pub fn get() -> Result<&'static Lab, &'static Error> {
-        static LAB: OnceLock<Result<Lab, Error>> = OnceLock::new();
-        LAB.get_or_init(Lab::find_or_build).as_ref()
+    /// Every pinned kernel's lab, built if needed, once per process: runs `lab/build`, which
+    /// prints its progress and takes seconds when everything is already in the cache.
+    /// `KMORTEM_LAB_DIR` points at one lab directory instead (no build; its `kernel.json` says
+    /// which kernel it is), and `KMORTEM_LAB_KERNELS` limits the kernels.
+    pub fn all() -> Result<&'static [Lab], &'static Error> {
+        static LABS: OnceLock<Result<Vec<Lab>, Error>> = OnceLock::new();
+        LABS.get_or_init(Lab::find_or_build)
+            .as_ref()
+            .map(Vec::as_slice)
     }
 
-    fn find_or_build() -> Result<Lab, Error> {
+    /// The first pinned kernel's lab (for benches and tools that want one; tests use [`each`]).
+    pub fn get() -> Result<&'static Lab, &'static Error> {
+        static EMPTY: OnceLock<Error> = OnceLock::new();
+        match Lab::all()?.first() {
+            Some(l) => Ok(l),
+            None => Err(EMPTY.get_or_init(|| Error::Kernels {
+                path: kernels_toml(),
+                message: "no kernel selected".into(),
+            })),
+        }
+    }
+
+    fn find_or_build() -> Result<Vec<Lab>, Error> {
         if let Some(dir) = std::env::var_os("KMORTEM_LAB_DIR") {
-            return Ok(Lab { dir: dir.into() });
+            return Ok(vec![Lab::at_dir(dir.into())?]);
         }
         let build = repo_root().join("lab/build");
         let command = build.display().to_string();
@@ -196,32 +325,71 @@ impl Lab {
         if !status.success() {
             return Err(Error::Build { command, status });
         }
-        let out = Command::new(&build)
-            .arg("--print-dir")
-            .output()
-            .map_err(|source| Error::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(Error::Build {
-                command: format!("{command} --print-dir"),
-                status: out.status,
-            });
-        }
-        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        Ok(Lab { dir: dir.into() })
+        Lab::cached()
     }
 
-    /// The lab of `release` in the default cache, without building it.
-    pub fn at_release(release: &str) -> Result<Lab, Error> {
-        let home = std::env::var_os("HOME").ok_or(Error::NoHome)?;
-        let cache = std::env::var_os("KMORTEM_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(home).join(".cache/kmortem"));
-        Ok(Lab {
-            dir: cache.join("lab").join(release),
-        })
+    /// Every selected kernel's lab in the cache, without building anything.
+    pub fn cached() -> Result<Vec<Lab>, Error> {
+        let cache = cache_dir()?;
+        Ok(kernels()?
+            .into_iter()
+            .map(|kernel| Lab {
+                dir: cache.join("lab").join(&kernel.release),
+                kernel,
+            })
+            .collect())
+    }
+
+    /// A lab directory given by path: its `kernel.json` (written by `lab/build`) names the
+    /// kernel, which must be one of `lab/kernels.toml`.
+    pub fn at_dir(dir: PathBuf) -> Result<Lab, Error> {
+        let kj = dir.join("kernel.json");
+        let bytes = std::fs::read(&kj).map_err(|source| Error::Io {
+            path: kj.clone(),
+            source,
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+                path: kj.clone(),
+                source,
+            })?;
+        let release = v["kernel_release"].as_str().unwrap_or_default();
+        let all: KernelsToml =
+            toml::from_str(&std::fs::read_to_string(kernels_toml()).map_err(|source| {
+                Error::Io {
+                    path: kernels_toml(),
+                    source,
+                }
+            })?)
+            .map_err(|e| Error::Kernels {
+                path: kernels_toml(),
+                message: e.to_string(),
+            })?;
+        let kernel = all
+            .kernel
+            .into_iter()
+            .find(|k| k.release == release)
+            .ok_or_else(|| Error::Kernels {
+                path: kj,
+                message: format!("kernel {release:?} is not pinned in lab/kernels.toml"),
+            })?;
+        Ok(Lab { dir, kernel })
+    }
+
+    /// The kernel's short name (`6.1`, `6.12`).
+    pub fn name(&self) -> &str {
+        &self.kernel.name
+    }
+
+    /// `uname -r` of the kernel.
+    pub fn release(&self) -> &str {
+        &self.kernel.release
+    }
+
+    /// Whether `tool` (`crash`, `drgn`, `addr2line`) reads this kernel's dumps, so that its
+    /// outputs are in each scenario's `oracle/`.
+    pub fn has_oracle(&self, tool: &str) -> bool {
+        self.kernel.oracles.iter().any(|o| o == tool)
     }
 
     /// Every scenario with a `meta.json`, sorted by name.
@@ -253,17 +421,92 @@ impl Lab {
         Ok(out)
     }
 
-    /// One scenario by name.
+    /// One scenario by name; a missing one is an error that says how to build it.
     pub fn scenario(&self, name: &str) -> Result<Scenario, Error> {
         let dir = self.dir.join("scenarios").join(name);
+        if !dir.join("meta.json").is_file() {
+            return Err(Error::MissingScenario {
+                scenario: name.into(),
+                kernel: self.name().into(),
+                dir,
+            });
+        }
         let meta = read_meta(&dir.join("meta.json"))?;
         Ok(Scenario { dir, meta })
+    }
+
+    /// [`Lab::scenario`], panicking with its message (for tests).
+    pub fn need(&self, name: &str) -> Scenario {
+        self.scenario(name).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `root/`: the extracted Debian packages.
     pub fn root(&self) -> PathBuf {
         self.dir.join("root")
     }
+
+    /// The kernel's vmlinux with DWARF (from the `-dbg` package).
+    pub fn vmlinux(&self) -> PathBuf {
+        self.root()
+            .join("usr/lib/debug/boot")
+            .join(format!("vmlinux-{}", self.release()))
+    }
+
+    /// `/boot/vmlinuz-<release>` of the image package.
+    pub fn vmlinuz(&self) -> PathBuf {
+        self.root()
+            .join("boot")
+            .join(format!("vmlinuz-{}", self.release()))
+    }
+
+    /// `System.map-<release>`.
+    pub fn system_map(&self) -> PathBuf {
+        self.root()
+            .join("boot")
+            .join(format!("System.map-{}", self.release()))
+    }
+
+    /// The modules' debug files (`.ko` with DWARF), as `-dbg` installs them.
+    pub fn modules_debug_dir(&self) -> PathBuf {
+        self.root()
+            .join("usr/lib/debug/lib/modules")
+            .join(self.release())
+    }
+
+    /// The kernel's own modules as the image package installs them (`.ko` on 6.1, `.ko.xz`
+    /// on 6.12).
+    pub fn modules_dir(&self) -> PathBuf {
+        self.root().join("lib/modules").join(self.release())
+    }
+
+    /// The newest build of the lab's `kmlab.ko` (each scenario's `meta.kmlab_ko` names the one
+    /// its dumps were made with).
+    pub fn kmlab_ko(&self) -> PathBuf {
+        self.dir.join("module/kmlab.ko")
+    }
+}
+
+/// Runs `f` on every pinned kernel's lab (built first if missing), each in turn, and fails
+/// once at the end, naming every kernel whose run panicked, so a failure on 6.12 does not hide
+/// the result on 6.1. Test output is labelled with `== kernel NAME (RELEASE)` lines.
+pub fn each(f: impl Fn(&Lab)) {
+    let labs = Lab::all().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    assert!(!labs.is_empty(), "no lab kernel selected");
+    let mut failed = Vec::new();
+    for lab in labs {
+        println!("== kernel {} ({})", lab.name(), lab.release());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(lab)));
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            println!("== kernel {} FAILED", lab.name());
+            failed.push(format!("kernel {} ({}): {msg}", lab.name(), lab.release()));
+        }
+    }
+    assert!(failed.is_empty(), "failed on {}", failed.join("\n\n"));
 }
 
 fn read_meta(path: &Path) -> Result<Meta, Error> {

@@ -6,7 +6,10 @@ use kmortem_lab::Lab;
 
 #[test]
 fn every_lab_console_gets_its_title_and_kind() {
-    let lab = Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    kmortem_lab::each(titles_of);
+}
+
+fn titles_of(lab: &Lab) {
     let scenarios = lab.scenarios().expect("lab scenarios");
     assert!(
         scenarios.len() >= 20,
@@ -55,7 +58,8 @@ fn every_lab_console_gets_its_title_and_kind() {
         println!("FAIL {b}");
     }
     println!(
-        "lab titles: {good}/{} scenarios titled and kinded as expected",
+        "lab titles [{}]: {good}/{} scenarios titled and kinded as expected",
+        lab.name(),
         scenarios.len()
     );
     assert!(
@@ -68,8 +72,32 @@ fn every_lab_console_gets_its_title_and_kind() {
 
 #[test]
 fn meta_matches_the_files_on_disk() {
-    let lab = Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    kmortem_lab::each(meta_matches);
+}
+
+/// Every pinned kernel has every scenario `lab/build --list` names, and each `meta.json` says
+/// what is on disk, for the kernel it was built for.
+fn meta_matches(lab: &Lab) {
+    let listed = std::process::Command::new(kmortem_lab::repo_root().join("lab/build"))
+        .arg("--list")
+        .output()
+        .expect("lab/build --list");
+    let names: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(names.len() >= 20, "lab/build --list: {names:?}");
+    for n in &names {
+        lab.need(n);
+    }
     for sc in lab.scenarios().expect("lab scenarios") {
+        assert_eq!(sc.meta.kernel_release, lab.release(), "{}", sc.meta.name);
+        assert_eq!(
+            sc.meta.kernel_name.as_deref(),
+            Some(lab.name()),
+            "{}",
+            sc.meta.name
+        );
         assert!(sc.console_log().exists(), "{}: console.log", sc.meta.name);
         assert!(!sc.meta.dumps.is_empty(), "{}: no dumps", sc.meta.name);
         for d in &sc.meta.dumps {
