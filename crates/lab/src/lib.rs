@@ -287,7 +287,8 @@ impl Lab {
     /// Every pinned kernel's lab, built if needed, once per process: runs `lab/build`, which
     /// prints its progress and takes seconds when everything is already in the cache.
     /// `KMORTEM_LAB_DIR` points at one lab directory instead (no build; its `kernel.json` says
-    /// which kernel it is), and `KMORTEM_LAB_KERNELS` limits the kernels.
+    /// which kernel it is), `KMORTEM_LAB_NO_BUILD=1` takes the cached labs as they are, and
+    /// `KMORTEM_LAB_KERNELS` limits the kernels.
     pub fn all() -> Result<&'static [Lab], &'static Error> {
         static LABS: OnceLock<Result<Vec<Lab>, Error>> = OnceLock::new();
         LABS.get_or_init(Lab::find_or_build)
@@ -310,6 +311,10 @@ impl Lab {
     fn find_or_build() -> Result<Vec<Lab>, Error> {
         if let Some(dir) = std::env::var_os("KMORTEM_LAB_DIR") {
             return Ok(vec![Lab::at_dir(dir.into())?]);
+        }
+        if std::env::var_os("KMORTEM_LAB_NO_BUILD").is_some() {
+            // Developing while another lab/build runs: take what is in the cache.
+            return Lab::cached();
         }
         let build = repo_root().join("lab/build");
         let command = build.display().to_string();
