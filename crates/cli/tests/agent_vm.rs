@@ -1,4 +1,5 @@
-//! `kmortem agent` on a real kernel: the crash lab's Debian 6.1 kernel boots in QEMU (TCG) with
+//! `kmortem agent` on real kernels: each of the crash lab's kernels (Debian's 6.1 and 6.12,
+//! lab/kernels.toml) boots in QEMU (TCG) with
 //! the lab's initramfs plus an overlay (this test's `kmortem` binary and its libraries,
 //! virtio_net and ramoops, and lab/initramfs/agent/init), and ships to a real `kmortem serve`
 //! on the host (10.0.2.2 from the guest, QEMU user networking):
@@ -18,6 +19,7 @@
 //! failure the guest's console is printed, and QEMU is killed on drop.
 
 mod common;
+use kmortem_lab::Lab;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,26 +46,39 @@ impl Drop for Killed {
     }
 }
 
-/// The lab directory, or None (skip) when it is not built and we are not under CI.
-fn lab() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("KMORTEM_LAB_DIR") {
-        return Some(d.into());
+/// Whether to run: under CI the lab is built (by scripts/test, or here through kmortem_lab);
+/// elsewhere the test runs when every selected kernel's lab is in the cache (or
+/// `KMORTEM_LAB_DIR` names one) and skips, saying why, when not.
+fn should_run() -> bool {
+    std::env::var_os("CI").is_some()
+        || std::env::var_os("KMORTEM_LAB_DIR").is_some()
+        || kmortem_lab::Lab::cached().is_ok_and(|labs| {
+            labs.iter()
+                .all(|l| l.dir.join("initramfs.cpio.gz").exists())
+        })
+}
+
+/// A module of the kernel's image package as a plain `.ko`: Debian's 6.1 ships `.ko`, its 6.12
+/// `.ko.xz` (CONFIG_MODULE_COMPRESS_XZ), which busybox's insmod cannot load, so it is
+/// decompressed here with xz(1).
+fn image_module(kmods: &Path, base: &str) -> Vec<u8> {
+    let ko = kmods.join(format!("{base}.ko"));
+    if let Ok(data) = std::fs::read(&ko) {
+        return data;
     }
-    if std::env::var_os("CI").is_some() {
-        let lab = kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("CI: the crash lab: {e}"));
-        return Some(lab.dir.clone());
-    }
-    let home = std::env::var_os("HOME")?;
-    let cache = std::env::var_os("KMORTEM_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(home).join(".cache/kmortem"));
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cache.join("lab"))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|d| d.join("initramfs.cpio.gz").exists() && d.join("kernel.json").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop()
+    let xz = kmods.join(format!("{base}.ko.xz"));
+    let out = Command::new("xz")
+        .arg("-dc")
+        .arg(&xz)
+        .output()
+        .unwrap_or_else(|e| panic!("xz -dc {}: {e}", xz.display()));
+    assert!(
+        out.status.success(),
+        "neither {} nor a readable {}",
+        ko.display(),
+        xz.display()
+    );
+    out.stdout
 }
 
 /// One `newc` cpio archive (what the kernel's initramfs unpacker reads).
@@ -119,7 +134,7 @@ impl Cpio {
 }
 
 /// The lab's initramfs with the overlay appended (uncompressed; it must start 4-byte aligned).
-fn initrd(lab: &Path, rel: &str, work: &Path) -> PathBuf {
+fn initrd(lab: &Lab, work: &Path) -> PathBuf {
     let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let mut c = Cpio::default();
     for d in [
@@ -161,25 +176,24 @@ fn initrd(lab: &Path, rel: &str, work: &Path) -> PathBuf {
         let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         c.file(path.trim_start_matches('/'), 0o755, &data);
     }
-    let kmods = lab.join(format!("root/lib/modules/{rel}/kernel"));
+    let kmods = lab.modules_dir().join("kernel");
     for m in [
-        "drivers/net/virtio_net.ko",
-        "drivers/net/net_failover.ko",
-        "net/core/failover.ko",
-        "fs/pstore/ramoops.ko",
-        "lib/reed_solomon/reed_solomon.ko",
+        "drivers/net/virtio_net",
+        "drivers/net/net_failover",
+        "net/core/failover",
+        "fs/pstore/ramoops",
+        "lib/reed_solomon/reed_solomon",
     ] {
-        let p = kmods.join(m);
-        let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let data = image_module(&kmods, m);
         let name = Path::new(m).file_name().unwrap().to_str().unwrap();
-        c.file(&format!("lib/modules/{name}"), 0o644, &data);
+        c.file(&format!("lib/modules/{name}.ko"), 0o644, &data);
     }
     c.file("etc/kmortem/token", 0o600, format!("{TOKEN}\n").as_bytes());
     let init =
         std::fs::read(repo.join("lab/initramfs/agent/init")).expect("lab/initramfs/agent/init");
     c.file("init", 0o755, &init);
 
-    let mut out = std::fs::read(lab.join("initramfs.cpio.gz")).expect("the lab's initramfs");
+    let mut out = std::fs::read(lab.dir.join("initramfs.cpio.gz")).expect("the lab's initramfs");
     // Folklore: after a compressed archive the kernel's unpacker (init/initramfs.c,
     // unpack_to_rootfs) takes an uncompressed cpio only at a 4-byte aligned offset and skips
     // zero bytes up to it.
@@ -232,23 +246,28 @@ fn reports(url: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn agent_on_a_real_kernel_kmsg_spool_and_pstore() {
-    let Some(lab) = lab() else {
+    if !should_run() {
         println!(
             "SKIPPED agent_on_a_real_kernel_kmsg_spool_and_pstore: the crash lab is not built \
              (run lab/build, or set KMORTEM_LAB_DIR; under CI=true it is built and this runs)"
         );
         return;
-    };
-    let kernel: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lab.join("kernel.json")).expect("kernel.json"))
-            .unwrap();
-    let rel = kernel["kernel_release"].as_str().unwrap().to_string();
+    }
+    kmortem_lab::each(agent_vm);
+}
+
+fn agent_vm(lab: &Lab) {
+    let rel = lab.release().to_string();
     let t0 = Instant::now();
-    let work = std::env::temp_dir().join(format!("kmortem-agent-vm-{}", std::process::id()));
+    let work = std::env::temp_dir().join(format!(
+        "kmortem-agent-vm-{}-{}",
+        std::process::id(),
+        lab.name()
+    ));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     let _tmp = Tmp(work.clone());
-    let initrd = initrd(&lab, &rel, &work);
+    let initrd = initrd(lab, &work);
 
     // A port for the server, which starts only after the guest has crashed once.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -278,7 +297,7 @@ fn agent_on_a_real_kernel_kmsg_spool_and_pstore() {
             "qemu64",
         ])
         .arg("-kernel")
-        .arg(lab.join(format!("root/boot/vmlinuz-{rel}")))
+        .arg(lab.vmlinuz())
         .arg("-initrd")
         .arg(&initrd)
         .args(["-append", &cmdline, "-display", "none", "-monitor", "none"])
@@ -400,7 +419,8 @@ fn agent_on_a_real_kernel_kmsg_spool_and_pstore() {
         }
     }
     println!(
-        "agent_vm: two boots, {} reports, {:.1} s in all",
+        "agent_vm [{}]: two boots, {} reports, {:.1} s in all",
+        lab.name(),
         all.len(),
         t0.elapsed().as_secs_f64()
     );
