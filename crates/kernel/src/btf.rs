@@ -133,8 +133,27 @@ impl Btf {
         }
     }
 
-    /// Id of a variable's or function's type by name is not needed; types only.
-    fn parse_type(&self, id: u32) -> Option<Type> {
+    /// The type of `id`, through any type tags.
+    ///
+    /// Folklore: a type tag (`BTF_KIND_TYPE_TAG`, `__user`/`__rcu` since 5.17) is transparent
+    /// and names the tagged type, which may be another tag. A damaged BTF can make the chain a
+    /// cycle; following it recursively overflowed the stack (issue 25's fuzz finding;
+    /// fuzz/regressions/btf/type-tag-cycle, a tag naming itself, replayed by
+    /// tests/fuzz_regressions.rs), so it is followed in a loop, at most MAX_TAGS links.
+    fn parse_type(&self, mut id: u32) -> Option<Type> {
+        const MAX_TAGS: usize = 16;
+        for _ in 0..MAX_TAGS {
+            let o = *self.offsets.get(id as usize)? as usize;
+            let info = rd(&self.data, o.checked_add(4)?)?;
+            if (info >> 24) & 0x1f != TYPE_TAG {
+                return self.parse_untagged(id);
+            }
+            id = rd(&self.data, o.checked_add(8)?)?;
+        }
+        None
+    }
+
+    fn parse_untagged(&self, id: u32) -> Option<Type> {
         let o = *self.offsets.get(id as usize)? as usize;
         if o < self.types_start {
             return None;
@@ -231,10 +250,8 @@ impl Btf {
                     VOLATILE => "volatile",
                     CONST => "const",
                     RESTRICT => "restrict",
-                    _ => {
-                        // A type tag (`__user`, `__rcu`) is transparent.
-                        return self.parse_type(st);
-                    }
+                    // type tags were followed by parse_type
+                    _ => return None,
                 };
                 Type::Qualified {
                     qual,

@@ -132,11 +132,19 @@ impl<'a> Types<'a> {
     }
 
     pub fn size_of(&self, id: TypeId) -> u64 {
+        self.size_at_depth(id, 0)
+    }
+
+    /// Folklore: arrays of arrays nest a few levels in real kernels (`u8 [4][16]`), but a
+    /// damaged BTF or DWARF can make an array its own element: the depth is capped (issue 25).
+    fn size_at_depth(&self, id: TypeId, depth: u32) -> u64 {
         match self.resolve(id).1 {
             Type::Int { size, .. } | Type::Float { size, .. } => size,
             Type::Enum { size, .. } | Type::Struct { size, .. } => size,
             Type::Pointer { .. } => 8,
-            Type::Array { elem, len } => len.saturating_mul(self.size_of(elem)),
+            Type::Array { elem, len } if depth < 16 => {
+                len.saturating_mul(self.size_at_depth(elem, depth + 1))
+            }
             _ => 0,
         }
     }
