@@ -38,6 +38,19 @@ pub enum IndexError {
     Corrupt { dir: PathBuf, why: String },
 }
 
+impl IndexError {
+    /// A search engine error while reading an index that opened: the files are damaged.
+    pub(crate) fn damaged(self, dir: &Path) -> IndexError {
+        match self {
+            IndexError::Tantivy(e) => IndexError::Corrupt {
+                dir: dir.to_path_buf(),
+                why: one_line(&e.to_string()),
+            },
+            other => other,
+        }
+    }
+}
+
 /// The first line of an error message, trimmed to 200 bytes (tantivy's can be long).
 pub(crate) fn one_line(s: &str) -> String {
     let l = s.lines().next().unwrap_or("").trim();
@@ -236,7 +249,11 @@ impl FixIndex {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+            .try_into()
+            .map_err(|e: tantivy::TantivyError| IndexError::Corrupt {
+                dir: tdir.clone(),
+                why: one_line(&e.to_string()),
+            })?;
         Ok(FixIndex {
             index,
             reader,
@@ -269,6 +286,10 @@ impl FixIndex {
                 .sum()
         }
         walk(&self.dir)
+    }
+    /// The index's directory (`HOME/fixes`).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

@@ -61,8 +61,14 @@ pub struct Candidate {
 const POOL: usize = 200;
 
 impl FixIndex {
-    /// Ranks known fixes for a crash, best first.
+    /// Ranks known fixes for a crash, best first. A search-engine error here means damaged
+    /// files ([`IndexError::Corrupt`]).
     pub fn search(&self, q: &CrashQuery, top: usize) -> Result<Vec<Candidate>, IndexError> {
+        self.search_inner(q, top)
+            .map_err(|e| e.damaged(&self.dir().join("tantivy")))
+    }
+
+    fn search_inner(&self, q: &CrashQuery, top: usize) -> Result<Vec<Candidate>, IndexError> {
         let searcher = self.reader.searcher();
         let f = self.f;
         let n_docs = searcher.num_docs().max(1) as f64;
