@@ -47,11 +47,15 @@ const NOISE: &[&str] = &[
 
 /// Console-log forms of a quoted trace: timestamps, a header naming the kind, a CPU line, RIP and
 /// registers, `? ` noise frames, fresh offsets, and (in half the cases) the top 1-2 frames lost.
+///
+/// `kernel` is the release the `CPU:` line names (`5.12.0-syzkaller`); [`affected_release`] picks
+/// one the record says is affected, as a real crash of the bug would run.
 pub fn synthesize(
     id: &str,
     title: Option<&str>,
     kind: Option<KindTag>,
     trace: &[String],
+    kernel: &str,
     rng: &mut Rng,
 ) -> Option<String> {
     let mut frames: Vec<String> = trace.to_vec();
@@ -108,11 +112,10 @@ pub fn synthesize(
     line(&header, &mut t);
     line(
         &format!(
-            "CPU: {} PID: {} Comm: syz-executor.{} Not tainted 6.1.{}-syzkaller #0",
+            "CPU: {} PID: {} Comm: syz-executor.{} Not tainted {kernel} #0",
             rng.below(4),
             1000 + rng.below(30000),
             rng.below(6),
-            rng.below(150)
         ),
         &mut t,
     );
@@ -190,6 +193,50 @@ fn rng_step(t: f64) -> f64 {
     ((t * 1000.0) as u64 % 97) as f64 * 1e-6 + 1e-6
 }
 
+/// A kernel release a record says is affected, drawn uniformly from the mainline releases from
+/// its introduction (or six releases before the fix, when unknown) up to the one before its
+/// mainline fix, as `X.Y.0-syzkaller`; `6.1.N-syzkaller` when the record has no versions.
+pub fn affected_release(ranges: &[crate::Range], rng: &mut Rng) -> String {
+    use crate::signals::release_index;
+    use crate::KVersion;
+    let fixes: Vec<KVersion> = ranges
+        .iter()
+        .filter_map(|r| r.fixed.as_deref().and_then(KVersion::parse))
+        .collect();
+    let Some(fix) = fixes
+        .iter()
+        .filter(|v| v.is_mainline())
+        .min()
+        .or_else(|| fixes.iter().min())
+        .copied()
+    else {
+        return format!("6.1.{}-syzkaller", rng.below(150));
+    };
+    let intro = ranges
+        .iter()
+        .filter_map(|r| r.introduced.as_deref().and_then(KVersion::parse))
+        .filter(|v| v.is_mainline())
+        .min();
+    let hi = release_index(KVersion::new(fix.major, fix.minor, None)) - 1.0;
+    let lo = intro
+        .map(release_index)
+        .unwrap_or(hi - 5.0)
+        .clamp(hi - 30.0, hi);
+    let pick = lo + rng.below((hi - lo) as u64 + 1) as f64;
+    // Back from the index to a release: walk the majors.
+    for (major, base, top) in [
+        (3u32, 0.0, 19u32),
+        (4, 20.0, 20),
+        (5, 41.0, 19),
+        (6, 61.0, 99),
+    ] {
+        if pick >= base && pick <= base + top as f64 {
+            return format!("{major}.{}.0-syzkaller", (pick - base) as u32);
+        }
+    }
+    format!("{}.{}-rc1-syzkaller", fix.major, fix.minor)
+}
+
 /// One synthesized console log per CVE record whose quoted trace has at least three key frames.
 pub fn cases(vulns: &Path) -> Vec<Case> {
     let mut rng = Rng(0x9E3779B97F4A7C15);
@@ -215,13 +262,22 @@ pub fn cases(vulns: &Path) -> Vec<Case> {
             let Ok(json) = std::fs::read(&p) else {
                 continue;
             };
-            let Ok(rec) = cve_record(&json, None, None, false) else {
+            let dyad = std::fs::read_to_string(p.with_extension("dyad")).ok();
+            let Ok(rec) = cve_record(&json, None, dyad.as_deref(), false) else {
                 continue;
             };
             let e = rec.entry;
             let kind = e.trace_kind.as_deref().and_then(KindTag::parse);
             let id = e.cve.clone().unwrap_or_default();
-            if let Some(log) = synthesize(&id, e.trace_title.as_deref(), kind, &e.trace, &mut rng) {
+            let kernel = affected_release(&e.ranges, &mut rng);
+            if let Some(log) = synthesize(
+                &id,
+                e.trace_title.as_deref(),
+                kind,
+                &e.trace,
+                &kernel,
+                &mut rng,
+            ) {
                 out.push(Case { id, log });
             }
         }

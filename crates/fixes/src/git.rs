@@ -216,7 +216,7 @@ pub fn import_git(
     progress(stats.walked);
     w.commit()?;
     w.wait_merging_threads()?;
-    ix.reader.reload()?;
+    ix.reload()?;
     ix.manifest.git.insert(key, head.to_string());
     ix.save_manifest()?;
     stats.seconds = t0.elapsed().as_secs_f64();
@@ -286,6 +286,17 @@ fn commit_entry(
         trace_title: facts.trace_title.clone(),
         kinds: facts.kinds.iter().map(|k| k.as_str().to_string()).collect(),
         trace_kind: facts.trace_kind.map(|k| k.as_str().to_string()),
+        titles: {
+            let mut t = facts.prose_titles.clone();
+            t.extend(
+                facts
+                    .report_titles
+                    .iter()
+                    .filter(|x| !facts.prose_titles.contains(x))
+                    .cloned(),
+            );
+            t
+        },
         ranges: Vec::new(),
         fixes: facts.fixes.clone(),
         syzbot: facts.syzbot,

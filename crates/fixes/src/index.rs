@@ -8,6 +8,7 @@ use crate::record::{cve_record, Entry};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING, TEXT,
@@ -31,6 +32,33 @@ pub enum IndexError {
     NotVulns(PathBuf),
     #[error("git: {0}")]
     Git(String),
+    #[error("the fix index at {} was built by another kmortem version (schema {found}, this one reads {SCHEMA_VERSION}): re-run `kmortem fixes import PATH`", dir.display())]
+    Schema { dir: PathBuf, found: u32 },
+    #[error("the fix index at {} is damaged ({why}): remove it and re-run `kmortem fixes import PATH`", dir.display())]
+    Corrupt { dir: PathBuf, why: String },
+}
+
+impl IndexError {
+    /// A search engine error while reading an index that opened: the files are damaged.
+    pub(crate) fn damaged(self, dir: &Path) -> IndexError {
+        match self {
+            IndexError::Tantivy(e) => IndexError::Corrupt {
+                dir: dir.to_path_buf(),
+                why: one_line(&e.to_string()),
+            },
+            other => other,
+        }
+    }
+}
+
+/// The first line of an error message, trimmed to 200 bytes (tantivy's can be long).
+pub(crate) fn one_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or("").trim();
+    let mut end = l.len().min(200);
+    while !l.is_char_boundary(end) {
+        end -= 1;
+    }
+    l[..end].to_string()
 }
 
 /// The default home: `$KMORTEM_HOME`, else `$XDG_DATA_HOME/kmortem`, else `~/.local/share/kmortem`.
@@ -59,10 +87,15 @@ pub(crate) struct Fields {
     pub touched: Field,
     pub trace: Field,
     pub files: Field,
+    /// Directories of the files (`net/sched`), for the subsystem prior.
+    pub dirs: Field,
+    /// Normalized quoted crash titles ([`crate::title::normalize`]).
+    pub titles: Field,
     pub data: Field,
 }
 
-const SCHEMA_VERSION: u32 = 1;
+/// 2: `dirs` and `titles` fields, `Entry::titles`.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -81,7 +114,9 @@ fn schema() -> (Schema, Fields) {
         subj: b.add_text_field("subj", raw.clone()),
         touched: b.add_text_field("touched", raw.clone()),
         trace: b.add_text_field("trace", raw.clone()),
-        files: b.add_text_field("files", raw),
+        files: b.add_text_field("files", raw.clone()),
+        dirs: b.add_text_field("dirs", raw.clone()),
+        titles: b.add_text_field("titles", raw),
         data: b.add_text_field("data", STORED),
     };
     (b.build(), f)
@@ -116,6 +151,8 @@ pub struct ImportStats {
     pub unchanged: usize,
     /// Records that could not be read (bad JSON, no description), with the reason.
     pub skipped: Vec<(String, String)>,
+    /// Records imported with a part left out (a bad `.dyad`), with the reason.
+    pub warnings: Vec<(String, String)>,
     pub seconds: f64,
 }
 
@@ -126,7 +163,13 @@ pub struct FixIndex {
     pub(crate) f: Fields,
     dir: PathBuf,
     pub(crate) manifest: Manifest,
+    /// Parsed entries by document address (segment, doc): a warm index parses each stored JSON
+    /// once. Cleared whenever the reader reloads.
+    pub(crate) cache: EntryCache,
 }
+
+/// See [`FixIndex::cache`].
+pub(crate) type EntryCache = std::sync::Mutex<std::collections::HashMap<(u32, u32), Arc<Entry>>>;
 
 impl FixIndex {
     fn paths(home: &Path) -> (PathBuf, PathBuf) {
@@ -170,6 +213,7 @@ impl FixIndex {
             f,
             dir: home.join("fixes"),
             manifest,
+            cache: Default::default(),
         })
     }
 
@@ -183,20 +227,40 @@ impl FixIndex {
             Ok(b) => {
                 serde_json::from_slice(&b).map_err(|e| IndexError::Manifest(mpath.clone(), e))?
             }
-            Err(_) => Manifest::default(),
+            Err(e) => return Err(IndexError::Io(mpath, e)),
         };
-        let index = Index::open_in_dir(&tdir)?;
-        let (_, f) = schema();
+        if manifest.schema_version != SCHEMA_VERSION {
+            return Err(IndexError::Schema {
+                dir: home.join("fixes"),
+                found: manifest.schema_version,
+            });
+        }
+        let index = Index::open_in_dir(&tdir).map_err(|e| IndexError::Corrupt {
+            dir: tdir.clone(),
+            why: one_line(&e.to_string()),
+        })?;
+        let (schema, f) = schema();
+        if index.schema() != schema {
+            return Err(IndexError::Corrupt {
+                dir: tdir.clone(),
+                why: "its fields are not the ones this kmortem writes".into(),
+            });
+        }
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+            .try_into()
+            .map_err(|e: tantivy::TantivyError| IndexError::Corrupt {
+                dir: tdir.clone(),
+                why: one_line(&e.to_string()),
+            })?;
         Ok(FixIndex {
             index,
             reader,
             f,
             dir: home.join("fixes"),
             manifest,
+            cache: Default::default(),
         })
     }
 
@@ -222,6 +286,10 @@ impl FixIndex {
                 .sum()
         }
         walk(&self.dir)
+    }
+    /// The index's directory (`HOME/fixes`).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -274,6 +342,7 @@ impl FixIndex {
         for x in &e.trace {
             d.add_text(f.trace, x);
         }
+        let mut dirs: Vec<&str> = Vec::new();
         for x in &e.files {
             d.add_text(f.files, x);
             if let Some(base) = x.rsplit('/').next() {
@@ -281,6 +350,15 @@ impl FixIndex {
                     d.add_text(f.files, base);
                 }
             }
+            if let Some(dir) = crate::signals::dir_of(x) {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                    d.add_text(f.dirs, dir);
+                }
+            }
+        }
+        for t in &e.titles {
+            d.add_text(f.titles, t);
         }
         w.add_document(d)?;
         Ok(())
@@ -370,6 +448,7 @@ impl FixIndex {
             .cloned()
             .collect();
         if todo.is_empty() && removed.is_empty() {
+            self.save_manifest()?;
             stats.seconds = t0.elapsed().as_secs_f64();
             return Ok(stats);
         }
@@ -409,21 +488,31 @@ impl FixIndex {
                 w.delete_term(Term::from_field_text(self.f.id, &id));
             }
             match r {
-                Ok((entry, body)) => {
+                Ok((entry, body, warning)) => {
                     self.add_entry(&w, &id, &entry, &body)?;
                     if upd {
                         stats.updated += 1;
                     } else {
                         stats.added += 1;
                     }
+                    if let Some(why) = warning {
+                        stats.warnings.push((id.clone(), why));
+                    }
+                    self.manifest.cve.insert(id, sig);
                 }
-                Err(e) => stats.skipped.push((id.clone(), e)),
+                Err(e) => {
+                    // Not remembered: the next import tries (and lists) it again.
+                    if upd {
+                        self.manifest.cve.remove(&id);
+                        stats.removed += 1;
+                    }
+                    stats.skipped.push((id.clone(), e));
+                }
             }
-            self.manifest.cve.insert(id, sig);
         }
         w.commit()?;
         w.wait_merging_threads()?;
-        self.reader.reload()?;
+        self.reload()?;
         self.save_manifest()?;
         stats.seconds = t0.elapsed().as_secs_f64();
         Ok(stats)
@@ -446,25 +535,94 @@ impl FixIndex {
         }
     }
 
+    /// Reloads the reader after a commit (and forgets the parsed entries).
+    pub(crate) fn reload(&self) -> Result<(), IndexError> {
+        self.reader.reload()?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+        Ok(())
+    }
+
+    /// The entry at a document address, parsed once.
+    pub(crate) fn entry_at(
+        &self,
+        searcher: &tantivy::Searcher,
+        addr: tantivy::DocAddress,
+    ) -> Result<Option<Arc<Entry>>, IndexError> {
+        let key = (addr.segment_ord, addr.doc_id);
+        if let Some(e) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(Some(e));
+        }
+        let d: TantivyDocument = searcher.doc(addr)?;
+        let Some(e) = self.entry_of(&d).map(Arc::new) else {
+            return Ok(None);
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, e.clone());
+        }
+        Ok(Some(e))
+    }
+
     pub(crate) fn entry_of(&self, d: &TantivyDocument) -> Option<Entry> {
         let s = d.get_first(self.f.data).and_then(|v| v.as_str())?;
         serde_json::from_str(s).ok()
     }
 }
 
-/// (id, entry and body or the reason it was skipped, is-an-update, signature)
-type ReadResult = (String, Result<(Entry, String), String>, bool, String);
+/// (id, entry, body and a warning, or the reason it was skipped; is-an-update; signature)
+type ReadResult = (String, Result<Record, String>, bool, String);
+/// An entry, its full text, and what was wrong with it but did not stop the import.
+type Record = (Entry, String, Option<String>);
 
-fn read_record(json: &Path, withhold: bool) -> Result<(Entry, String), String> {
+fn read_record(json: &Path, withhold: bool) -> Result<Record, String> {
     let bytes = std::fs::read(json).map_err(|e| e.to_string())?;
-    let sha1 = std::fs::read_to_string(json.with_extension("sha1")).ok();
-    let dyad = std::fs::read_to_string(json.with_extension("dyad")).ok();
+    let sha1 = std::fs::read(json.with_extension("sha1"))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let dyad = std::fs::read(json.with_extension("dyad"))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     let rec = cve_record(&bytes, sha1.as_deref(), dyad.as_deref(), withhold)
         .map_err(|e| e.to_string())?;
+    // A bad .dyad leaves the JSON's version ranges in charge; say so.
+    let warning = dyad
+        .as_deref()
+        .and_then(|d| crate::version::parse_dyad(d).err())
+        .map(|e| format!(".dyad ignored ({e}); versions from the JSON"));
     let mut body = rec.prose;
     if !rec.report.is_empty() {
         body.push('\n');
         body.push_str(&rec.report);
     }
-    Ok((rec.entry, body))
+    Ok((rec.entry, body, warning))
+}
+
+impl FixIndex {
+    /// Every stored entry with its document id (for the baseline and for audits; ~15k entries).
+    pub fn entries(&self) -> Result<Vec<(String, Entry)>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::new();
+        for seg in searcher.segment_readers() {
+            let store = seg
+                .get_store_reader(64)
+                .map_err(|e| IndexError::Io(self.dir.clone(), e))?;
+            let alive = seg.alive_bitset();
+            for doc_id in 0..seg.max_doc() {
+                if alive.is_some_and(|a| !a.is_alive(doc_id)) {
+                    continue;
+                }
+                let d: TantivyDocument = store.get(doc_id)?;
+                let id = d
+                    .get_first(self.f.id)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                if let Some(e) = self.entry_of(&d) {
+                    out.push((id, e));
+                }
+            }
+        }
+        Ok(out)
+    }
 }

@@ -15,13 +15,18 @@
 //! }
 //! ```
 
+pub mod baseline;
+pub mod devset;
 pub mod eval;
 pub mod extract;
 pub mod git;
 mod index;
+pub mod model;
 pub mod query;
 mod rank;
 pub mod record;
+pub mod signals;
+pub mod title;
 pub mod version;
 
 pub use index::{default_home, FixIndex, ImportOptions, ImportStats, IndexError, Manifest};

@@ -6,12 +6,51 @@ use crate::version::{identify_kernel, KernelId};
 use kmortem_oops::{Kind, Report};
 use std::collections::HashSet;
 
+/// Which stack of the report a frame was printed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StackRole {
+    /// The crash's own stack: `Call Trace:`, kmemleak's `backtrace:`.
+    #[default]
+    Access,
+    /// Where the object was allocated (KASAN `Allocated by task`, KMSAN `Uninit was created`).
+    Alloc,
+    /// Where it was freed (KASAN `Freed by task`).
+    Free,
+    /// Other stacks: KASAN's `Last potentially related work creation`, lockdep chains, KMSAN's
+    /// `Uninit was stored`.
+    Other,
+}
+
+impl StackRole {
+    /// From the oops parser's stack name ([`kmortem_oops::Frame::stack`]).
+    pub fn of(stack: &str) -> StackRole {
+        match stack {
+            "" | "call_trace" | "backtrace" => StackRole::Access,
+            "allocated" | "uninit_created" => StackRole::Alloc,
+            "freed" => StackRole::Free,
+            _ => StackRole::Other,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StackRole::Access => "access",
+            StackRole::Alloc => "alloc",
+            StackRole::Free => "free",
+            StackRole::Other => "other",
+        }
+    }
+}
+
 /// One frame of the crash.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueryFrame {
     pub function: String,
     pub reliable: bool,
     pub generic: bool,
+    /// The stack it was printed in.
+    pub stack: StackRole,
+    /// Its source file when the log was symbolized (`net/sched/cls_tcindex.c`).
+    pub file: Option<String>,
 }
 
 /// What the ranking needs from a crash.
@@ -24,6 +63,10 @@ pub struct CrashQuery {
     /// Source files named by the crash (`kernel BUG at kernel/timer.c:1105`, symbolized frames).
     pub files: Vec<String>,
     pub kernel: Option<KernelId>,
+    /// The function the title names (syzkaller's guilty frame: the first non-generic frame).
+    pub guilty_frame: Option<String>,
+    /// The source file to blame (syzkaller's guilty-file rule), when the log was symbolized.
+    pub guilty_file: Option<String>,
 }
 
 fn kind_of(k: Kind, title: &str) -> Option<KindTag> {
@@ -85,19 +128,34 @@ impl CrashQuery {
             title: Some(r.title.clone()).filter(|t| !t.is_empty()),
             ..Default::default()
         };
-        let mut names: Vec<(String, bool)> = Vec::new();
+        let mut names: Vec<RawFrame> = Vec::new();
         if let Some(f) = r.ip.as_ref().and_then(|ip| ip.function.clone()) {
-            names.push((f, true));
+            // The RIP line's source, when symbolized, is the first call-trace frame's.
+            names.push((f, true, StackRole::Access, None));
         }
         for fr in &r.frames {
-            names.push((fr.function.clone(), fr.reliable));
-            if let Some(src) = &fr.source {
-                if let Some(p) = extract::normalize_path(src.split(':').next().unwrap_or("")) {
-                    q.files.push(p);
-                }
+            let file = fr
+                .source
+                .as_deref()
+                .and_then(|src| extract::normalize_path(src.split(':').next().unwrap_or("")));
+            if let Some(p) = &file {
+                q.files.push(p.clone());
             }
+            names.push((
+                fr.function.clone(),
+                fr.reliable,
+                StackRole::of(&fr.stack),
+                file,
+            ));
         }
         q.frames = dedup_frames(names);
+        q.guilty_frame = r
+            .guilty_frame
+            .as_deref()
+            .map(extract::clean_func)
+            .filter(|f| !f.is_empty())
+            .or_else(|| q.key_frames().first().map(|f| f.to_string()));
+        q.guilty_file = r.guilty_file.clone();
         q.kind = kind_of(r.kind, &r.title).or_else(|| extract::report_kind(&r.text));
         q.files.extend(extract::files_in_text(&r.text));
         q.files.sort();
@@ -134,36 +192,56 @@ impl CrashQuery {
             .map(extract::strip_console_prefix)
             .find(|l| kmortem_oops::oops_header(l).is_some())
             .map(|l| l.trim().to_string());
-        CrashQuery {
+        let mut q = CrashQuery {
             frames: dedup_frames(
                 frames
                     .into_iter()
-                    .map(|f| (f.function, f.reliable))
+                    .map(|f| (f.function, f.reliable, StackRole::Access, f.file))
                     .collect(),
             ),
             kind: extract::report_kind(text),
             title,
             files,
             kernel: kernel_in_text(text),
-        }
+            ..Default::default()
+        };
+        q.guilty_frame = q.key_frames().first().map(|f| f.to_string()).or_else(|| {
+            // A title without frames (`BUG: KASAN: use-after-free in foo`): its function.
+            q.title
+                .as_deref()
+                .and_then(|t| crate::title::function_of(&crate::title::normalize(t)))
+        });
+        q
     }
 
-    /// Non-generic reliable frames, top first.
+    /// Non-generic reliable frames of the crash's own stack, top first.
     pub fn key_frames(&self) -> Vec<&str> {
         self.frames
             .iter()
-            .filter(|f| !f.generic && f.reliable)
+            .filter(|f| !f.generic && f.reliable && f.stack == StackRole::Access)
             .map(|f| f.function.as_str())
             .collect()
     }
 }
 
-fn dedup_frames(names: Vec<(String, bool)>) -> Vec<QueryFrame> {
+/// (function, reliable, stack, file)
+type RawFrame = (String, bool, StackRole, Option<String>);
+
+/// Frames deduplicated by function (the first occurrence wins: the access stack comes first in
+/// KASAN reports, so a function in both the access and the free stack counts as access).
+fn dedup_frames(names: Vec<RawFrame>) -> Vec<QueryFrame> {
     let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for (n, reliable) in names {
+    let mut out: Vec<QueryFrame> = Vec::new();
+    for (n, reliable, stack, file) in names {
         let n = extract::clean_func(&n);
-        if n.is_empty() || !seen.insert(n.clone()) {
+        if n.is_empty() {
+            continue;
+        }
+        if !seen.insert(n.clone()) {
+            // Inlined frames share a line with their caller; keep the first file seen.
+            if let (Some(f), Some(prev)) = (file, out.iter_mut().find(|x| x.function == n)) {
+                prev.file.get_or_insert(f);
+            }
             continue;
         }
         let generic = extract::is_generic_frame(&n);
@@ -171,8 +249,10 @@ fn dedup_frames(names: Vec<(String, bool)>) -> Vec<QueryFrame> {
             function: n,
             reliable,
             generic,
+            stack,
+            file,
         });
-        if out.len() >= 64 {
+        if out.len() >= 96 {
             break;
         }
     }

@@ -1,29 +1,36 @@
-//! Ranking: a crash against the index. Tantivy picks candidates by exact function, file and title
-//! terms; each candidate is then scored on the structured fields (the quoted trace's frames and
-//! their order, functions the subject and the text name, functions the fix touched, files, and
-//! the crash kind), with the evidence for every point of the score.
+//! Ranking: a crash against the index. Tantivy picks candidates by exact function, file,
+//! directory, title and word terms; each candidate is then scored by the linear model of
+//! [`crate::model`] over the features of [`crate::signals`], with the evidence for every point.
 
-use crate::extract::KindTag;
 use crate::index::{FixIndex, IndexError};
+use crate::model::Features;
 use crate::query::CrashQuery;
 use crate::record::Entry;
+use crate::signals::{features, round2, score, DfField, IdfKind, Prepared};
 use crate::version::{verdict, Verdict};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{TantivyDocument, Term};
 
-/// One piece of evidence for a candidate.
+/// One piece of evidence for a candidate: one feature of the ranking model ([`crate::model`]).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Evidence {
-    /// `trace`, `top_frame`, `frame_order`, `subject`, `text`, `touched`, `file`, `kind`, `title`.
+    /// The feature: `trace`, `top_frame`, `frame_order`, `subject`, `text`, `touched`,
+    /// `guilty_subject`, `guilty_text`, `title`, `title_function`, `guilty_file`, `stack_files`,
+    /// `directory`, `subsystem`, `alloc_free`, `name_words`, `subject_words`, `kind_agrees`,
+    /// `kind_differs`, `version_near`, `version_has_fix`, `version_before_bug`, `fulltext`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// What matched (frame names, file paths, kind names).
+    /// What matched (frame names, file paths, titles, kind names, versions).
     pub matched: Vec<String>,
-    /// Points this evidence added (for `kind`: the multiplier).
+    /// The feature's value (a count, an IDF-weighted sum, or 1 for a yes).
+    pub value: f64,
+    /// Points this evidence adds to the score: the model weight times the value (negative for
+    /// evidence against).
     pub weight: f64,
     pub note: String,
 }
@@ -34,84 +41,58 @@ pub struct Candidate {
     pub cve: Option<String>,
     pub commits: Vec<String>,
     pub subject: String,
+    /// The sum of `score_parts`.
     pub score: f64,
+    /// Points per feature (non-zero ones), as in `evidence`.
+    pub score_parts: BTreeMap<String, f64>,
     pub evidence: Vec<Evidence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
     /// `cve` or `git` (or `cve+git` when a history commit is the CVE's fix).
     pub source: String,
+    /// The feature values (for fitting the model).
+    #[serde(skip)]
+    pub features: Features,
     #[serde(skip)]
     pub entry: Entry,
 }
 
-struct Weights {
-    n_docs: f64,
-    df: HashMap<String, f64>,
-}
-
-impl Weights {
-    fn idf(&self, key: &str) -> f64 {
-        let df = self.df.get(key).copied().unwrap_or(0.0);
-        (1.0 + self.n_docs / (1.0 + df)).ln()
-    }
-}
-
-/// Position weight of the i-th key frame: the top of the stack is the most telling.
-fn pos_weight(i: usize) -> f64 {
-    1.0 / (1.0 + 0.35 * i as f64)
-}
+/// How many candidates the term query fetches for the re-rank.
+const POOL: usize = 200;
 
 impl FixIndex {
-    /// Ranks known fixes for a crash, best first.
+    /// Ranks known fixes for a crash, best first. A search-engine error here means damaged
+    /// files ([`IndexError::Corrupt`]).
     pub fn search(&self, q: &CrashQuery, top: usize) -> Result<Vec<Candidate>, IndexError> {
+        self.search_inner(q, top)
+            .map_err(|e| e.damaged(&self.dir().join("tantivy")))
+    }
+
+    fn search_inner(&self, q: &CrashQuery, top: usize) -> Result<Vec<Candidate>, IndexError> {
         let searcher = self.reader.searcher();
         let f = self.f;
         let n_docs = searcher.num_docs().max(1) as f64;
-        // Query frames with weights: key frames by position, generic and unreliable ones low.
-        let mut qframes: Vec<(String, f64, bool)> = Vec::new(); // (name, weight, key)
-        let mut key_i = 0;
-        for fr in q.frames.iter().take(48) {
-            let w = if fr.generic {
-                0.08
-            } else if !fr.reliable {
-                0.25 * pos_weight(key_i)
-            } else {
-                let w = pos_weight(key_i);
-                key_i += 1;
-                w
-            };
-            qframes.push((fr.function.clone(), w, !fr.generic && fr.reliable));
-        }
-        // Document frequencies (max over the function fields).
-        let mut df = HashMap::new();
-        for (name, _, _) in &qframes {
-            let mut m = 0u64;
-            for field in [f.trace, f.idents, f.subj, f.touched] {
-                m = m.max(searcher.doc_freq(&Term::from_field_text(field, name))?);
+        let idf = |df: u64| (1.0 + n_docs / (1.0 + df as f64)).ln();
+        let mut p = Prepared::new(q);
+        for (field, term, kind, key) in p.keys() {
+            if p.idf[kind as usize].contains_key(&key) {
+                continue;
             }
-            df.insert(name.clone(), m as f64);
-        }
-        let qfiles: Vec<String> = q.files.clone();
-        for p in &qfiles {
-            df.insert(
-                format!("file:{p}"),
-                searcher.doc_freq(&Term::from_field_text(f.files, p))? as f64,
-            );
-        }
-        // Words of the top key frames (`kyber_bio_merge` -> kyber, bio, merge): fix subjects name
-        // the subsystem or driver (`kyber: fix ...`) even when they do not name the function.
-        let mut words: Vec<(String, f64)> = Vec::new();
-        for (i, name) in q.key_frames().iter().take(3).enumerate() {
-            for wd in frame_words(name) {
-                if !words.iter().any(|(x, _)| *x == wd) {
-                    let d = searcher.doc_freq(&Term::from_field_text(f.subject, &wd))?;
-                    df.insert(format!("word:{wd}"), d as f64);
-                    words.push((wd, pos_weight(i)));
+            let df = match field {
+                DfField::Functions => {
+                    let mut m = 0u64;
+                    for fl in [f.trace, f.idents, f.subj, f.touched] {
+                        m = m.max(searcher.doc_freq(&Term::from_field_text(fl, &term))?);
+                    }
+                    m
                 }
-            }
+                DfField::Files => searcher.doc_freq(&Term::from_field_text(f.files, &term))?,
+                DfField::Subject => searcher.doc_freq(&Term::from_field_text(f.subject, &term))?,
+                DfField::Body => searcher.doc_freq(&Term::from_field_text(f.body, &term))?,
+            };
+            p.idf[kind as usize].insert(key, idf(df));
         }
-        let weights = Weights { n_docs, df };
-        // Candidate generation.
+        // Candidate generation: exact function, file, directory, title and word terms.
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let term = |field, s: &str, boost: f64| -> (Occur, Box<dyn Query>) {
             let tq = TermQuery::new(
@@ -123,22 +104,52 @@ impl FixIndex {
                 Box::new(BoostQuery::new(Box::new(tq), boost as f32)),
             )
         };
-        for (name, w, _) in &qframes {
-            let b = w * weights.idf(name);
-            clauses.push(term(f.trace, name, 2.0 * b));
-            clauses.push(term(f.subj, name, 3.0 * b));
-            clauses.push(term(f.idents, name, 1.0 * b));
-            clauses.push(term(f.touched, name, 1.5 * b));
+        for fr in p.frames.iter().chain(&p.aux) {
+            let aux = if p.aux.iter().any(|a| std::ptr::eq(a, fr)) {
+                0.5
+            } else {
+                1.0
+            };
+            let b = aux * fr.w * p.idf(IdfKind::Func, &fr.name);
+            clauses.push(term(f.trace, &fr.name, 2.0 * b));
+            clauses.push(term(f.subj, &fr.name, 3.0 * b));
+            clauses.push(term(f.idents, &fr.name, 1.0 * b));
+            clauses.push(term(f.touched, &fr.name, 1.5 * b));
         }
-        for p in &qfiles {
-            clauses.push(term(f.files, p, 1.0));
+        if let Some(g) = p
+            .guilty_func
+            .as_ref()
+            .filter(|g| !p.frames.iter().any(|x| &x.name == *g))
+        {
+            // A title without frames (`BUG: memory leak in foo` cut before its backtrace).
+            let b = p.idf(IdfKind::Func, g);
+            clauses.push(term(f.trace, g, 2.0 * b));
+            clauses.push(term(f.subj, g, 3.0 * b));
+            clauses.push(term(f.idents, g, b));
         }
-        for (wd, pw) in &words {
-            clauses.push(term(
-                f.subject,
-                wd,
-                0.3 * pw * weights.idf(&format!("word:{wd}")),
-            ));
+        for g in [&p.guilty_file, &p.guilty_frame_file].into_iter().flatten() {
+            clauses.push(term(f.files, g, 1.5 * p.idf(IdfKind::File, g)));
+        }
+        for (file, w) in &p.stack_files {
+            clauses.push(term(f.files, file, 0.8 * w * p.idf(IdfKind::File, file)));
+        }
+        for file in &p.aux_files {
+            clauses.push(term(f.files, file, 0.3 * p.idf(IdfKind::File, file)));
+        }
+        for file in &q.files {
+            // Files named by the crash text (`kernel BUG at kernel/timer.c:1105`).
+            if p.guilty_file.as_ref() != Some(file) && !p.stack_files.iter().any(|x| &x.0 == file) {
+                clauses.push(term(f.files, file, 1.0));
+            }
+        }
+        for d in &p.guilty_dirs {
+            clauses.push(term(f.dirs, d, 0.5));
+        }
+        if let Some(t) = &p.title {
+            clauses.push(term(f.titles, t, 10.0));
+        }
+        for (wd, pw) in &p.words {
+            clauses.push(term(f.subject, wd, 0.3 * pw * p.idf(IdfKind::SubjWord, wd)));
         }
         if let Some(title) = &q.title {
             // The title's words against subjects (syzbot titles are often quoted in fix subjects).
@@ -161,14 +172,27 @@ impl FixIndex {
             return Ok(Vec::new());
         }
         let bq = BooleanQuery::new(clauses);
-        let hits = searcher.search(&bq, &TopDocs::with_limit(300))?;
-        let mut cands: Vec<Candidate> = Vec::new();
+        let hits = searcher.search(&bq, &TopDocs::with_limit(POOL))?;
+        // Score every hit on the shared entry; build candidates (clone entries) for the best
+        // only.
+        let mut scored: Vec<(f64, Features, Vec<Evidence>, Arc<Entry>)> = Vec::new();
         for (bm25, addr) in hits {
-            let d: TantivyDocument = searcher.doc(addr)?;
-            let Some(e) = self.entry_of(&d) else { continue };
-            let (score, evidence) = score_entry(q, &qframes, &words, &weights, &e, bm25 as f64);
-            if score <= 0.0 {
+            let Some(e) = self.entry_at(&searcher, addr)? else {
                 continue;
+            };
+            let (x, mut evidence) = features(&p, &e, bm25 as f64);
+            // Evidence the model gives no points is not shown (it stays in `features`).
+            evidence.retain(|ev| ev.weight != 0.0);
+            scored.push((round2(score(&x)), x, evidence, e));
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.3.cve.cmp(&b.3.cve)));
+        // Git commits may fold into a CVE further down: keep some slack for that.
+        scored.truncate(top.saturating_add(32));
+        let mut cands: Vec<Candidate> = Vec::new();
+        for (sc, x, evidence, e) in scored {
+            let mut parts = BTreeMap::new();
+            for ev in &evidence {
+                *parts.entry(ev.kind.clone()).or_insert(0.0) += ev.weight;
             }
             let verdict = q
                 .kernel
@@ -179,11 +203,13 @@ impl FixIndex {
                 cve: e.cve.clone(),
                 commits: e.commits.clone(),
                 subject: e.subject.clone(),
-                score: (score * 100.0).round() / 100.0,
+                score: sc,
+                score_parts: parts,
                 evidence,
                 verdict,
                 source: e.source.clone(),
-                entry: e,
+                features: x,
+                entry: (*e).clone(),
             });
         }
         merge_git_into_cve(self, &mut cands)?;
@@ -280,339 +306,4 @@ fn lookup_cve_by_commit(ix: &FixIndex, sha: &str) -> Result<Option<Entry>, Index
         }
         None => Ok(None),
     }
-}
-
-/// Longest common subsequence length of two short sequences.
-fn lcs(a: &[&str], b: &[&str]) -> usize {
-    let (n, m) = (a.len().min(32), b.len().min(64));
-    let mut dp = vec![0usize; (n + 1) * (m + 1)];
-    for i in 1..=n {
-        for j in 1..=m {
-            dp[i * (m + 1) + j] = if a[i - 1] == b[j - 1] {
-                dp[(i - 1) * (m + 1) + j - 1] + 1
-            } else {
-                dp[(i - 1) * (m + 1) + j].max(dp[i * (m + 1) + j - 1])
-            };
-        }
-    }
-    dp[n * (m + 1) + m]
-}
-
-fn score_entry(
-    q: &CrashQuery,
-    qframes: &[(String, f64, bool)],
-    words: &[(String, f64)],
-    w: &Weights,
-    e: &Entry,
-    bm25: f64,
-) -> (f64, Vec<Evidence>) {
-    let trace: HashSet<&str> = e.trace.iter().map(String::as_str).collect();
-    let subj: HashSet<&str> = e.subject_funcs.iter().map(String::as_str).collect();
-    let prose: HashSet<&str> = e.funcs.iter().map(String::as_str).collect();
-    let touched: HashSet<&str> = e.touched.iter().map(String::as_str).collect();
-    let mut ev: BTreeMap<&str, (Vec<String>, f64)> = BTreeMap::new();
-    let mut score = 0.0;
-    for (name, wt, _key) in qframes {
-        let n = name.as_str();
-        let base = wt * w.idf(n);
-        let parts = [
-            ("trace", if trace.contains(n) { 1.6 * base } else { 0.0 }),
-            ("subject", if subj.contains(n) { 2.0 * base } else { 0.0 }),
-            ("text", if prose.contains(n) { 1.0 * base } else { 0.0 }),
-            (
-                "touched",
-                if touched.contains(n) { 1.3 * base } else { 0.0 },
-            ),
-        ];
-        let max = parts.iter().map(|p| p.1).fold(0.0, f64::max);
-        let sum: f64 = parts.iter().map(|p| p.1).sum();
-        if max <= 0.0 {
-            continue;
-        }
-        score += max + 0.3 * (sum - max);
-        for (k, v) in parts {
-            if v > 0.0 {
-                let slot = ev.entry(k).or_default();
-                slot.0.push(name.clone());
-                slot.1 += v;
-            }
-        }
-    }
-    let mut evidence: Vec<Evidence> = Vec::new();
-    let notes = [
-        (
-            "trace",
-            "frames of the crash found in the trace the fix quotes",
-        ),
-        (
-            "subject",
-            "functions of the crash named in the fix's subject",
-        ),
-        ("text", "functions of the crash named in the fix's message"),
-        ("touched", "functions of the crash changed by the fix"),
-    ];
-    for (k, note) in notes {
-        if let Some((m, v)) = ev.remove(k) {
-            evidence.push(Evidence {
-                kind: k.into(),
-                matched: m,
-                weight: round2(v),
-                note: note.into(),
-            });
-        }
-    }
-    // Same top frame and same order as the quoted trace.
-    let qkey: Vec<&str> = q.key_frames();
-    if !e.trace.is_empty() && !qkey.is_empty() {
-        let tkey: Vec<&str> = e
-            .trace
-            .iter()
-            .map(String::as_str)
-            .filter(|f| !crate::extract::is_generic_frame(f))
-            .collect();
-        if let (Some(qt), Some(tt)) = (qkey.first(), tkey.first()) {
-            // The crash may have lost its top frames (inlining, a different config): accept the
-            // quoted top frame within the crash's first three key frames.
-            if qkey.iter().take(3).any(|f| f == tt) {
-                let b = 1.2 * w.idf(tt);
-                score += b;
-                evidence.push(Evidence {
-                    kind: "top_frame".into(),
-                    matched: vec![(*tt).to_string()],
-                    weight: round2(b),
-                    note: if qt == tt {
-                        "same top frame as the quoted trace".into()
-                    } else {
-                        "the quoted trace's top frame is near the crash's top".into()
-                    },
-                });
-            }
-        }
-        let l = lcs(&qkey[..qkey.len().min(24)], &tkey);
-        if l >= 2 {
-            let b = 0.6 * (l - 1) as f64;
-            score += b;
-            evidence.push(Evidence {
-                kind: "frame_order".into(),
-                matched: vec![format!("{l} frames in the same order")],
-                weight: round2(b),
-                note: "the crash's frames appear in the quoted trace in the same order".into(),
-            });
-        }
-    }
-    // Files.
-    let efiles: HashSet<&str> = e.files.iter().map(String::as_str).collect();
-    let mut fm = Vec::new();
-    let mut fs = 0.0;
-    for p in &q.files {
-        if efiles.contains(p.as_str()) {
-            fs += 0.8 * w.idf(&format!("file:{p}"));
-            fm.push(p.clone());
-        }
-    }
-    if !fm.is_empty() {
-        score += fs;
-        evidence.push(Evidence {
-            kind: "file".into(),
-            matched: fm,
-            weight: round2(fs),
-            note: "source files of the crash among the fix's files".into(),
-        });
-    }
-    // Subject words shared with the top frames' names.
-    let subj_words: HashSet<String> = e
-        .subject
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|x| !x.is_empty())
-        .map(|x| x.to_ascii_lowercase())
-        .collect();
-    let mut wm = Vec::new();
-    let mut ws = 0.0;
-    for (wd, pw) in words {
-        if subj_words.contains(wd) {
-            ws += 0.35 * pw * w.idf(&format!("word:{wd}"));
-            wm.push(wd.clone());
-        }
-    }
-    if !wm.is_empty() {
-        score += ws;
-        evidence.push(Evidence {
-            kind: "subject_words".into(),
-            matched: wm,
-            weight: round2(ws),
-            note: "words of the crash's top function names in the fix's subject".into(),
-        });
-    }
-    // A little of tantivy's own score breaks ties between otherwise equal candidates.
-    score += 0.02 * bm25;
-    // Crash kind.
-    if let Some(k) = q.kind {
-        let ekinds: Vec<KindTag> = e.kinds.iter().filter_map(|s| KindTag::parse(s)).collect();
-        let tk = e.trace_kind.as_deref().and_then(KindTag::parse);
-        let (factor, note, matched) = if let Some(tk) = tk {
-            if k.compatible(tk) {
-                (
-                    1.3,
-                    format!("the quoted report is a {} like the crash", tk.as_str()),
-                    vec![tk.as_str().to_string()],
-                )
-            } else if ekinds.iter().any(|x| k.compatible(*x)) {
-                (
-                    1.0,
-                    format!(
-                        "the quoted report is a {}, the text also names {}",
-                        tk.as_str(),
-                        k.as_str()
-                    ),
-                    vec![tk.as_str().to_string()],
-                )
-            } else {
-                (
-                    0.55,
-                    format!(
-                        "the quoted report is a {}, the crash a {}",
-                        tk.as_str(),
-                        k.as_str()
-                    ),
-                    vec![tk.as_str().to_string()],
-                )
-            }
-        } else if ekinds.is_empty() {
-            (1.0, String::new(), vec![])
-        } else if let Some(x) = ekinds.iter().find(|x| k.compatible(**x)) {
-            (
-                1.15,
-                format!("the fix is about a {}, like the crash", x.as_str()),
-                vec![x.as_str().to_string()],
-            )
-        } else if matches!(k, KindTag::Warning | KindTag::BugOn) {
-            (
-                0.9,
-                format!(
-                    "the fix is about {}, the crash is a {}",
-                    names(&ekinds),
-                    k.as_str()
-                ),
-                ekinds.iter().map(|x| x.as_str().to_string()).collect(),
-            )
-        } else {
-            (
-                0.65,
-                format!(
-                    "the fix is about {}, the crash is a {}",
-                    names(&ekinds),
-                    k.as_str()
-                ),
-                ekinds.iter().map(|x| x.as_str().to_string()).collect(),
-            )
-        };
-        if !note.is_empty() && score > 0.0 {
-            score *= factor;
-            evidence.push(Evidence {
-                kind: "kind".into(),
-                matched,
-                weight: factor,
-                note,
-            });
-        }
-    }
-    (score, evidence)
-}
-
-fn names(k: &[KindTag]) -> String {
-    k.iter().map(|x| x.as_str()).collect::<Vec<_>>().join("/")
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-/// Distinctive words of a function name: `kyber_bio_merge` -> `kyber`, `bio`, `merge`, minus the
-/// verbs and nouns every subsystem uses.
-fn frame_words(name: &str) -> Vec<String> {
-    const STOP: &[&str] = &[
-        "get",
-        "set",
-        "put",
-        "add",
-        "del",
-        "init",
-        "exit",
-        "alloc",
-        "free",
-        "read",
-        "write",
-        "open",
-        "close",
-        "handle",
-        "handler",
-        "process",
-        "core",
-        "common",
-        "func",
-        "work",
-        "data",
-        "start",
-        "stop",
-        "update",
-        "check",
-        "create",
-        "destroy",
-        "release",
-        "register",
-        "unregister",
-        "send",
-        "recv",
-        "xmit",
-        "poll",
-        "queue",
-        "new",
-        "dev",
-        "device",
-        "irq",
-        "lock",
-        "unlock",
-        "fix",
-        "for",
-        "the",
-        "and",
-        "sys",
-        "ops",
-        "cb",
-        "fn",
-        "one",
-        "all",
-        "list",
-        "buf",
-        "len",
-        "info",
-        "ctx",
-        "msg",
-        "cmd",
-        "req",
-        "resp",
-        "map",
-        "unmap",
-        "submit",
-        "complete",
-        "do",
-        "try",
-        "out",
-        "fault",
-        "bug",
-        "use",
-        "after",
-        "null",
-        "pointer",
-        "in",
-        "of",
-        "to",
-        "from",
-    ];
-    name.split('_')
-        .map(|x| x.to_ascii_lowercase())
-        .filter(|x| {
-            x.len() >= 3 && !x.bytes().all(|b| b.is_ascii_digit()) && !STOP.contains(&x.as_str())
-        })
-        .collect()
 }

@@ -29,6 +29,10 @@ pub struct Entry {
     pub kinds: Vec<String>,
     /// Kind of the quoted report (its header), when there is one.
     pub trace_kind: Option<String>,
+    /// syzkaller-style crash titles the text quotes, normalized ([`crate::title::normalize`]):
+    /// `kasan: use-after-free read in nfc_llcp_put_ssap`.
+    #[serde(default)]
+    pub titles: Vec<String>,
     /// Affected ranges per branch.
     pub ranges: Vec<Range>,
     /// `Fixes:` tags (abbreviated SHAs).
@@ -67,6 +71,10 @@ pub struct MessageFacts {
     pub trace_kind: Option<KindTag>,
     pub fixes: Vec<String>,
     pub syzbot: bool,
+    /// Crash titles quoted in the prose (normalized).
+    pub prose_titles: Vec<String>,
+    /// Crash titles quoted in the report part, and the quoted report's own title (normalized).
+    pub report_titles: Vec<String>,
 }
 
 /// Reads a commit message: subject, prose identifiers, quoted trace (through `kmortem_oops`
@@ -148,6 +156,14 @@ pub fn message_facts(message: &str) -> MessageFacts {
             && l.contains("syzbot")
         {
             f.syzbot = true;
+        }
+    }
+    f.prose_titles = crate::title::quoted_titles(&format!("{subject}\n{prose}"));
+    f.report_titles = crate::title::quoted_titles(&report);
+    if let Some(t) = &f.trace_title {
+        let t = crate::title::normalize(t);
+        if crate::title::function_of(&t).is_some() && !f.report_titles.contains(&t) {
+            f.report_titles.push(t);
         }
     }
     f.prose = prose;
@@ -336,6 +352,17 @@ pub fn cve_record(
             None
         } else {
             facts.trace_kind.map(|k| k.as_str().to_string())
+        },
+        titles: {
+            let mut t = facts.prose_titles.clone();
+            if !withhold_traces {
+                for x in &facts.report_titles {
+                    if !t.contains(x) {
+                        t.push(x.clone());
+                    }
+                }
+            }
+            t
         },
         ranges,
         fixes: facts.fixes.clone(),

@@ -378,10 +378,15 @@ pub fn verdict(kernel: &KernelId, ranges: &[Range]) -> Verdict {
     // to its own branch.
     let intros: Vec<KVersion> = parsed.iter().filter_map(|(i, _)| *i).collect();
     let any_unknown_intro = parsed.iter().any(|(i, _)| i.is_none());
+    // Folklore: a bug "introduced in 5.6" landed during the 5.6 cycle (the merge window, before
+    // -rc1, for nearly all commits), so a 5.6-rcN kernel has it: CVE-2020-36791 (introduced and
+    // fixed in 5.6) crashed syzbot's 5.6.0-rc6. Pinned by `tests::verdicts`.
     let introduced = any_unknown_intro
         || intros.iter().any(|i| {
             if i.is_mainline() {
-                up >= *i || up.branch() > i.branch()
+                up >= *i
+                    || up.branch() > i.branch()
+                    || (up.branch() == i.branch() && up.rc.is_some())
             } else {
                 i.branch() == branch && up >= *i
             }
@@ -564,6 +569,9 @@ mod tests {
         assert_eq!(verdict(&up("5.13"), &r).status, "fixed");
         assert_eq!(verdict(&up("6.1.1"), &r).status, "fixed");
         assert_eq!(verdict(&up("4.17.3"), &r).status, "not affected");
+        // An -rc of the introducing release has the bug (it landed in the merge window).
+        assert_eq!(verdict(&up("4.18-rc2"), &r).status, "affected");
+        assert_eq!(verdict(&up("4.17-rc2"), &r).status, "not affected");
         let v = verdict(&up("4.19.100"), &r);
         assert_eq!(
             (v.status.as_str(), v.fixed_in.as_deref()),

@@ -164,6 +164,7 @@ fn git_history_import_and_match() {
                 function: f.function.clone(),
                 reliable: true,
                 generic: false,
+                ..Default::default()
             }],
             ..Default::default()
         };

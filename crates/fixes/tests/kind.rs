@@ -68,10 +68,16 @@ fn crash_kind_orders_fixes_of_the_same_function() {
     };
     let c = top(&uaf);
     assert_eq!(c[0].cve.as_deref(), Some("CVE-2024-90002"));
-    assert!(c[0]
+    // The NULL-deref fix below it carries the disagreement as negative points.
+    let other = c
+        .iter()
+        .find(|x| x.cve.as_deref() == Some("CVE-2024-90001"))
+        .expect("the NULL-deref fix is a candidate");
+    assert!(other
         .evidence
         .iter()
-        .any(|e| e.kind == "kind" && e.weight > 1.0));
+        .any(|e| e.kind == "kind_differs" && e.weight < 0.0));
+    assert!(c[0].evidence.iter().all(|e| e.kind != "kind_differs"));
     let c = top(&null);
     assert_eq!(c[0].cve.as_deref(), Some("CVE-2024-90001"));
     // Versions from the JSON when there is no .dyad: 5.15.2 affected (fixed in 5.15.3).

@@ -144,15 +144,17 @@ fn import(home: &std::path::Path, a: ImportArgs) -> Result<ExitCode> {
             ix.disk_size() as f64 / (1024.0 * 1024.0),
             home.display()
         )?;
-        for (id, why) in stats.skipped.iter().take(10) {
+        for (id, why) in &stats.skipped {
             writeln!(out, "  skipped {id}: {why}")?;
+        }
+        for (id, why) in &stats.warnings {
+            writeln!(out, "  imported {id} in part: {why}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
-    let ix = FixIndex::open(home)?;
     let mut text = Vec::new();
     match &args.file {
         Some(p) if p.as_os_str() != "-" => {
@@ -170,20 +172,49 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
     if let Some(k) = &args.kernel {
         q.kernel = Some(identify_kernel(k, None));
     }
-    let cands = ix.search(&q, args.top)?;
+    if q.frames.is_empty() && q.files.is_empty() && q.guilty_frame.is_none() {
+        bail!(
+            "no kernel crash in the input (no stack frames, source files or crash title): nothing to match"
+        );
+    }
+    // A damaged index can make the search engine panic on its own files (a truncated segment
+    // is read through mmap): report that as one line, not a backtrace.
+    let msg = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let hook_msg = msg.clone();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut m) = hook_msg.lock() {
+            *m = info.to_string().lines().last().unwrap_or("").to_string();
+        }
+    }));
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let ix = FixIndex::open(home)?;
+        if ix.is_empty() {
+            return Ok(None);
+        }
+        ix.search(&q, args.top).map(Some)
+    }));
+    std::panic::set_hook(prev);
+    let cands = match found {
+        Ok(Ok(Some(c))) => c,
+        Ok(Ok(None)) => bail!(
+            "the fix index under {} is empty: run `kmortem fixes import PATH` with a clone of the kernel's vulns repository",
+            home.display()
+        ),
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => bail!(
+            "the fix index under {} is damaged ({}): remove {} and re-run `kmortem fixes import PATH`",
+            home.display(),
+            msg.lock().map(|m| m.clone()).unwrap_or_default(),
+            home.join("fixes").display()
+        ),
+    };
     let out = std::io::stdout();
     let mut out = out.lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &cands)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
-    }
-    if q.frames.is_empty() && q.files.is_empty() {
-        writeln!(
-            out,
-            "no stack frames or files found in the input: nothing to match"
-        )?;
-        return Ok(ExitCode::from(1));
     }
     let key: Vec<&str> = q.key_frames().into_iter().take(6).collect();
     writeln!(
@@ -195,6 +226,9 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
             .unwrap_or_default()
     )?;
     writeln!(out, "frames: {}", key.join(" < "))?;
+    if let Some(g) = &q.guilty_file {
+        writeln!(out, "guilty file: {g}")?;
+    }
     if let Some(k) = &q.kernel {
         writeln!(
             out,
@@ -221,11 +255,22 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
         writeln!(out, "#{} {id} {sha} score {:.2}", i + 1, c.score)?;
         writeln!(out, "   {}", c.subject)?;
         for e in &c.evidence {
+            let matched = if e.matched.len() > 8 {
+                format!(
+                    "{}, ... ({} in all)",
+                    e.matched[..8].join(", "),
+                    e.matched.len()
+                )
+            } else {
+                e.matched.join(", ")
+            };
             writeln!(
                 out,
-                "   - {}: {} ({})",
+                "   {:+6.2} {}: {}{}({})",
+                e.weight,
                 e.kind,
-                e.matched.join(", "),
+                matched,
+                if matched.is_empty() { "" } else { " " },
                 e.note
             )?;
         }
