@@ -130,9 +130,24 @@ fn objdump_style(ins: &Instruction, bytes: &[u8], text: String) -> String {
             }
             t = format!("{p}{}", t.replace("%cs:", ""));
         }
-        // binutils 2.40 prints `push 0x10(%rsp)` (no suffix) for memory pushes/pops.
-        M::Push | M::Pop => {
-            for (q, plain) in [("pushq  ", "push   "), ("popq   ", "pop    ")] {
+        // binutils prints the shift-by-one encodings (D0/D1 /n) without their implicit count:
+        // `sar %rax`, `shrl 0x48(%rax)`; iced writes `$0x1,`. The C1 /n ib form with an
+        // immediate 1 keeps it in both. Seen in the 6.12 vmlinux; pinned by
+        // objdump_forms_of_shifts_by_one_and_indirect_calls and tests/objdump.rs.
+        M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shl | M::Sal | M::Shr | M::Sar
+            if format!("{:?}", ins.code()).ends_with("_1") =>
+        {
+            t = t.replacen("$0x1,", "", 1);
+        }
+        // binutils 2.40 prints `push 0x10(%rsp)` and `call *0x10(%rip)` (no suffix) for memory
+        // pushes, pops, indirect calls and jumps (the paravirt `call *pv_ops+N(%rip)` of 6.12).
+        M::Push | M::Pop | M::Call | M::Jmp => {
+            for (q, plain) in [
+                ("pushq  ", "push   "),
+                ("popq   ", "pop    "),
+                ("callq  ", "call   "),
+                ("jmpq   ", "jmp    "),
+            ] {
                 if let Some(rest) = t.strip_prefix(q) {
                     t = format!("{plain}{rest}");
                 }
@@ -339,6 +354,27 @@ mod tests {
         assert_eq!(a[0].address, Some(0x1008));
         assert_eq!(a[0].access, "read");
         assert_eq!(a[0].size, Some(4));
+    }
+    /// binutils 2.40 forms that iced's GAS formatter writes otherwise (objdump on the 6.12 vmlinux).
+    #[test]
+    fn objdump_forms_of_shifts_by_one_and_indirect_calls() {
+        let one = |b: &[u8], at: u64| {
+            let d = decode(b, Some(0), at, &BTreeMap::new());
+            d.trap.map(|t| t.text).unwrap_or_default()
+        };
+        assert_eq!(one(&[0x48, 0xd1, 0xf8], 0), "sar    %rax");
+        assert_eq!(one(&[0x48, 0xd1, 0xea], 0), "shr    %rdx");
+        assert_eq!(one(&[0xd1, 0x68, 0x48], 0), "shrl   0x48(%rax)");
+        assert_eq!(one(&[0xd0, 0xe0], 0), "shl    %al");
+        assert_eq!(one(&[0x48, 0xc1, 0xf8, 0x01], 0), "sar    $0x1,%rax");
+        assert_eq!(one(&[0x48, 0xd3, 0xf8], 0), "sar    %cl,%rax");
+        assert_eq!(
+            one(&[0xff, 0x15, 0x65, 0x22, 0xb1, 0x01], 0xffffffff81123255),
+            "call   *0x1b12265(%rip)        # ffffffff82c354c0"
+        );
+        assert_eq!(one(&[0xff, 0xd0], 0), "call   *%rax");
+        assert_eq!(one(&[0xff, 0x10], 0), "call   *(%rax)");
+        assert_eq!(one(&[0xff, 0x20], 0), "jmp    *(%rax)");
     }
     #[test]
     fn misaligned_prefix_is_skipped() {

@@ -1,6 +1,6 @@
 //! Oracle test: the trapping instruction of a decoded `Code:` line equals what binutils' objdump
 //! shows at that address, on the crash lab's console logs and on Code: lines cut from the Debian
-//! vmlinux's own text.
+//! vmlinux's own text. On every kernel pinned in `lab/kernels.toml`.
 
 use kmortem_disasm::{code_line, decode, Arch};
 use object::{Object, ObjectSection};
@@ -8,15 +8,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn lab() -> Vec<kmortem_lab::Scenario> {
-    let lab = kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+fn scenarios(lab: &kmortem_lab::Lab) -> Vec<kmortem_lab::Scenario> {
     let sc = lab
         .scenarios()
         .unwrap_or_else(|e| panic!("crash lab scenarios: {e}"));
     assert!(
-        sc[0].meta.vmlinux.is_file(),
+        lab.vmlinux().is_file(),
         "lab vmlinux missing: {}",
-        sc[0].meta.vmlinux.display()
+        lab.vmlinux().display()
     );
     sc
 }
@@ -103,8 +102,11 @@ fn text_section(path: &Path) -> (u64, Vec<u8>) {
 
 #[test]
 fn code_lines_cut_from_vmlinux_match_objdump() {
-    let sc = lab();
-    let vm = sc[0].meta.vmlinux.clone();
+    kmortem_lab::each(code_lines_cut_from_vmlinux_match_objdump_on);
+}
+
+fn code_lines_cut_from_vmlinux_match_objdump_on(lab: &kmortem_lab::Lab) {
+    let vm = lab.vmlinux();
     let (base, text) = text_section(&vm);
     let regs = BTreeMap::new();
     let mut total = 0;
@@ -155,12 +157,14 @@ fn code_lines_cut_from_vmlinux_match_objdump() {
 
 #[test]
 fn lab_code_lines_match_objdump() {
-    let sc = lab();
-    let m = &sc[0].meta;
-    let mut sym = kmortem_symbols::Symbolizer::new();
-    sym.set_vmlinux(&m.vmlinux).expect("vmlinux");
+    kmortem_lab::each(lab_code_lines_match_objdump_on);
+}
 
-    sym.add_module_dir(&m.modules_debug_dir);
+fn lab_code_lines_match_objdump_on(lab: &kmortem_lab::Lab) {
+    let sc = scenarios(lab);
+    let mut sym = kmortem_symbols::Symbolizer::new();
+    sym.set_vmlinux(&lab.vmlinux()).expect("vmlinux");
+    sym.add_module_dir(&lab.modules_debug_dir());
     let mut checked = 0;
     let mut bad = Vec::new();
     let scenarios: Vec<(PathBuf, PathBuf)> = sc
@@ -246,5 +250,9 @@ fn lab_code_lines_match_objdump() {
         }
     }
     println!("lab Code: lines: {checked} trapping instructions checked against objdump, {} differ, {patched} runtime-patched sites matched objdump on the Code: bytes ({unavailable} Code: lines had no bytes)", bad.len());
+    assert!(
+        checked >= 10,
+        "too few trapping instructions checked: {checked}"
+    );
     assert!(bad.is_empty(), "{bad:?}");
 }
