@@ -59,7 +59,34 @@ pub struct Binary {
     pub(crate) dwarf: std::sync::OnceLock<Result<crate::dwarf::DwarfIndex, Error>>,
     /// `ET_REL` code relocations: (site, S + A), sorted by site.
     code_relocs: Vec<(u64, u64)>,
+    /// `ET_REL`: where the kernel's module loader puts each executable section (see
+    /// [`ModuleText`]), by section index.
+    module_text: HashMap<usize, ModuleText>,
+    /// `ET_REL`: the size of each of the loader's text regions (core, init).
+    module_text_end: [u64; 2],
 }
+
+/// Folklore: the module loader (`layout_sections`, kernel/module/main.c) packs the executable
+/// sections of a `.ko` into one text region in section-header order, each at its `sh_addralign`
+/// (`.init*` sections into a second region, freed after init), and kallsyms sizes a module
+/// symbol by the next symbol *of that region*, else the region's end
+/// (`find_kallsyms_symbol`). So the last function of `.text` is sized up to the first symbol of
+/// the next text section (on 6.12 the `__pfx_` padding of `.exit.text`): `kmlab_do_leaf_cfs_rq`
+/// has st_size 0xa8, ends `.text` at 0x1108, and prints /0xb0. Until 6.4 the region's end was
+/// page-aligned (`core_layout.text_size`), since 6.4 (`mod_mem`) it is not. Pinned by
+/// tests/lab.rs::every_lab_frame_matches_binutils_addr2line (no kmlab frame of the lab's
+/// consoles may report a size mismatch).
+#[derive(Debug, Clone, Copy)]
+struct ModuleText {
+    /// 0: core text, 1: init text.
+    region: usize,
+    /// Offset of the section in its region.
+    offset: u64,
+    /// The section's address in our layout.
+    address: u64,
+}
+
+const MODULE_PAGE: u64 = 4096;
 
 impl std::fmt::Debug for Binary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,6 +255,34 @@ impl Binary {
             debug.insert(dname, bytes);
         }
 
+        // The module loader's text regions (ET_REL only).
+        let mut module_text = HashMap::new();
+        let mut module_text_end = [0u64; 2];
+        if kind == ElfKind::Relocatable {
+            for s in obj.sections() {
+                let object::SectionFlags::Elf { sh_flags } = s.flags() else {
+                    continue;
+                };
+                let want = u64::from(object::elf::SHF_ALLOC | object::elf::SHF_EXECINSTR);
+                if sh_flags & want != want || !base_of.contains_key(&s.index().0) {
+                    continue;
+                }
+                let region = usize::from(s.name().unwrap_or("").starts_with(".init"));
+                let align = s.align().clamp(1, 1 << 16);
+                let end = &mut module_text_end[region];
+                let offset = end.saturating_add(align - 1) & !(align - 1);
+                *end = offset.saturating_add(s.size());
+                module_text.insert(
+                    s.index().0,
+                    ModuleText {
+                        region,
+                        offset,
+                        address: base_of[&s.index().0],
+                    },
+                );
+            }
+        }
+
         // Code relocations of a relocatable object: the site (our layout) -> S + A, so that a
         // RIP-relative operand or a call in a `.ko` can be resolved to the symbol it names.
         let mut code_relocs = Vec::new();
@@ -265,6 +320,8 @@ impl Binary {
 
         Ok(Binary {
             code_relocs,
+            module_text,
+            module_text_end,
             path: path.to_owned(),
             kind,
             arch: obj.architecture(),
@@ -356,10 +413,57 @@ impl Binary {
         Some((i, s))
     }
 
+    /// Where the module loader puts a symbol of a `.ko`'s text: (region, offset in it).
+    fn module_text_address(&self, s: &Sym) -> Option<(usize, u64)> {
+        let t = self.module_text.get(&s.section)?;
+        Some((
+            t.region,
+            t.offset.checked_add(s.address.checked_sub(t.address)?)?,
+        ))
+    }
+
+    /// The size kallsyms gives a module's text symbol, as laid out by the module loader (see
+    /// [`ModuleText`]); with, for the last symbol of its region, the pre-6.4 page-aligned one.
+    fn module_kallsyms_size(&self, s: &Sym) -> Option<(u64, Option<u64>)> {
+        let (region, at) = self.module_text_address(s)?;
+        let next = self
+            .symbols
+            .iter()
+            .filter_map(|x| self.module_text_address(x))
+            .filter(|&(r, a)| r == region && a > at)
+            .map(|(_, a)| a)
+            .min();
+        Some(match next {
+            Some(n) => (n - at, None),
+            None => {
+                let end = self.module_text_end[region];
+                let paged = end.saturating_add(MODULE_PAGE - 1) & !(MODULE_PAGE - 1);
+                (end.saturating_sub(at), Some(paged.saturating_sub(at)))
+            }
+        })
+    }
+
+    /// Whether a printed `/0xsize` is one kallsyms can give this symbol ([`Binary::kallsyms_size`],
+    /// or for a module's last text symbol, the page-aligned size of kernels before 6.4).
+    pub fn kallsyms_size_matches(&self, index: usize, printed: u64) -> bool {
+        if self.kallsyms_size(index) == printed {
+            return true;
+        }
+        let Some(s) = self.symbols.get(index) else {
+            return false;
+        };
+        self.module_kallsyms_size(s)
+            .is_some_and(|(_, paged)| paged == Some(printed))
+    }
+
     /// kallsyms' idea of a symbol's size: the distance to the next symbol with a higher address
-    /// (REFERENCE §6: why `/0x3f0` can exceed `st_size` 0x3e3), bounded by the section's end.
+    /// (REFERENCE §6: why `/0x3f0` can exceed `st_size` 0x3e3), bounded by the section's end;
+    /// for a module's text, in the module loader's layout.
     pub fn kallsyms_size(&self, index: usize) -> u64 {
         let s = &self.symbols[index];
+        if let Some((size, _)) = self.module_kallsyms_size(s) {
+            return size;
+        }
         let next = self.symbols[index..].iter().find(|x| x.address > s.address);
         let sec_end = self
             .sections

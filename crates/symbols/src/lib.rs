@@ -329,7 +329,10 @@ impl Symbolizer {
             }
         };
         let sym = &bin.symbols[idx];
-        let size = bin.kallsyms_size(idx);
+        let size = match q.size {
+            Some(p) if bin.kallsyms_size_matches(idx, p) => p,
+            _ => bin.kallsyms_size(idx),
+        };
         r.source = Source::ElfSymtab;
         r.address = Some(addr);
         r.symbol = Some(sym.name.to_string());
@@ -424,7 +427,10 @@ fn pick_symbol<'a>(
     let cands: Vec<(usize, &elf::Sym)> = bin.symbols_named(name).collect();
     if cands.len() > 1 {
         if let Some(sz) = size {
-            if let Some(c) = cands.iter().find(|(i, _)| bin.kallsyms_size(*i) == sz) {
+            if let Some(c) = cands
+                .iter()
+                .find(|(i, _)| bin.kallsyms_size_matches(*i, sz))
+            {
                 return Some(*c);
             }
         }

@@ -2,7 +2,7 @@
 //! variables with values. For the crashing frame (the RIP of the oops, inlined frames included)
 //! we check the scope names, the variable names, the optimized-out status, and, for every
 //! variable we place in a register, that the oops' register value is the value drgn printed.
-//! For the caller frame (return address) we check the variable names.
+//! For the caller frame (return address) we check the variable names. On every pinned kernel.
 
 use kmortem_symbols::{Location, Query, Symbolizer};
 use std::collections::BTreeSet;
@@ -54,7 +54,10 @@ fn drgn_number(v: &str) -> Option<u64> {
 
 #[test]
 fn variables_match_drgn() {
-    let lab = kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    kmortem_lab::each(variables_match_drgn_on);
+}
+
+fn variables_match_drgn_on(lab: &kmortem_lab::Lab) {
     let names = [
         "estats_null",
         "uaf",
@@ -68,7 +71,7 @@ fn variables_match_drgn() {
     ];
     let (mut scopes_checked, mut vars_checked, mut regs_checked) = (0, 0, 0);
     for name in names {
-        let sc = lab.scenario(name).expect("scenario");
+        let sc = lab.need(name);
         let log = std::fs::read(sc.console_log()).expect("console.log");
         let report = kmortem_oops::parse(&log)
             .into_iter()
