@@ -107,7 +107,8 @@ fn leak_bytes(v: Vec<u8>) -> &'static [u8] {
 }
 
 impl Binary {
-    /// Opens and indexes an ELF file. The mapping (and any decompressed or relocated section) is
+    /// Opens and indexes an ELF file, xz-compressed or not (see [`crate::compressed`]). The
+    /// mapping (and any decompressed file or section, or relocated section) is
     /// deliberately kept for the life of the process: callers open each file once (the
     /// [`crate::Symbolizer`] caches them).
     pub fn open(path: &Path) -> Result<Binary, Error> {
@@ -115,7 +116,12 @@ impl Binary {
         // SAFETY: the file is opened read-only; like every debugger we accept that another
         // process truncating it while we run is outside our guarantees.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let data: &'static [u8] = Box::leak(Box::new(map));
+        // `.ko.xz` (6.12's image modules): parsed from its decompressed bytes.
+        let data: &'static [u8] = match crate::compressed::decompress(&map) {
+            Ok(Some(v)) => leak_bytes(v),
+            Ok(None) => Box::leak(Box::new(map)),
+            Err(e) => return Err(Error::BadElf(path.to_owned(), e)),
+        };
         Self::parse(path, data)
     }
 

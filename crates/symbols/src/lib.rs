@@ -6,6 +6,7 @@
 //! DWARF is read lazily: `.debug_aranges` maps an address to its compilation unit, and only those
 //! units are parsed (see `dwarf.rs`).
 
+pub mod compressed;
 pub mod dwarf;
 pub mod elf;
 pub mod locate;

@@ -60,9 +60,31 @@ pub fn map_candidates(release: Option<&str>, debug_dirs: &[PathBuf], system: boo
     out
 }
 
-/// Recursively maps module names (`-` as `_`) to `.ko` paths. The first found wins, so callers
-/// list debug directories before stripped ones.
+/// The module name of a module file: `kmlab.ko`, `kmlab.ko.debug` (Fedora's debuginfo) and
+/// `kmlab.ko.xz` (a `CONFIG_MODULE_COMPRESS_XZ` image, as Debian's 6.12 installs them) are
+/// `kmlab`; `-` is `_` as in the kernel.
+pub fn module_file_name(file: &str) -> Option<String> {
+    let stem = file
+        .strip_suffix(".ko")
+        .or_else(|| file.strip_suffix(".ko.debug"))
+        .or_else(|| file.strip_suffix(".ko.xz"))?;
+    (!stem.is_empty()).then(|| stem.replace('-', "_"))
+}
+
+/// Recursively maps module names (`-` as `_`) to module files (`.ko`, `.ko.debug`, `.ko.xz`).
+/// The first found wins, so callers list debug directories before stripped ones; inside one
+/// directory tree an uncompressed `.ko` wins over a `.ko.xz` of the same module.
 pub fn index_modules(dir: &Path, idx: &mut HashMap<String, PathBuf>, depth: usize) {
+    let mut mine = std::collections::HashSet::new();
+    index_modules_in(dir, idx, depth, &mut mine);
+}
+
+fn index_modules_in(
+    dir: &Path,
+    idx: &mut HashMap<String, PathBuf>,
+    depth: usize,
+    mine: &mut std::collections::HashSet<String>,
+) {
     if depth > 8 {
         return;
     }
@@ -77,16 +99,28 @@ pub fn index_modules(dir: &Path, idx: &mut HashMap<String, PathBuf>, depth: usiz
             // `build`/`source` are symlinks into the headers tree: no modules there.
             subdirs.push(p);
         } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-            if let Some(stem) = name
-                .strip_suffix(".ko")
-                .or_else(|| name.strip_suffix(".ko.debug"))
-            {
-                idx.entry(stem.replace('-', "_")).or_insert(p);
+            let Some(module) = module_file_name(name) else {
+                continue;
+            };
+            let compressed = name.ends_with(".xz");
+            match idx.get(&module) {
+                None => {
+                    mine.insert(module.clone());
+                    idx.insert(module, p);
+                }
+                Some(old)
+                    if !compressed
+                        && mine.contains(&module)
+                        && old.extension().is_some_and(|e| e == "xz") =>
+                {
+                    idx.insert(module, p);
+                }
+                Some(_) => {}
             }
         }
     }
     for s in subdirs {
-        index_modules(&s, idx, depth + 1);
+        index_modules_in(&s, idx, depth + 1, mine);
     }
 }
 
@@ -109,17 +143,52 @@ mod tests {
     use super::*;
     #[test]
     fn layouts() {
-        let c = vmlinux_candidates(Some("6.1.0-56-cloud-amd64"), &[PathBuf::from("/x")], true);
+        // Any release string: the layouts only join it.
+        let rel = "9.9.0-1-cloud-amd64";
+        let c = vmlinux_candidates(Some(rel), &[PathBuf::from("/x")], true);
         assert_eq!(
             c[0],
-            PathBuf::from("/x/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64")
+            PathBuf::from(format!("/x/usr/lib/debug/boot/vmlinux-{rel}"))
         );
-        assert!(c.contains(&PathBuf::from(
-            "/lib/modules/6.1.0-56-cloud-amd64/build/vmlinux"
-        )));
+        assert!(c.contains(&PathBuf::from(format!("/lib/modules/{rel}/build/vmlinux"))));
+        assert_eq!(debian_dbg_package(rel), format!("linux-image-{rel}-dbg"));
+    }
+
+    #[test]
+    fn module_file_names() {
+        assert_eq!(module_file_name("kmlab.ko").as_deref(), Some("kmlab"));
         assert_eq!(
-            debian_dbg_package("6.1.0-56-cloud-amd64"),
-            "linux-image-6.1.0-56-cloud-amd64-dbg"
+            module_file_name("qemu_fw_cfg.ko.xz").as_deref(),
+            Some("qemu_fw_cfg")
         );
+        assert_eq!(
+            module_file_name("nf-nat.ko.debug").as_deref(),
+            Some("nf_nat")
+        );
+        assert_eq!(module_file_name("kmlab.ko.gz"), None);
+        assert_eq!(module_file_name(".ko"), None);
+        assert_eq!(module_file_name("kmlab.c"), None);
+    }
+
+    #[test]
+    fn uncompressed_module_wins_in_one_tree_first_tree_wins_across() {
+        let d = std::env::temp_dir().join(format!("kmortem-locate-{}", std::process::id()));
+        let (a, b) = (d.join("a/kernel"), d.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        for f in [
+            a.join("x.ko.xz"),
+            d.join("a/x.ko"),
+            a.join("y.ko.xz"),
+            b.join("y.ko"),
+        ] {
+            std::fs::write(f, b"").unwrap();
+        }
+        let mut idx = HashMap::new();
+        index_modules(&d.join("a"), &mut idx, 0);
+        index_modules(&b, &mut idx, 0);
+        assert_eq!(idx["x"], d.join("a/x.ko"));
+        assert_eq!(idx["y"], a.join("y.ko.xz"));
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -14,6 +14,8 @@ struct LabFiles {
     vmlinux: PathBuf,
     kmlab_ko: PathBuf,
     modules_debug_dir: PathBuf,
+    /// The image's modules (`.ko.xz` on 6.12).
+    modules_dir: PathBuf,
     /// (console.log, the kmlab.ko that crashed in it: the lab keeps one per module build, and
     /// meta.json names it).
     logs: Vec<(PathBuf, PathBuf)>,
@@ -34,6 +36,7 @@ fn require_lab(lab: &kmortem_lab::Lab) -> LabFiles {
         vmlinux: lab.vmlinux(),
         kmlab_ko: lab.kmlab_ko(),
         modules_debug_dir: lab.modules_debug_dir(),
+        modules_dir: lab.modules_dir(),
         logs: sc
             .iter()
             .map(|s| (s.console_log(), s.meta.kmlab_ko.clone()))
@@ -569,4 +572,176 @@ fn corrupt_and_truncated_files_never_panic_on(lab: &LabFiles) {
     }
     println!("corrupted kmlab.ko: 300 variants, {opened} opened, {lookups} lookups, {errors} errors, no panic");
     assert!(opened > 0 && errors > 0);
+
+    // A compressed image module (6.12's `.ko.xz`), cut and flipped: errors, never a panic.
+    let mut idx = std::collections::HashMap::new();
+    kmortem_symbols::locate::index_modules(&lab.modules_dir, &mut idx, 0);
+    let mut xz: Vec<&PathBuf> = idx
+        .values()
+        .filter(|p| p.extension().is_some_and(|e| e == "xz"))
+        .collect();
+    xz.sort();
+    let Some(xz) = xz.first() else {
+        println!(
+            "no .ko.xz in {}: this kernel installs plain .ko",
+            lab.modules_dir.display()
+        );
+        return;
+    };
+    let orig = std::fs::read(xz).expect("read .ko.xz");
+    let whole = kmortem_symbols::compressed::decompress(&orig)
+        .expect("decompress")
+        .expect("an xz file");
+    let whole: &'static [u8] = Box::leak(whole.into_boxed_slice());
+    assert!(kmortem_symbols::Binary::parse(xz, whole).is_ok());
+    let (mut bad, mut good) = (0, 0);
+    for round in 0..60 {
+        let mut data = orig.clone();
+        if round % 2 == 0 {
+            data.truncate((next() as usize) % data.len());
+        } else {
+            for _ in 0..(1 + round % 8) {
+                let i = (next() as usize) % data.len();
+                data[i] ^= (next() as u8) | 1;
+            }
+        }
+        match kmortem_symbols::compressed::decompress(&data) {
+            Ok(Some(v)) => {
+                good += 1;
+                let v: &'static [u8] = Box::leak(v.into_boxed_slice());
+                let _ = kmortem_symbols::Binary::parse(xz, v);
+            }
+            Ok(None) | Err(_) => bad += 1,
+        }
+    }
+    println!(
+        "corrupted {}: 60 variants, {bad} refused, {good} decompressed (a flip in padding), no panic",
+        xz.display()
+    );
+    assert!(bad >= 55, "{bad}/60 corrupt .ko.xz refused");
+}
+
+/// `--modules /lib/modules/RELEASE`: the image package's own module files are found by name and
+/// read: stripped `.ko` on 6.1, `.ko.xz` on 6.12 (see `compressed.rs`). For the modules the lab
+/// loads and every 32nd other one, the image file's function symbols equal those of the `-dbg`
+/// package's `.ko`, and a frame resolves from it by name with the kallsyms size (from the symbol
+/// table; from DWARF when the debug directory comes first).
+#[test]
+fn image_modules_are_found_and_read() {
+    kmortem_lab::each(image_modules_are_found_and_read_on);
+}
+
+fn image_modules_are_found_and_read_on(lab: &kmortem_lab::Lab) {
+    use kmortem_symbols::locate::index_modules;
+    use std::collections::{BTreeSet, HashMap};
+    let mut image = HashMap::new();
+    index_modules(&lab.modules_dir(), &mut image, 0);
+    let mut debug = HashMap::new();
+    index_modules(&lab.modules_debug_dir(), &mut debug, 0);
+    let xz = image
+        .values()
+        .filter(|p| p.extension().is_some_and(|e| e == "xz"))
+        .count();
+    assert!(
+        image.len() > 100,
+        "{}: {} modules",
+        lab.modules_dir().display(),
+        image.len()
+    );
+    // The modules the lab's guests had loaded (`Modules linked in:`), kmlab aside.
+    let mut sample: BTreeSet<String> = BTreeSet::new();
+    for sc in lab.scenarios().expect("scenarios") {
+        let text = std::fs::read_to_string(sc.console_log()).unwrap_or_default();
+        for l in text.lines() {
+            if let Some((_, list)) = l.split_once("Modules linked in:") {
+                for m in list.split_whitespace() {
+                    let m = m.split('(').next().unwrap_or(m).trim_matches(['[', ']']);
+                    if !m.is_empty() && m != "kmlab" {
+                        sample.insert(m.replace('-', "_"));
+                    }
+                }
+            }
+        }
+    }
+    let loaded = sample.len();
+    let mut names: Vec<&String> = image.keys().collect();
+    names.sort();
+    sample.extend(names.iter().step_by(32).map(|s| s.to_string()));
+    let (mut modules, mut functions, mut from_dwarf) = (0, 0, 0);
+    let mut only_image = Symbolizer::new();
+    only_image.add_module_dir(&lab.modules_dir());
+    let mut both = Symbolizer::new();
+    both.add_module_dir(&lab.modules_debug_dir());
+    both.add_module_dir(&lab.modules_dir());
+    for name in &sample {
+        let img_path = image.get(name).unwrap_or_else(|| {
+            panic!(
+                "module {name} not found under {}",
+                lab.modules_dir().display()
+            )
+        });
+        let img = only_image
+            .module(name)
+            .unwrap_or_else(|| panic!("{}: {:?}", img_path.display(), only_image.notes.last()));
+        let Some(dbg_path) = debug.get(name) else {
+            continue;
+        };
+        let dbg = both.module(name).expect("debug module");
+        let funcs = |b: &kmortem_symbols::Binary| -> Vec<(String, u64, u64)> {
+            (0..b.symbols.len())
+                .filter(|&i| b.symbols[i].is_function)
+                .map(|i| {
+                    let s = &b.symbols[i];
+                    (s.name.to_string(), s.address, b.kallsyms_size(i))
+                })
+                .collect()
+        };
+        let (fi, fd) = (funcs(&img), funcs(&dbg));
+        assert_eq!(fi, fd, "{name}: image and -dbg symbols differ");
+        modules += 1;
+        // One frame per function, in the middle of it, as a trace would print it.
+        for (f, _, size) in fi
+            .iter()
+            .filter(|f| f.2 > 1 && !f.0.starts_with("__pfx_"))
+            .take(20)
+        {
+            let q = Query {
+                function: Some(f),
+                offset: Some(size / 2),
+                size: Some(*size),
+                module: Some(name),
+                return_address: true,
+                ..Query::default()
+            };
+            let r = only_image.resolve(&q);
+            assert_eq!(r.symbol.as_deref(), Some(f.as_str()), "{name}: {f}");
+            assert!(
+                r.size_mismatch.is_none(),
+                "{name}: {f}: {:?}",
+                r.size_mismatch
+            );
+            assert_eq!(r.binary.as_ref(), Some(img_path), "{name}: {f}");
+            let d = both.resolve(&q);
+            assert_eq!(d.binary.as_ref(), Some(dbg_path), "{name}: {f}");
+            if d.source == Source::Dwarf {
+                from_dwarf += 1;
+            }
+            functions += 1;
+        }
+    }
+    println!(
+        "image modules: {} indexed under {} ({xz} .ko.xz); {modules} read ({loaded} loaded in \
+         the lab), symbols equal to the -dbg .ko; {functions} frames resolved from the image \
+         file, {from_dwarf} from DWARF with the debug directory first",
+        image.len(),
+        lab.modules_dir().display()
+    );
+    assert!(
+        modules > 30 && functions > 200,
+        "{modules} modules, {functions} frames"
+    );
+    assert!(
+        from_dwarf * 10 >= functions * 9,
+        "{from_dwarf}/{functions} from DWARF"
+    );
 }
