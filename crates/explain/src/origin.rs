@@ -69,13 +69,26 @@ impl FnCode {
     /// Registers an instruction of this function writes. Folklore: with ftrace
     /// (CONFIG_FUNCTION_TRACER, `-mfentry` since v4.2 on x86_64) every traceable function starts
     /// with `call __fentry__` (a 5-byte nop when tracing is off), which preserves all registers;
-    /// it is not a call that clobbers the arguments. Pinned by the `estats_null` lab test (the
-    /// argument %rsi is followed into the caller across it).
+    /// it is not a call that clobbers the arguments. With IBT (CONFIG_X86_KERNEL_IBT, since 5.18,
+    /// on in Debian's 6.12) an `endbr64` comes first and the call is at +4. Pinned by the
+    /// `estats_null` lab test (the argument %rsi is followed into the caller across it) and, for
+    /// the `endbr64` form, by `wrong_cpu_index` on 6.12 (`lock` of `_raw_spin_lock` followed to
+    /// `kcq` in the caller).
     pub fn written(&self, x: &Insn) -> Vec<u16> {
-        if x.ip() == self.start && insn::is_call(&x.ins) && x.ins.len() == 5 {
+        if x.ip() == self.entry_call_site() && insn::is_call(&x.ins) && x.ins.len() == 5 {
             return Vec::new();
         }
         insn::written(&x.ins)
+    }
+
+    /// Where ftrace's entry call sits: the function's start, or after its `endbr64`.
+    fn entry_call_site(&self) -> u64 {
+        match self.insns.first() {
+            Some(x) if x.ip() == self.start && x.ins.mnemonic() == iced_x86::Mnemonic::Endbr64 => {
+                x.end()
+            }
+            _ => self.start,
+        }
     }
 
     /// Whether any instruction in [start, pc) writes `reg`.
