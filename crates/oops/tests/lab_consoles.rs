@@ -1,40 +1,22 @@
-//! The crash lab's real console logs (`~/.cache/kmortem/lab/<release>/scenarios/*/console.log`),
-//! when the lab has been built on this machine. Every console holds at most one crash, the panic
-//! that follows an oops belongs to its report, and the title agreement with the lab's expected
-//! title is printed.
-
-fn lab_consoles() -> Vec<std::path::PathBuf> {
-    let Some(home) = std::env::var_os("HOME") else {
-        return vec![];
-    };
-    let root = std::path::Path::new(&home).join(".cache/kmortem/lab");
-    let mut out = Vec::new();
-    for rel in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-        for sc in std::fs::read_dir(rel.path().join("scenarios"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let c = sc.path().join("console.log");
-            if c.is_file() {
-                out.push(c);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+//! The crash lab's real console logs (each scenario's `console.log`), on every kernel pinned in
+//! `lab/kernels.toml` (`kmortem_lab::each`; the titles themselves are checked by the lab crate's
+//! tests/titles.rs). Every console holds at most one crash, the panic that follows an oops
+//! belongs to its report, and the title agreement with the lab's expected title is printed per
+//! kernel.
 
 #[test]
 fn lab_console_logs() {
-    let consoles = lab_consoles();
-    if consoles.is_empty() {
-        println!("no crash-lab console logs under ~/.cache/kmortem/lab: nothing to check");
-        return;
-    }
-    let (mut agree, mut with_expect) = (0, 0);
-    for c in &consoles {
-        let log = std::fs::read(c).unwrap();
+    kmortem_lab::each(lab_console_logs_on);
+}
+
+fn lab_console_logs_on(lab: &kmortem_lab::Lab) {
+    let scenarios = lab.scenarios().expect("lab scenarios");
+    let (mut consoles, mut agree, mut with_expect, mut panics) = (0, 0, 0, 0);
+    let mut disagree = Vec::new();
+    for sc in &scenarios {
+        let c = sc.console_log();
+        let log = std::fs::read(&c).unwrap_or_else(|e| panic!("{}: {e}", c.display()));
+        consoles += 1;
         let reports: Vec<_> = kmortem_oops::parse(&log)
             .into_iter()
             .filter(|r| !r.kind.is_event())
@@ -54,25 +36,28 @@ fn lab_console_logs() {
                     c.display(),
                     r.title
                 );
+                panics += 1;
             }
         }
-        let meta = c.with_file_name("meta.json");
-        let expected = std::fs::read_to_string(&meta).ok().and_then(|m| {
-            let k = "\"expected_title\": \"";
-            let p = m.find(k)? + k.len();
-            Some(m[p..].split('"').next()?.to_string())
-        });
         let got = reports.first().map(|r| r.title.clone());
-        if let Some(e) = &expected {
+        if let Some(e) = &sc.meta.expected_title {
             with_expect += 1;
             if got.as_deref() == Some(e.as_str()) {
                 agree += 1;
+            } else {
+                disagree.push(format!("{}: got {got:?}, lab expects {e:?}", sc.meta.name));
             }
         }
-        println!("{}: got {:?}, lab expects {:?}", c.display(), got, expected);
+    }
+    for d in &disagree {
+        println!("  {d}");
     }
     println!(
-        "lab consoles: {} files, title agrees with the lab's expectation on {agree}/{with_expect}",
-        consoles.len()
+        "lab consoles: {consoles} files, at most one crash each, {panics} panics attached to \
+         their oops; the title agrees with the lab's expectation on {agree}/{with_expect}"
+    );
+    assert!(
+        consoles >= 20 && with_expect > 0 && panics > 0,
+        "{consoles} consoles"
     );
 }
