@@ -1,6 +1,6 @@
 //! `kmortem decode` as users see it: `--help`, the output without any debug info (what is
 //! missing and how to get it, plus the decoded Code: that needs no debug info), and end to end
-//! on the crash lab with the Debian vmlinux.
+//! on the crash lab with the Debian vmlinux, on every kernel pinned in `lab/kernels.toml`.
 
 mod common;
 
@@ -21,8 +21,20 @@ fn decode_without_debug_info() {
         "crates/cli/tests/decode/no_debug_info.log",
     ]);
     assert_eq!(code, 0);
+    // The hint names the release the log's `CPU:` line printed (`... OE  RELEASE #1 ...`).
+    let log = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/decode/no_debug_info.log"
+    ))
+    .expect("log");
+    let release = log
+        .lines()
+        .find(|l| l.contains(" Comm: "))
+        .and_then(|l| l.split(" #").next())
+        .and_then(|l| l.split_whitespace().last())
+        .expect("a release in the CPU: line");
     assert!(
-        err.contains("apt install linux-image-6.1.0-56-cloud-amd64-dbg"),
+        err.contains(&format!("apt install linux-image-{release}-dbg")),
         "{err}"
     );
     assert!(out.contains("<-- trapping instruction"), "{out}");
@@ -58,24 +70,25 @@ fn decode_json_without_debug_info() {
 }
 
 /// End to end on every lab console log: each trace line of the kernel gets `(file:line)`, the
-/// trapping instruction is marked, and nothing reports a size mismatch.
+/// trapping instruction is marked, and nothing reports a size mismatch. Each log is decoded with
+/// the kmlab.ko that crashed in it (`meta.json`'s `kmlab_ko`).
 #[test]
 fn decode_lab_consoles() {
-    let lab = kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    kmortem_lab::each(decode_lab_consoles_on);
+}
+
+fn decode_lab_consoles_on(lab: &kmortem_lab::Lab) {
     let sc = lab.scenarios().expect("scenarios");
-    let m = &sc[0].meta;
-    let (mut lines, mut annotated, mut inlined, mut traps) = (0, 0, 0, 0);
+    let vmlinux = lab.vmlinux();
+    let (mut lines, mut annotated, mut inlined, mut traps, mut logs) = (0, 0, 0, 0, 0);
     let mut missing = Vec::new();
     for s in &sc {
         let log = s.console_log();
-        if !log.is_file() {
-            continue;
-        }
         let (out, err, code) = kmortem(&[
             "decode",
             log.to_str().expect("utf-8 path"),
             "--vmlinux",
-            m.vmlinux.to_str().expect("utf-8"),
+            vmlinux.to_str().expect("utf-8"),
             "--modules",
             s.meta
                 .kmlab_ko
@@ -85,16 +98,14 @@ fn decode_lab_consoles() {
             "--no-system",
         ]);
         assert_eq!(code, 0, "{err}");
+        logs += 1;
         for l in out.lines() {
-            // `? func+0x90/0x90`: a stale stack word pointing just past a function (into the
-            // padding before the next one), which has no line info; not a frame to annotate.
-            // kmlab frames of a log older than the lab's rebuilt kmlab.ko: flagged as a size
-            // mismatch (or unknown) by decode itself; not counted.
-            let stale_module = l.contains(" [kmlab]")
-                && (l.contains("[size mismatch") || !l.trim_end().ends_with(')'));
-            if kmortem_symbols_like_frame(l) && !stale_end_of_function(l) && !stale_module {
+            // `? func+0x90/0x90` (`? __pfx_func+0x10/0x10` on 6.12): a stale stack word pointing
+            // just past a function (into the padding before the next one), which has no line
+            // info; not a frame to annotate.
+            if kmortem_symbols_like_frame(l) && !stale_end_of_function(l) {
                 lines += 1;
-                if l.trim_end().ends_with(')') {
+                if l.trim_end().ends_with(')') && !l.contains("[size mismatch") {
                     annotated += 1;
                 } else {
                     missing.push(format!("{}: {l}", log.display()));
@@ -108,12 +119,15 @@ fn decode_lab_consoles() {
             }
         }
     }
-    println!("decode on {} lab logs: {annotated}/{lines} frame lines annotated, {inlined} inlined-by lines, {traps} trapping instructions marked", sc.len());
+    println!("decode on {logs} lab logs: {annotated}/{lines} frame lines annotated, {inlined} inlined-by lines, {traps} trapping instructions marked");
     assert!(
         lines > 0 && annotated == lines,
         "{annotated}/{lines}: {missing:#?}"
     );
-    assert!(inlined > 0 && traps > 0);
+    assert!(
+        logs >= 20 && inlined > 0 && traps >= 10,
+        "{logs} logs, {traps} traps"
+    );
 }
 
 fn stale_end_of_function(l: &str) -> bool {
@@ -146,13 +160,15 @@ fn kmortem_symbols_like_frame(l: &str) -> bool {
 /// `/0xsize` equals the distance to the next System.map symbol (REFERENCE §6).
 #[test]
 fn decode_lab_with_system_map_only() {
-    let lab = kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"));
+    kmortem_lab::each(decode_lab_with_system_map_only_on);
+}
+
+fn decode_lab_with_system_map_only_on(lab: &kmortem_lab::Lab) {
     let sc = lab.scenarios().expect("scenarios");
-    // meta.system_map is Debian's /boot stub; the real map sits next to the debug vmlinux.
-    let map = sc[0]
-        .meta
-        .vmlinux
-        .with_file_name(format!("System.map-{}", sc[0].meta.kernel_release));
+    // lab.system_map() is Debian's /boot stub; the real map sits next to the debug vmlinux.
+    let map = lab
+        .vmlinux()
+        .with_file_name(format!("System.map-{}", lab.release()));
     let (mut checked, mut mismatched) = (0, Vec::new());
     for s in sc.iter().filter(|s| s.console_log().is_file()) {
         let log = s.console_log();
@@ -211,4 +227,108 @@ fn decode_arm64_code() {
         "{out}"
     );
     insta::assert_snapshot!(out);
+}
+
+/// `--modules /lib/modules/RELEASE`, as a user points at the running system's modules: the
+/// image's own module files are found by name and read (stripped `.ko` on 6.1, `.ko.xz` on
+/// 6.12, decompressed by kmortem-symbols), and frames of them get the symbol table's names and
+/// sizes; with the `-dbg` package's directory first, file:line. The log is built from a module
+/// every lab guest loads (`Modules linked in:`), with functions and kallsyms sizes of its file.
+#[test]
+fn decode_frames_of_image_modules() {
+    kmortem_lab::each(decode_frames_of_image_modules_on);
+}
+
+fn decode_frames_of_image_modules_on(lab: &kmortem_lab::Lab) {
+    use kmortem_symbols::locate::index_modules;
+    let sc = lab.scenarios().expect("scenarios");
+    let loaded = sc
+        .iter()
+        .filter_map(|s| std::fs::read_to_string(s.console_log()).ok())
+        .find_map(|t| {
+            let list = t
+                .lines()
+                .find_map(|l| l.split_once("Modules linked in:"))?
+                .1;
+            list.split_whitespace()
+                .map(|m| m.split('(').next().unwrap_or(m).to_string())
+                .find(|m| m != "kmlab")
+        })
+        .expect("a module other than kmlab loaded in the lab");
+    let mut image = std::collections::HashMap::new();
+    index_modules(&lab.modules_dir(), &mut image, 0);
+    let file = image
+        .get(&loaded.replace('-', "_"))
+        .unwrap_or_else(|| panic!("{loaded} not under {}", lab.modules_dir().display()))
+        .clone();
+    let bin = kmortem_symbols::Binary::open(&file).expect("open the image module");
+    // Two functions of .text with their kallsyms sizes, as the kernel would print them.
+    let funcs: Vec<(String, u64)> = (0..bin.symbols.len())
+        .filter(|&i| {
+            let s = &bin.symbols[i];
+            s.is_function && s.size > 16 && !s.name.starts_with("__pfx_")
+        })
+        .map(|i| (bin.symbols[i].name.to_string(), bin.kallsyms_size(i)))
+        .take(2)
+        .collect();
+    assert_eq!(funcs.len(), 2, "{}: too few functions", file.display());
+    let (f1, s1) = &funcs[0];
+    let (f2, s2) = &funcs[1];
+    let log = format!(
+        "[   10.000000] ------------[ cut here ]------------\n\
+         [   10.000000] WARNING: CPU: 0 PID: 1 at {loaded}.c:1 {f1}+0x4/{s1:#x} [{loaded}]\n\
+         [   10.000000] Modules linked in: {loaded}\n\
+         [   10.000000] CPU: 0 PID: 1 Comm: sh Not tainted {rel} #1\n\
+         [   10.000000] RIP: 0010:{f1}+0x4/{s1:#x} [{loaded}]\n\
+         [   10.000000] Call Trace:\n\
+         [   10.000000]  <TASK>\n\
+         [   10.000000]  {f2}+0x9/{s2:#x} [{loaded}]\n\
+         [   10.000000]  </TASK>\n\
+         [   10.000000] ---[ end trace 0000000000000000 ]---\n",
+        rel = lab.release()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("image-module.log");
+    std::fs::write(&path, log).expect("write log");
+    let decode = |modules: &[std::path::PathBuf]| -> serde_json::Value {
+        let mut args = vec![
+            "decode".to_string(),
+            path.display().to_string(),
+            "--no-system".into(),
+            "--json".into(),
+        ];
+        for m in modules {
+            args.push("--modules".into());
+            args.push(m.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (out, err, code) = kmortem(&args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).expect("json")
+    };
+    // The image directory alone: names and sizes from the module's symbol table.
+    let v = decode(&[lab.modules_dir()]);
+    let d = &v["reports"][0]["decode"];
+    let mut resolved = vec![d["ip"].clone()];
+    resolved.extend(d["frames"].as_array().into_iter().flatten().cloned());
+    for (r, f) in resolved.iter().zip([f1, f2]) {
+        assert_eq!(r["symbol"], f.as_str(), "{r}");
+        assert!(r["size_mismatch"].is_null(), "{r}");
+        assert_eq!(r["binary"], file.display().to_string(), "{r}");
+    }
+    // The -dbg directory first: the same frames from DWARF.
+    let v = decode(&[lab.modules_debug_dir(), lab.modules_dir()]);
+    let d = &v["reports"][0]["decode"];
+    let mut dwarf = vec![d["ip"].clone()];
+    dwarf.extend(d["frames"].as_array().into_iter().flatten().cloned());
+    for r in &dwarf {
+        assert_eq!(r["source"], "dwarf", "{r}");
+        assert!(r["frames"][0]["line"].as_u64().unwrap_or(0) > 0, "{r}");
+    }
+    println!(
+        "{loaded} from {}: {f1}, {f2} named from its symbol table ({}), file:line from the -dbg \
+         module",
+        file.display(),
+        resolved[0]["source"]
+    );
 }

