@@ -63,7 +63,10 @@ fn fixes_import_and_query_seed_002() {
     // Evidence per candidate, and score parts that add up to the score.
     let parts = v[0]["score_parts"].as_object().unwrap();
     let sum: f64 = parts.values().map(|x| x.as_f64().unwrap()).sum();
-    assert!((sum - v[0]["score"].as_f64().unwrap()).abs() < 0.05, "{parts:?}");
+    assert!(
+        (sum - v[0]["score"].as_f64().unwrap()).abs() < 0.05,
+        "{parts:?}"
+    );
     let ev = v[0]["evidence"].as_array().unwrap();
     assert!(ev.iter().any(|e| e["type"] == "guilty_text"), "{ev:?}");
     for e in ev {
