@@ -90,7 +90,9 @@ impl Writer {
         metrics: Arc<Metrics>,
         alerts: Option<mpsc::Sender<AlertEvent>>,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        // Jobs waiting for the database: bounded (a netconsole flood that finds reports waits
+        // here instead of piling them up in memory); group commit needs no more.
+        let (tx, mut rx) = mpsc::channel::<Job>(256);
         let handle = tokio::spawn(async move {
             let mut jobs: Vec<Job> = Vec::new();
             while let Some(first) = rx.recv().await {

@@ -242,8 +242,13 @@ impl Server {
             };
             let limits = netconsole::Limits {
                 idle_flush: opts.idle_flush,
-                // The budget holds for all workers together.
-                memory: (opts.netconsole_memory / workers).max(1 << 16),
+                // The budget holds for all workers together, and the senders' buffers get a
+                // quarter of it: the rest is for what a flood costs besides them (receive
+                // batches, worker queues, the reports it makes on their way to the database,
+                // allocator slack), so that the process's RSS stays under --netconsole-memory
+                // (measured by crates/cli/tests/serve_attacks.rs: buffers at half the budget
+                // peaked at 79 MiB RSS for a 64 MiB budget).
+                memory: (opts.netconsole_memory / 4 / workers).max(1 << 16),
                 sender_memory: opts.netconsole_sender_memory.max(1 << 14),
                 ..Default::default()
             };
