@@ -124,6 +124,9 @@ struct Sender {
     held_bytes: usize,
     lines_bytes: usize,
     spare_bytes: usize,
+    /// The largest message length (`ncfrag=.../<total>`) this sender has fragmented: a bound
+    /// on each half-assembled message it holds.
+    frag_max: usize,
     frags: Reassembler<Header>,
     held: BTreeMap<u64, Held>,
     next_seq: Option<u64>,
@@ -157,6 +160,7 @@ impl Sender {
             held_bytes: 0,
             lines_bytes: 0,
             spare_bytes: 0,
+            frag_max: 0,
             frags: Reassembler::new(limits.max_fragments, limits.max_message),
             held: BTreeMap::new(),
             next_seq: None,
@@ -769,6 +773,9 @@ impl Ctx<'_> {
                 return;
             }
         }
+        s.frag_max = s
+            .frag_max
+            .max((total as usize).min(self.limits.max_message));
         let got = s.frags.add(h.seq, off, total, text, h.owned(), stamp);
         for _ in 0..s.frags.take_evicted() {
             self.metrics.drop_nc("fragment_overflow");
@@ -1061,15 +1068,15 @@ impl Sender {
 
     /// Bytes this sender holds, as counted against the budgets: the buffers it owns, its open
     /// report twice (the raw lines here, the parser's copy in the scanner), half-assembled
-    /// fragments at their full size (the reassembler allocates the whole message at its first
-    /// fragment), and a fixed cost for the sender itself.
+    /// fragments at the largest size this sender has announced (the reassembler allocates the
+    /// whole message at its first fragment), and a fixed cost for the sender itself.
     fn bytes(&self, limits: &Limits) -> usize {
         SENDER_OVERHEAD
             + self.held_bytes
             + 2 * self.lines_bytes
             + self.spare_bytes
             + self.partial.capacity()
-            + self.frags.len() * limits.max_message
+            + self.frags.len() * self.frag_max.min(limits.max_message)
     }
 
     /// Eviction order, lowest first: unnamed before named, idle before mid-report, the least
