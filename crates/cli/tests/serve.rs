@@ -74,7 +74,8 @@ fn pid_of(raw: &str) -> Option<u32> {
 #[test]
 fn kill_9_mid_burst_loses_no_accepted_report() {
     let dir = Tmp::new("kill9");
-    let s = serve(&dir.0, &[]);
+    // A burst from one address: no rate limit.
+    let s = serve(&dir.0, &["--rate-limit", "0"]);
     let log = example("null-deref.log");
     let accepted: Arc<Mutex<Vec<(i64, u32)>>> = Default::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -125,7 +126,7 @@ fn kill_9_mid_burst_loses_no_accepted_report() {
     );
 
     // Restart on the same database: every 2xx'd report is there, with its own text.
-    let s2 = serve(&dir.0, &[]);
+    let s2 = serve(&dir.0, &["--rate-limit", "0"]);
     let stored = all_reports(&s2.url);
     let by_id: std::collections::HashMap<i64, u32> = stored
         .iter()

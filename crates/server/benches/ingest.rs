@@ -44,6 +44,90 @@ fn fresh_pg(base: &str, name: &str) -> String {
     format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
 
+/// The source address of sender `h`: 127.0.0.10-29 for the 20-sender runs, 127.1.x.y beyond.
+fn sender_ip(h: usize, hosts: usize) -> String {
+    if hosts <= 200 {
+        format!("127.0.0.{}", 10 + h)
+    } else {
+        format!("127.1.{}.{}", h / 250, 1 + h % 250)
+    }
+}
+
+/// Resident memory of this process in KiB: (peak since the last reset, now).
+fn rss_kib() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Many senders at once (a fleet): `hosts` senders of `per_host` datagrams each, interleaved;
+/// reports/s from the first datagram until the last report is stored, and the growth of the
+/// peak RSS over the process's RSS before the first datagram (the traffic is generated
+/// before; `/proc/self/clear_refs` resets the peak).
+fn fleet(db: &str, hosts: usize, per_host: usize) -> (f64, usize, u64, u64) {
+    let mut opts = kmortem_server::Options::new(db.to_string());
+    opts.netconsole = Some("127.0.0.1:0".parse().unwrap());
+    // Longer than the netconsole runs' 500 ms: with 1,000 senders a sender waits longer for
+    // its turn, and a report cut by the idle flush would be counted twice. The time until the
+    // last report is stored includes this wait.
+    opts.idle_flush = Duration::from_secs(2);
+    let run = Running::start(opts);
+    let target = run.server().netconsole_addr.unwrap();
+    let mut rng = Rng(7);
+    let mut streams = Vec::new();
+    let mut reports = 0;
+    for h in 0..hosts {
+        let (d, pids) = host_stream(&mut rng, per_host, 1000 * h as u32);
+        reports += pids.len();
+        let sock = UdpSocket::bind(format!("{}:0", sender_ip(h, hosts))).unwrap();
+        sock.connect(target).unwrap();
+        streams.push((sock, d));
+    }
+    let m = run.server().metrics.clone();
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let (_, rss0) = rss_kib();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    const CHUNK: usize = 8;
+    const WINDOW: u64 = 1024;
+    let mut i = 0;
+    while i < per_host {
+        let end = (i + CHUNK).min(per_host);
+        for (sock, d) in &streams {
+            send_many(sock, &d[i..end]);
+            sent += (end - i) as u64;
+            while sent - m.netconsole_datagrams.get() > WINDOW {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        i = end;
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        let n = run
+            .rt
+            .block_on(run.server().store.report_count())
+            .unwrap_or(0);
+        if n as usize >= reports {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (hwm, _) = rss_kib();
+    let stored = all_reports(&run.url, "").len();
+    if stored != reports {
+        println!("  fleet of {hosts}: {stored} reports stored, {reports} sent");
+    }
+    (reports as f64 / secs, stored, hwm.saturating_sub(rss0), hwm)
+}
+
 fn netconsole(db: &str, hosts: usize, per_host: usize) -> (f64, u64, usize) {
     let mut opts = kmortem_server::Options::new(db.to_string());
     opts.netconsole = Some("127.0.0.1:0".parse().unwrap());
@@ -62,7 +146,7 @@ fn netconsole(db: &str, hosts: usize, per_host: usize) -> (f64, u64, usize) {
     for h in 0..hosts {
         let (d, pids) = host_stream(&mut rng, per_host, 1000 * h as u32);
         reports += pids.len();
-        let sock = UdpSocket::bind(format!("127.0.0.{}:0", 10 + h)).unwrap();
+        let sock = UdpSocket::bind(format!("{}:0", sender_ip(h, hosts))).unwrap();
         // Connected: the route is looked up once, not per datagram.
         sock.connect(target).unwrap();
         streams.push((sock, d));
@@ -335,6 +419,17 @@ fn main() {
         }
         return;
     }
+    if std::env::var("KMORTEM_BENCH_PROFILE").as_deref() == Ok("fleet") {
+        let db = dir.0.join("fleet.db").display().to_string();
+        let (rps, n, growth, hwm) = fleet(&db, 1000, 200);
+        println!(
+            "sqlite: 1,000 netconsole senders: {rps:.0} reports/s ({n} reports), peak RSS {} MiB \
+             ({} MiB over the RSS before the first datagram)",
+            hwm >> 10,
+            growth >> 10
+        );
+        return;
+    }
     if std::env::var("KMORTEM_BENCH_PROFILE").as_deref() == Ok("netconsole") {
         let db = dir.0.join("profile.db").display().to_string();
         let (rate, lines, reports) = netconsole(&db, hosts, per_host);
@@ -349,12 +444,28 @@ fn main() {
         recv / anchor
     );
     for (name, nc_db, http_db) in dbs {
+        if name == "sqlite" {
+            // Anchor for the fleet row: the same reports/s measure with 20 senders.
+            let (rps20, n20, _, _) = fleet(&format!("{nc_db}.fleet20"), 20, 10_000);
+            let (rps, n, growth, hwm) = fleet(&format!("{nc_db}.fleet"), 1000, 200);
+            println!(
+                "{name}: 1,000 netconsole senders: {rps:.0} reports/s ({n} reports; {:.2}x of 20 \
+                 senders at {rps20:.0} reports/s, {n20} reports), peak RSS {} MiB ({} MiB over the \
+                 RSS before the first datagram)",
+                rps / rps20,
+                hwm >> 10,
+                growth >> 10
+            );
+        }
         let (rate, lines, reports) = netconsole(&nc_db, hosts, per_host);
         println!(
             "{name}: netconsole {rate:.0} lines/s ({lines} lines, {reports} reports; {:.2}x the parser alone)",
             rate / anchor
         );
-        let run = Running::start(kmortem_server::Options::new(http_db));
+        let mut http_opts = kmortem_server::Options::new(http_db);
+        // 64 clients from one address, on purpose: no rate limit.
+        http_opts.rate_limit = 0.0;
+        let run = Running::start(http_opts);
         let health = http_rate(&run.url, false, threads, 3);
         let rps = http_rate(&run.url, true, threads, 5);
         println!(

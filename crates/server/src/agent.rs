@@ -9,6 +9,21 @@
 //! spools while the server is unreachable and loses nothing across its own restarts. Every item
 //! carries an idempotency key (a content hash, or boot id + sequence number), remembered in
 //! `sent` once delivered, and the server also refuses to store a key twice: nothing goes twice.
+//!
+//! What the server answers decides what happens to an item ([`Outcome`]):
+//! - 2xx: stored; the item is deleted.
+//! - 400, 413, 422: the server will never take this item as it is (malformed, too large, no
+//!   report in it). It moves to `rejected/` in the state directory with the server's reason
+//!   beside it (`NAME.json`, `NAME.reason`), is counted and logged, and the spool goes on.
+//! - anything else (401 and 403: a token to fix; 408, 429, 5xx, no answer): the item stays,
+//!   the spool stops there and is tried again after a back-off that doubles up to 16 times
+//!   `--retry`, or after the server's `Retry-After` when it is longer.
+//!
+//! Boot files are read as root from directories a local user may write to (`/var/crash`), so a
+//! file is opened with `O_NOFOLLOW` and read only when it is a regular file owned by root (or
+//! by the agent's own user) inside the directory searched, and at most [`MAX_FILE`] bytes of it
+//! (its end: the crash is at the end of a log). The token only travels encrypted: an
+//! `http://` server that is not on this machine is refused unless `--insecure-http` is given.
 
 use kmortem_oops::input::parse_kmsg;
 use kmortem_oops::Scanner;
@@ -17,7 +32,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One drain at a time: the `/dev/kmsg` loop and the retry thread share the spool, and two
@@ -87,7 +102,12 @@ pub enum AgentError {
     Io(String, std::io::Error),
     #[error("server refused {0}: {1}")]
     Refused(String, String),
+    #[error("{0}")]
+    Config(String),
 }
+
+/// Most bytes read from one boot file (its last ones).
+pub const MAX_FILE: u64 = 16 << 20;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
     move |e| AgentError::Io(path.display().to_string(), e)
@@ -116,6 +136,30 @@ pub struct AgentOptions {
     /// Ship what is there now, then exit (instead of following /dev/kmsg).
     pub once: bool,
     pub retry: Duration,
+    /// PEM file of the CA(s) that sign the server's certificate (`https://` servers); the
+    /// system's web roots when `None`.
+    pub ca_file: Option<PathBuf>,
+    /// Allow a plain `http://` server that is not on this machine (the token goes in clear).
+    pub insecure_http: bool,
+}
+
+impl AgentOptions {
+    /// Options with the defaults of `kmortem agent` for everything but the server and token.
+    pub fn new(server: &str, token: &str, host: &str, state_dir: PathBuf) -> Self {
+        AgentOptions {
+            server: server.into(),
+            token: token.into(),
+            host: host.into(),
+            state_dir,
+            kmsg: None,
+            pstore_dirs: Vec::new(),
+            crash_dir: None,
+            once: true,
+            retry: Duration::from_secs(30),
+            ca_file: None,
+            insecure_http: false,
+        }
+    }
 }
 
 /// One item in the spool: exactly the JSON body posted to `/api/v1/reports`.
@@ -137,14 +181,23 @@ pub struct Summary {
     pub sent: usize,
     pub already_sent: usize,
     pub spooled: usize,
+    /// Items the server refused for good (moved to `rejected/`).
     pub rejected: usize,
+    /// Boot files not read: not a regular file, not owned by root, outside the directory.
+    pub refused_files: usize,
     /// /dev/kmsg records overwritten before the agent read them (gaps in the sequence).
     pub kmsg_lost: u64,
 }
 
 pub struct Agent {
     opts: AgentOptions,
+    http: ureq::Agent,
     spool: PathBuf,
+    rejected: PathBuf,
+    /// After a retryable failure: how long to wait before the next try (the back-off, or the
+    /// server's Retry-After), and how many failures in a row.
+    pub retry_after: Option<Duration>,
+    failures: u32,
     sent_path: PathBuf,
     sent: HashSet<String>,
     counter: u64,
@@ -155,8 +208,10 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(opts: AgentOptions) -> Result<Agent, AgentError> {
+        let http = http_agent(&opts)?;
         let spool = opts.state_dir.join("spool");
         std::fs::create_dir_all(&spool).map_err(io(&spool))?;
+        let rejected = opts.state_dir.join("rejected");
         let sent_path = opts.state_dir.join("sent");
         let sent = match std::fs::read_to_string(&sent_path) {
             Ok(s) => s.lines().map(String::from).collect(),
@@ -177,7 +232,11 @@ impl Agent {
             .map_or(0, |n| n + 1);
         Ok(Agent {
             opts,
+            http,
             spool,
+            rejected,
+            retry_after: None,
+            failures: 0,
             sent_path,
             sent,
             counter,
@@ -238,8 +297,23 @@ impl Agent {
         }
         files.sort();
         for (p, source) in files {
-            let Ok(data) = std::fs::read(&p) else {
-                continue;
+            let root = if source == "agent:kdump" {
+                self.opts.crash_dir.clone()
+            } else {
+                self.opts
+                    .pstore_dirs
+                    .iter()
+                    .find(|d| p.starts_with(d))
+                    .cloned()
+            };
+            let data = match root.map(|r| read_boot_file(&r, &p, MAX_FILE)) {
+                Some(Ok(d)) => d,
+                Some(Err(why)) => {
+                    tracing::warn!("not reading {}: {why}", p.display());
+                    self.summary.refused_files += 1;
+                    continue;
+                }
+                None => continue,
             };
             let compressed = p.extension().is_some_and(|e| e == "z");
             let items = boot_items(&self.opts.host, source, data, compressed);
@@ -391,8 +465,9 @@ impl Agent {
         Ok(())
     }
 
-    /// Post every spooled item in order; stop at the first failure (the server is down).
-    /// Returns how many items are still spooled.
+    /// Post every spooled item in order; stop at the first retryable failure (then
+    /// [`Agent::retry_after`] says when to try again). Returns how many items are still
+    /// spooled.
     pub fn drain(&mut self) -> Result<usize, AgentError> {
         let _one = DRAIN.lock().unwrap_or_else(|e| e.into_inner());
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.spool)
@@ -403,35 +478,63 @@ impl Agent {
             .collect();
         names.sort();
         let mut left = names.len();
+        self.retry_after = None;
         for p in names {
             let Ok(body) = std::fs::read(&p) else {
                 continue;
             };
             let item: Item = match serde_json::from_slice(&body) {
                 Ok(i) => i,
-                Err(_) => {
-                    // A damaged spool file can never be sent.
-                    let _ = std::fs::remove_file(&p);
+                Err(e) => {
+                    // A damaged spool file can never be sent; it is kept, not deleted.
+                    self.reject(&p, &format!("damaged spool file: {e}"))?;
                     left -= 1;
                     continue;
                 }
             };
-            match post(&self.opts.server, &self.opts.token, &body) {
-                Ok(()) => self.summary.sent += 1,
-                Err(Post::Rejected(msg)) => {
-                    tracing::warn!("server refused {}: {msg}", item.key);
-                    self.summary.rejected += 1;
+            match post(&self.http, &self.opts.server, &self.opts.token, &body) {
+                Outcome::Stored => {
+                    self.summary.sent += 1;
+                    self.failures = 0;
+                    self.remember(&item.key)?;
+                    std::fs::remove_file(&p).map_err(io(&p))?;
                 }
-                Err(Post::Unreachable(msg)) => {
-                    tracing::info!("server unreachable ({msg}); {left} item(s) stay spooled");
+                Outcome::Rejected(code, msg) => {
+                    tracing::warn!(
+                        "server refused {} for good (HTTP {code}): {msg}; moved to {}",
+                        item.key,
+                        self.rejected.display()
+                    );
+                    self.reject(&p, &format!("HTTP {code}: {msg}"))?;
+                }
+                Outcome::Retry(msg, after) => {
+                    self.failures = self.failures.saturating_add(1);
+                    let backoff = self.opts.retry * 2u32.pow(self.failures.min(5) - 1);
+                    let wait = after.map_or(backoff, |a| a.max(backoff));
+                    tracing::info!(
+                        "{msg}: {} not stored; {left} item(s) stay spooled, next try in {:.0} s",
+                        item.key,
+                        wait.as_secs_f64()
+                    );
+                    self.retry_after = Some(wait);
                     return Ok(left);
                 }
             }
-            self.remember(&item.key)?;
-            std::fs::remove_file(&p).map_err(io(&p))?;
             left -= 1;
         }
         Ok(left)
+    }
+
+    /// Move a spool file to `rejected/`, with the reason in `NAME.reason`.
+    fn reject(&mut self, p: &Path, reason: &str) -> Result<(), AgentError> {
+        std::fs::create_dir_all(&self.rejected).map_err(io(&self.rejected))?;
+        let name = p.file_name().unwrap_or_default();
+        let dst = self.rejected.join(name);
+        let why = dst.with_extension("reason");
+        std::fs::write(&why, format!("{reason}\n")).map_err(io(&why))?;
+        std::fs::rename(p, &dst).map_err(io(&dst))?;
+        self.summary.rejected += 1;
+        Ok(())
     }
 
     fn remember(&mut self, key: &str) -> Result<(), AgentError> {
@@ -464,11 +567,19 @@ impl Agent {
                 return;
             };
             loop {
+                let wait = a.retry_after.unwrap_or(opts.retry);
+                let start = std::time::Instant::now();
                 let stop = matches!(
-                    rx.recv_timeout(opts.retry),
+                    rx.recv_timeout(wait),
                     Err(mpsc::RecvTimeoutError::Disconnected)
                 );
                 while rx.try_recv().is_ok() {}
+                // A new item while the server asked us to wait: wait out the rest first.
+                if a.retry_after.is_some() && !stop {
+                    if let Some(rest) = wait.checked_sub(start.elapsed()) {
+                        std::thread::sleep(rest);
+                    }
+                }
                 let _ = a.drain();
                 if stop {
                     return;
@@ -489,7 +600,16 @@ impl Agent {
                 self.follow_kmsg(&k)?;
             }
         }
-        self.drain()
+        let mut left = self.drain()?;
+        // Once: a few more tries for what the server asked to retry (429, 5xx, ...).
+        let mut tries = 0;
+        while self.opts.once && left > 0 && tries < ONCE_RETRIES {
+            let Some(wait) = self.retry_after else { break };
+            std::thread::sleep(wait.min(Duration::from_secs(60)));
+            left = self.drain()?;
+            tries += 1;
+        }
+        Ok(left)
     }
 }
 
@@ -508,30 +628,170 @@ impl From<Option<Vec<u8>>> for Rec {
     }
 }
 
-enum Post {
-    Rejected(String),
-    Unreachable(String),
+/// Extra drains `--once` makes for items the server asked to retry.
+const ONCE_RETRIES: usize = 3;
+
+/// What became of one posted item.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: stored.
+    Stored,
+    /// 400, 413, 422: never stored as it is; the status and the server's reason.
+    Rejected(u16, String),
+    /// Anything else: try again (after the server's `Retry-After`, if it gave one).
+    Retry(String, Option<Duration>),
 }
 
-fn post(server: &str, token: &str, body: &[u8]) -> Result<(), Post> {
+/// Statuses a retry cannot fix: the item itself is what the server refuses.
+pub fn is_final_refusal(code: u16) -> bool {
+    matches!(code, 400 | 413 | 422)
+}
+
+/// The server's reason: its JSON `error`, else the start of the body.
+fn reason(resp: ureq::Response) -> String {
+    let text = resp.into_string().unwrap_or_default();
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) if v["error"].is_string() => v["error"].as_str().unwrap_or_default().to_string(),
+        _ => text.chars().take(500).collect(),
+    }
+}
+
+fn post(http: &ureq::Agent, server: &str, token: &str, body: &[u8]) -> Outcome {
     let url = format!("{}/api/v1/reports", server.trim_end_matches('/'));
-    let r = ureq::post(&url)
+    let r = http
+        .post(&url)
         .timeout(Duration::from_secs(30))
         .set("Authorization", &format!("Bearer {token}"))
         .set("Content-Type", "application/json")
         .send_bytes(body);
     match r {
-        Ok(_) => Ok(()),
-        // 4xx: retrying will not help (bad token is the exception: keep it spooled).
-        Err(ureq::Error::Status(code, resp)) if (400..500).contains(&code) && code != 401 => {
-            Err(Post::Rejected(resp.into_string().unwrap_or_default()))
+        Ok(_) => Outcome::Stored,
+        Err(ureq::Error::Status(code, resp)) if is_final_refusal(code) => {
+            Outcome::Rejected(code, reason(resp))
         }
-        Err(ureq::Error::Status(code, resp)) => Err(Post::Unreachable(format!(
-            "HTTP {code}: {}",
-            resp.into_string().unwrap_or_default()
-        ))),
-        Err(e) => Err(Post::Unreachable(e.to_string())),
+        Err(ureq::Error::Status(code, resp)) => {
+            // Retry-After in seconds (the HTTP-date form is not worth a date parser here:
+            // the back-off applies instead).
+            let after = resp
+                .header("Retry-After")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| Duration::from_secs(s.min(3600)));
+            Outcome::Retry(
+                format!("server answered HTTP {code} ({})", reason(resp)),
+                after,
+            )
+        }
+        Err(e) => Outcome::Retry(format!("server unreachable ({e})"), None),
     }
+}
+
+/// Is `url`'s host this machine (so that plain HTTP does not cross a network)?
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The HTTP client: TLS with the system's web roots, or with `ca_file`'s CAs only; plain
+/// HTTP only to this machine unless `insecure_http`.
+fn http_agent(opts: &AgentOptions) -> Result<ureq::Agent, AgentError> {
+    let url = opts.server.as_str();
+    if url.starts_with("http://") && !opts.insecure_http && !is_loopback_url(url) {
+        return Err(AgentError::Config(format!(
+            "refusing to send the token in clear to {url}: use https:// (the server's \
+             --tls-cert, and --ca-file here), or pass --insecure-http"
+        )));
+    }
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(AgentError::Config(format!(
+            "--server {url:?}: expected http://HOST:PORT or https://HOST:PORT"
+        )));
+    }
+    let mut b = ureq::AgentBuilder::new();
+    if let Some(ca) = &opts.ca_file {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let bad = |e: String| AgentError::Config(format!("--ca-file {}: {e}", ca.display()));
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(e.to_string()))? {
+            roots
+                .add(c.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("no certificate in the file".into()));
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        b = b.tls_config(Arc::new(cfg));
+    }
+    Ok(b.build())
+}
+
+/// Read a boot file found under `root`, as root, without being tricked into reading another
+/// file: `O_NOFOLLOW` (a symlink planted in `/var/crash` fails to open), then on the open file
+/// itself: a regular file (not a FIFO that blocks, not a device), owned by root or by us, and
+/// really inside `root` (no symlinked directory on the way). At most `cap` bytes, the last ones.
+/// Pinned by tests::boot_files_refuse_symlinks_and_foreign_files.
+pub fn read_boot_file(root: &Path, p: &Path, cap: u64) -> Result<Vec<u8>, String> {
+    use std::io::{Seek, SeekFrom};
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let mut f = o.open(p).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => "it is a symbolic link".to_string(),
+        _ => e.to_string(),
+    })?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(format!("owned by uid {}, not by root", meta.uid()));
+        }
+    }
+    let real_root = root.canonicalize().map_err(|e| e.to_string())?;
+    let real = p
+        .parent()
+        .ok_or("no parent directory")?
+        .canonicalize()
+        .map_err(|e| e.to_string())?;
+    if !real.starts_with(&real_root) {
+        return Err(format!("it is outside {}", root.display()));
+    }
+    let len = meta.len();
+    if len > cap {
+        f.seek(SeekFrom::Start(len - cap))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut data = Vec::new();
+    f.take(cap)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    Ok(data)
 }
 
 /// The items to ship for one boot file (a pstore record, a kdump dmesg): the file is cut here,
@@ -618,7 +878,9 @@ fn walk(dir: &Path, depth: u32, f: &mut dyn FnMut(&Path)) {
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
-        if p.is_dir() {
+        // Not `is_dir()`: that follows a symbolic link out of the directory.
+        let is_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+        if is_dir {
             if depth > 0 {
                 walk(&p, depth - 1, f);
             }
@@ -731,6 +993,8 @@ mod tests {
             crash_dir: None,
             once: true,
             retry: Duration::from_secs(1),
+            ca_file: None,
+            insecure_http: false,
         })
         .unwrap()
     }
@@ -912,6 +1176,89 @@ mod tests {
             "the kmsg loop waited {took:?}"
         );
         drop(silent);
+    }
+
+    /// A symlink planted in the crash directory (to make root ship /etc/shadow), a symlinked
+    /// directory, a FIFO (a read that blocks forever) and a file owned by another user are
+    /// refused; a big file is read to its last `cap` bytes.
+    #[test]
+    fn boot_files_refuse_symlinks_and_foreign_files() {
+        let dir = Tmp::new("bootfiles");
+        let d = &dir.0;
+        let crash = d.join("crash");
+        std::fs::create_dir_all(crash.join("host-1")).unwrap();
+        std::fs::create_dir_all(d.join("elsewhere")).unwrap();
+        std::fs::write(d.join("elsewhere/dmesg.txt"), "secret\n").unwrap();
+        std::fs::write(crash.join("host-1/dmesg.txt"), "0123456789").unwrap();
+        std::os::unix::fs::symlink(
+            d.join("elsewhere/dmesg.txt"),
+            crash.join("host-1/dmesg.lnk"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(d.join("elsewhere"), crash.join("linked")).unwrap();
+        let fifo = crash.join("host-1/dmesg.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let read = |p: &Path| read_boot_file(&crash, p, 4);
+        assert_eq!(read(&crash.join("host-1/dmesg.txt")).unwrap(), b"6789");
+        let e = read(&crash.join("host-1/dmesg.lnk")).unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
+        let e = read(&crash.join("linked/dmesg.txt")).unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        let e = read(&fifo).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let other = crash.join("host-1/dmesg.other");
+            std::fs::write(&other, "x").unwrap();
+            std::os::unix::fs::chown(&other, Some(4321), None).unwrap();
+            let e = read(&other).unwrap_err();
+            assert!(e.contains("uid 4321"), "{e}");
+        } else {
+            println!("not root: the owner check is not exercised");
+        }
+        // The walk does not descend into the symlinked directory either.
+        let mut a = Agent::new(AgentOptions {
+            crash_dir: Some(crash.clone()),
+            ..agent(d).opts
+        })
+        .unwrap();
+        a.collect_boot().unwrap();
+        assert_eq!(
+            a.summary.refused_files,
+            2 + usize::from(unsafe { libc::geteuid() } == 0)
+        );
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for (u, ok) in [
+            ("http://127.0.0.1:8750", true),
+            ("http://localhost:8750/", true),
+            ("http://[::1]:8750", true),
+            ("http://127.9.9.9", true),
+            ("http://10.0.0.1:8750", false),
+            ("http://crash.example:8750", false),
+            ("http://localhost.evil.example", false),
+            ("http://127.0.0.1@crash.example", false),
+        ] {
+            assert_eq!(is_loopback_url(u), ok, "{u}");
+        }
+        let dir = Tmp::new("insecure");
+        let o = AgentOptions::new("http://crash.example:8750", "t", "h", dir.0.join("s"));
+        let e = Agent::new(o.clone()).err().expect("refused");
+        assert!(e.to_string().contains("--insecure-http"), "{e}");
+        assert!(Agent::new(AgentOptions {
+            insecure_http: true,
+            ..o.clone()
+        })
+        .is_ok());
+        assert!(Agent::new(AgentOptions {
+            server: "https://crash.example:8750".into(),
+            ..o
+        })
+        .is_ok());
     }
 
     /// A report whose end marker is the last thing the kernel printed is shipped once the log

@@ -1,12 +1,21 @@
 //! Alert rules: "a new group is seen" and "a group's rate goes over N per hour", delivered to a
 //! webhook as a JSON POST. See [`crate::config`] for the rule syntax and docs/json/server.md for
 //! the payload.
+//!
+//! Queues are bounded: [`EVENT_QUEUE`] stored reports waiting for the rules, and
+//! [`WEBHOOK_QUEUE`] alerts per webhook waiting for delivery; what does not fit is dropped and
+//! counted (`kmortem_alerts_dropped_total{queue}`), so a dead webhook cannot grow the server.
+//!
+//! Several servers on one database (replicas on PostgreSQL) fire each alert once: before
+//! firing, a server claims the alert in the database ([`Store::claim_alert`], one atomic
+//! upsert), and only the claim's winner sends it. Rates count the reports every server stored
+//! (the database's count, refreshed at most once a second per group).
 
 use crate::config::{AlertRule, When};
 use crate::metrics::{AlertLabels, Metrics};
 use kmortem_store::{time, Inserted, Store};
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -60,45 +69,71 @@ struct Rate {
 
 const HOUR: i64 = 3_600_000;
 
+/// Stored reports waiting for the alert rules.
+pub const EVENT_QUEUE: usize = 4096;
+/// Alerts waiting for delivery, per webhook.
+pub const WEBHOOK_QUEUE: usize = 256;
+
+/// A group's reports in the last hour: the database's count at `at`, plus the reports this
+/// server saw since.
+struct Window {
+    at: i64,
+    base: u64,
+    added: u64,
+}
+
+/// Groups whose rate window is kept; past this the windows are refetched.
+const MAX_WINDOWS: usize = 10_000;
+
 /// Run the alert engine until the event channel closes.
 pub async fn run(
     rules: Vec<AlertRule>,
     store: Store,
     metrics: Arc<Metrics>,
     base_url: String,
-    mut rx: mpsc::UnboundedReceiver<AlertEvent>,
+    mut rx: mpsc::Receiver<AlertEvent>,
 ) {
-    // Per group: receive times within the last hour, and when a rate alert last fired.
-    let mut windows: HashMap<i64, VecDeque<i64>> = HashMap::new();
+    let any_rate = rules.iter().any(|r| r.when == When::Rate);
+    let mut windows: HashMap<i64, Window> = HashMap::new();
+    // When this server last fired a rate rule for a group (saves a claim per report).
     let mut fired: HashMap<(usize, i64), i64> = HashMap::new();
     // One delivery queue per webhook URL: alerts reach a receiver in the order they happened
     // (a new group before the rate alert it leads to), each after the previous one's tries.
-    let mut queues: HashMap<String, mpsc::UnboundedSender<(String, Vec<u8>)>> = HashMap::new();
+    let mut queues: HashMap<String, mpsc::Sender<(String, Vec<u8>)>> = HashMap::new();
     while let Some(ev) = rx.recv().await {
         let g = ev.inserted.group;
-        match windows.entry(g) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                // After a restart, seed the window from the database so rates survive
-                // restarts (the event itself is already stored, so it is counted here).
-                let n = store
-                    .count_since(g, ev.received_at - HOUR)
-                    .await
-                    .unwrap_or(1)
-                    .max(1);
-                v.insert(VecDeque::from(vec![
-                    ev.received_at;
-                    usize::try_from(n).unwrap_or(1)
-                ]));
+        let last_hour = if any_rate {
+            match windows.get_mut(&g) {
+                Some(w) if ev.received_at - w.at < 1000 => {
+                    w.added += 1;
+                    w.base + w.added
+                }
+                _ => {
+                    // The database counts every server's reports (and survives restarts); the
+                    // event itself is already stored, so it is in the count.
+                    let n = store
+                        .count_since(g, ev.received_at - HOUR)
+                        .await
+                        .unwrap_or(1)
+                        .max(1) as u64;
+                    if windows.len() >= MAX_WINDOWS {
+                        windows.clear();
+                        fired.clear();
+                    }
+                    windows.insert(
+                        g,
+                        Window {
+                            at: ev.received_at,
+                            base: n,
+                            added: 0,
+                        },
+                    );
+                    n
+                }
             }
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                o.get_mut().push_back(ev.received_at)
-            }
-        }
-        let w = windows.entry(g).or_default();
-        while w.front().is_some_and(|&t| t < ev.received_at - HOUR) {
-            w.pop_front();
-        }
-        let last_hour = w.len() as u64;
+        } else {
+            0
+        };
         for (i, rule) in rules.iter().enumerate() {
             if rule.kind.as_ref().is_some_and(|k| *k != ev.kind)
                 || rule.host.as_ref().is_some_and(|h| *h != ev.host)
@@ -106,7 +141,14 @@ pub async fn run(
                 continue;
             }
             let (event, rate) = match rule.when {
-                When::NewGroup if ev.inserted.new_group => ("new_group", None),
+                When::NewGroup if ev.inserted.new_group => {
+                    // Only the server whose insert created the group sees `new_group`; the
+                    // claim makes it once even so (a group is new once, ever).
+                    if !claim(&store, &rule.name, g, ev.received_at, i64::MAX / 4).await {
+                        continue;
+                    }
+                    ("new_group", None)
+                }
                 When::Rate => {
                     let per_hour = rule.per_hour.unwrap_or(u64::MAX);
                     if last_hour <= per_hour {
@@ -120,6 +162,9 @@ pub async fn run(
                         continue;
                     }
                     fired.insert((i, g), ev.received_at);
+                    if !claim(&store, &rule.name, g, ev.received_at, HOUR).await {
+                        continue;
+                    }
                     (
                         "rate",
                         Some(Rate {
@@ -161,11 +206,30 @@ pub async fn run(
                 Err(_) => continue,
             };
             let queue = queues.entry(rule.webhook.clone()).or_insert_with(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(WEBHOOK_QUEUE);
                 tokio::spawn(deliver_in_order(rule.webhook.clone(), rx, metrics.clone()));
                 tx
             });
-            let _ = queue.send((rule.name.clone(), body));
+            if queue.try_send((rule.name.clone(), body)).is_err() {
+                tracing::warn!(
+                    "alert {}: the queue of {} is full; alert dropped",
+                    rule.name,
+                    rule.webhook
+                );
+                metrics.drop_alert("webhook");
+            }
+        }
+    }
+}
+
+/// Claim an alert in the database (see the module doc). A database error fires anyway: an
+/// alert twice is better than none.
+async fn claim(store: &Store, rule: &str, group: i64, at: i64, every: i64) -> bool {
+    match store.claim_alert(rule, group, at, every).await {
+        Ok(won) => won,
+        Err(e) => {
+            tracing::warn!("alert {rule}: cannot claim it in the database ({e}); firing");
+            true
         }
     }
 }
@@ -173,7 +237,7 @@ pub async fn run(
 /// Deliver one webhook's alerts one after the other, counting each outcome.
 async fn deliver_in_order(
     url: String,
-    mut rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    mut rx: mpsc::Receiver<(String, Vec<u8>)>,
     metrics: Arc<Metrics>,
 ) {
     while let Some((name, body)) = rx.recv().await {

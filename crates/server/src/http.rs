@@ -2,8 +2,16 @@
 //!
 //! Bad input always gets a 4xx with a JSON body `{"error": "..."}` that says what was wrong:
 //! oversize bodies (413), invalid UTF-8 (400), bad JSON (400), bad host names (400), missing or
-//! wrong tokens (401), unknown query parameters and malformed values (400).
+//! wrong tokens (401), a per-host token naming another host (403), no crash report in the body
+//! (422), too many requests (429, with `Retry-After`), unknown query parameters and malformed
+//! values (400).
+//!
+//! An ingest is refused in the cheapest order: the token from the headers first (an
+//! unauthenticated client never makes the server read its body: the answer goes at once and
+//! the connection is closed), then the host a per-host token may name, then the rate limit,
+//! and only then the body is read (bounded by `--max-body`).
 
+use crate::auth::{Identity, RateKey, RateLimiter, Tokens};
 use crate::ingest::{cut_reports, Writer};
 use crate::metrics::Metrics;
 use axum::body::{Body, Bytes};
@@ -12,20 +20,22 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use kmortem_store::{time, Filter, NewReport, SplitBy, Store};
+use kmortem_store::{time, Filter, NewReport, Origin, SplitBy, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub writer: Writer,
     pub metrics: Arc<Metrics>,
-    pub tokens: Arc<Vec<String>>,
+    /// Replaced whole when the token file is reloaded (SIGHUP).
+    pub tokens: Arc<RwLock<Arc<Tokens>>>,
     pub auth_reads: bool,
     /// Largest accepted ingest body (`--max-body`).
     pub max_body: usize,
+    pub rate: Arc<RateLimiter>,
 }
 
 pub fn router(state: AppState, max_body: usize) -> Router {
@@ -84,15 +94,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// Compare without an early exit, so a token cannot be guessed byte by byte from timings.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_token(state: &AppState, headers: &HeaderMap) -> Result<Identity, ApiError> {
     let unauthorized = |m: &str| {
         state.metrics.reject("unauthorized");
         ApiError(StatusCode::UNAUTHORIZED, m.into())
@@ -112,23 +114,38 @@ fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         ));
     };
     let tok = tok.trim_ascii();
-    let mut ok = false;
-    for t in state.tokens.iter() {
-        ok |= ct_eq(t.as_bytes(), tok);
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err(unauthorized("invalid token"))
-    }
+    let tokens = state
+        .tokens
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    tokens
+        .check(tok)
+        .ok_or_else(|| unauthorized("invalid token"))
 }
 
 fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.auth_reads {
-        check_token(state, headers)
+        check_token(state, headers).map(|_| ())
     } else {
         Ok(())
     }
+}
+
+/// Kernel releases: what `uname -r` prints is the build's `UTS_RELEASE`, any printable
+/// characters up to 64 (`__NEW_UTS_LEN`). Folklore: distributions use more than letters,
+/// digits, `.` and `-`: Debian backports `6.11.5+bpo-cloud-amd64`, Ubuntu's
+/// `5.15.0-1051-azure`, `~` in pre-release packaging (`6.8.0~rc3`), `_` in custom
+/// LOCALVERSIONs. A release with `+` was refused with a 400 here, and the agent dropped the
+/// crash. Pinned by tests/http_api.rs `every_real_kernel_release_is_accepted`.
+pub fn valid_release(k: &str) -> Result<(), String> {
+    if k.is_empty() || k.len() > 64 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "invalid kernel_release {:?}: 1-64 printable ASCII characters without spaces",
+            k.chars().take(64).collect::<String>()
+        ));
+    }
+    Ok(())
 }
 
 /// Host names: what DNS names, IPv4 and IPv6 addresses are made of, at most 253 characters.
@@ -218,18 +235,23 @@ enum BodyError {
 }
 
 /// Read a request body of at most `max` bytes. A longer one is read on and discarded, up to
-/// [`DRAIN_CAP`] bytes, before the answer: a client that sends its whole body before reading
+/// `drain_cap` more bytes ([`DRAIN_CAP`] for authenticated ingest), before the answer: a client that sends its whole body before reading
 /// the answer (ureq, and so `kmortem agent`) then gets our 413 and its message instead of a
 /// connection reset (hyper closes a connection whose body was left unread, and the client's
 /// next write fails with EPIPE). nginx calls this a lingering close. Pinned by
 /// tests/http_api.rs `bad_input_gets_a_clear_4xx` (a 200 KiB body against a 64 KiB limit).
-async fn read_body(headers: &HeaderMap, mut body: Body, max: usize) -> Result<Bytes, BodyError> {
+async fn read_body(
+    headers: &HeaderMap,
+    mut body: Body,
+    max: usize,
+    drain_cap: usize,
+) -> Result<Bytes, BodyError> {
     use http_body_util::BodyExt;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max.saturating_add(DRAIN_CAP)) {
+    if declared.is_some_and(|n| n > max.saturating_add(drain_cap)) {
         // Too big to be worth draining: answer now.
         return Err(BodyError::TooLarge);
     }
@@ -243,7 +265,7 @@ async fn read_body(headers: &HeaderMap, mut body: Body, max: usize) -> Result<By
         };
         if over {
             drained += data.len();
-            if drained > DRAIN_CAP {
+            if drained > drain_cap {
                 break;
             }
         } else if buf.len() + data.len() > max {
@@ -260,36 +282,110 @@ async fn read_body(headers: &HeaderMap, mut body: Body, max: usize) -> Result<By
     Ok(Bytes::from(buf))
 }
 
+/// A refusal answered without reading the request body: the connection is closed after it
+/// (hyper cannot reuse a connection whose body was left unread).
+fn refuse_unread(e: ApiError) -> Response {
+    let mut r = e.into_response();
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 async fn post_reports(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::listen::Peer>>,
     headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     body: Body,
-) -> Result<Json<IngestAnswer>, ApiError> {
+) -> Response {
+    // 1. Who is it, from the headers alone: no body byte is read for an unknown client.
+    let ident = match check_token(&state, &headers) {
+        Ok(i) => i,
+        Err(e) => return refuse_unread(e),
+    };
     let reject = |reason: &str, e: ApiError| {
         state.metrics.reject(reason);
         e
     };
-    // The body first (bounded), so that every refusal below reaches the client (see
-    // read_body).
-    let body = read_body(&headers, body, state.max_body).await;
-    check_token(&state, &headers)?;
-    let p = params(q).map_err(|e| reject("bad_query", e))?;
-    only(&p, &["host", "key", "kernel_release", "source"]).map_err(|e| reject("bad_query", e))?;
-    let body = body.map_err(|e| match e {
-        BodyError::TooLarge => reject(
-            "too_large",
-            ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body is larger than the server's --max-body; send one crash log per request"
-                    .into(),
+    let p = match params(q).and_then(|p| {
+        only(&p, &["host", "key", "kernel_release", "source"])?;
+        Ok(p)
+    }) {
+        Ok(p) => p,
+        Err(e) => return refuse_unread(reject("bad_query", e)),
+    };
+    // 2. A per-host token reports as its host only.
+    if let (Identity::Host(h), Some(q)) = (&ident, p.get("host")) {
+        if q != h {
+            return refuse_unread(reject("wrong_host", wrong_host(h, q)));
+        }
+    }
+    // 3. The rate limit, per host (the token's; the client's address for the shared token).
+    // The body is read and dropped first (bounded), so that the client gets the 429 and its
+    // Retry-After instead of a reset connection (see read_body).
+    let key = match (&ident, peer) {
+        (Identity::Host(h), _) => RateKey::Host(h.clone()),
+        (Identity::Shared, Some(axum::Extension(crate::listen::Peer(a)))) => RateKey::Addr(a.ip()),
+        (Identity::Shared, None) => RateKey::Host(String::new()),
+    };
+    if let Err(wait) = state.rate.check(key, std::time::Instant::now()) {
+        let _ = read_body(&headers, body, state.max_body, 0).await;
+        state.metrics.reject("rate_limited");
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many requests from this host; retry in {secs} s"),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        return r;
+    }
+    match ingest(&state, &ident, &headers, p, body).await {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn wrong_host(token_host: &str, asked: &str) -> ApiError {
+    ApiError(
+        StatusCode::FORBIDDEN,
+        format!(
+            "this token belongs to host {token_host:?} and cannot report as {:?}",
+            asked.chars().take(64).collect::<String>()
+        ),
+    )
+}
+
+async fn ingest(
+    state: &AppState,
+    ident: &Identity,
+    headers: &HeaderMap,
+    p: HashMap<String, String>,
+    body: Body,
+) -> Result<IngestAnswer, ApiError> {
+    let reject = |reason: &str, e: ApiError| {
+        state.metrics.reject(reason);
+        e
+    };
+    let body = read_body(headers, body, state.max_body, DRAIN_CAP)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => reject(
+                "too_large",
+                ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body is larger than the server's --max-body; send one crash log per request"
+                        .into(),
+                ),
             ),
-        ),
-        BodyError::Read(e) => reject(
-            "bad_body",
-            ApiError::bad(format!("cannot read the request body: {e}")),
-        ),
-    })?;
+            BodyError::Read(e) => reject(
+                "bad_body",
+                ApiError::bad(format!("cannot read the request body: {e}")),
+            ),
+        })?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -330,23 +426,26 @@ async fn post_reports(
             p.get("source").cloned(),
         )
     };
-    let host = host.ok_or_else(|| {
-        reject(
-            "bad_host",
-            ApiError::bad("missing host: use ?host=NAME or a JSON body with \"host\""),
-        )
-    })?;
+    let (host, origin) = match (ident, host) {
+        (Identity::Host(h), Some(asked)) if asked != *h => {
+            return Err(reject("wrong_host", wrong_host(h, &asked)))
+        }
+        // A per-host token names its host; `host` may be left out.
+        (Identity::Host(h), _) => (h.clone(), Origin::HostToken),
+        (Identity::Shared, Some(h)) => (h, Origin::SharedToken),
+        (Identity::Shared, None) => {
+            return Err(reject(
+                "bad_host",
+                ApiError::bad("missing host: use ?host=NAME or a JSON body with \"host\""),
+            ))
+        }
+    };
     valid_host(&host).map_err(|m| reject("bad_host", ApiError::bad(m)))?;
     if let Some(k) = &key {
         valid_key(k).map_err(|m| reject("bad_key", ApiError::bad(m)))?;
     }
     if let Some(k) = &kernel {
-        valid_host(k).map_err(|_| {
-            reject(
-                "bad_kernel",
-                ApiError::bad("invalid kernel_release: letters, digits, '.', '-', '_' only"),
-            )
-        })?;
+        valid_release(k).map_err(|m| reject("bad_kernel", ApiError::bad(m)))?;
     }
     let source = match source {
         Some(s) => {
@@ -363,6 +462,23 @@ async fn post_reports(
     let now = time::now_ms();
     let cut = cut_reports(log.as_bytes());
     let n = cut.len();
+    if n == 0 {
+        // Folklore: this was a 200 with an empty list, and a client could not tell "stored"
+        // from "ignored" (the agent deleted the item). Pinned by tests/http_api.rs
+        // `ingest_and_read_back`.
+        return Err(reject(
+            "no_report",
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "no crash report found in the {} bytes of log sent: nothing was stored \
+                     (kmortem stores oopses, BUGs, WARNINGs, panics, lockups, hung tasks, \
+                     KASAN/UBSAN reports; send the console or dmesg text around one)",
+                    log.len()
+                ),
+            ),
+        ));
+    }
     let reports: Vec<NewReport> = cut
         .into_iter()
         .enumerate()
@@ -384,6 +500,7 @@ async fn post_reports(
                         format!("{k}#{i}")
                     }
                 }),
+                origin,
             }
         })
         .collect();
@@ -395,7 +512,7 @@ async fn post_reports(
     state
         .metrics
         .source(&state.metrics.ingest_reports, "http", n as u64);
-    Ok(Json(IngestAnswer {
+    Ok(IngestAnswer {
         reports: ins
             .into_iter()
             .zip(titles)
@@ -407,7 +524,7 @@ async fn post_reports(
                 duplicate: i.duplicate,
             })
             .collect(),
-    }))
+    })
 }
 
 fn int_param(p: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {

@@ -40,7 +40,7 @@ fn excerpt(lines: &[&[u8]], start: usize, end: usize) -> Option<String> {
 /// Count stored reports in the metrics and hand them to the alert engine.
 fn notify(
     metrics: &Metrics,
-    alerts: Option<&mpsc::UnboundedSender<AlertEvent>>,
+    alerts: Option<&mpsc::Sender<AlertEvent>>,
     reports: &[NewReport],
     ins: &[Inserted],
 ) {
@@ -51,7 +51,7 @@ fn notify(
         }
         metrics.crash(i.group, r);
         if let Some(a) = alerts {
-            let _ = a.send(AlertEvent {
+            let sent = a.try_send(AlertEvent {
                 inserted: *i,
                 title: r.report.title.clone(),
                 signature: r.report.signature.clone(),
@@ -60,6 +60,9 @@ fn notify(
                 kernel_release: r.report.kernel_release.clone(),
                 received_at: r.received_at,
             });
+            if let Err(mpsc::error::TrySendError::Full(_)) = sent {
+                metrics.drop_alert("events");
+            }
         }
     }
 }
@@ -85,9 +88,11 @@ impl Writer {
     pub fn spawn(
         store: Store,
         metrics: Arc<Metrics>,
-        alerts: Option<mpsc::UnboundedSender<AlertEvent>>,
+        alerts: Option<mpsc::Sender<AlertEvent>>,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        // Jobs waiting for the database: bounded (a netconsole flood that finds reports waits
+        // here instead of piling them up in memory); group commit needs no more.
+        let (tx, mut rx) = mpsc::channel::<Job>(256);
         let handle = tokio::spawn(async move {
             let mut jobs: Vec<Job> = Vec::new();
             while let Some(first) = rx.recv().await {

@@ -2,6 +2,8 @@
 //! `kmortem agent`.
 //!
 //! - [`http`]: the HTTP API (ingest, read-back), the dashboard and `/metrics`;
+//! - [`listen`]: the HTTP(S) listener (TLS, connection caps, header and idle timeouts);
+//! - [`auth`]: ingest tokens (shared and per host) and the per-host rate limit;
 //! - [`netconsole`]: the UDP receiver (plain and extended netconsole, fragments, reordering);
 //! - [`ingest`]: cutting logs into reports and the single, batching database writer;
 //! - [`alerts`]: webhook alert rules; [`metrics`]: Prometheus counters;
@@ -11,9 +13,11 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod metrics;
 pub mod netconsole;
 mod udp;
@@ -23,8 +27,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::Tokens;
 pub use config::Config;
-pub use kmortem_store::Store;
+pub use kmortem_store::{Retention, Store};
 
 /// The log filter used when neither `KMORTEM_LOG` nor `RUST_LOG` is set: kmortem's own events
 /// at `info` (rejected requests, database errors, alert deliveries), other crates' warnings.
@@ -67,6 +72,10 @@ pub enum Error {
     Read(String, std::io::Error),
     #[error("token file {0}: {1}")]
     Token(String, String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot store {0}: {1}")]
+    Ingest(String, String),
 }
 
 /// Everything `kmortem serve` can be told.
@@ -77,7 +86,24 @@ pub struct Options {
     pub db: String,
     pub netconsole: Option<SocketAddr>,
     /// Accepted ingest tokens (`Authorization: Bearer TOKEN`).
-    pub tokens: Vec<String>,
+    pub tokens: Tokens,
+    /// Where the tokens came from: re-read on SIGHUP.
+    pub token_file: Option<PathBuf>,
+    /// `--tls-cert`, `--tls-key` (PEM): serve HTTPS only.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Connection caps and timeouts.
+    pub connections: listen::Limits,
+    /// Ingest requests per second per host (token bucket of `rate_burst`); 0 = no limit.
+    pub rate_limit: f64,
+    pub rate_burst: f64,
+    /// Netconsole senders accepted (`--netconsole-allow`); empty = any.
+    pub netconsole_allow: Vec<netconsole::Net>,
+    /// Bytes all netconsole senders' buffers may hold together, and one sender's.
+    pub netconsole_memory: usize,
+    pub netconsole_sender_memory: usize,
+    /// What the periodic retention job deletes; it runs every `retention_every`.
+    pub retention: Retention,
+    pub retention_every: Duration,
     /// Require the token for reads (API and dashboard) too.
     pub auth_reads: bool,
     pub config: Config,
@@ -99,7 +125,17 @@ impl Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 8750)),
             db: db.into(),
             netconsole: None,
-            tokens: Vec::new(),
+            tokens: Tokens::default(),
+            token_file: None,
+            tls: None,
+            connections: listen::Limits::default(),
+            rate_limit: 50.0,
+            rate_burst: 200.0,
+            netconsole_allow: Vec::new(),
+            netconsole_memory: 64 << 20,
+            netconsole_sender_memory: 1 << 20,
+            retention: Retention::default(),
+            retention_every: Duration::from_secs(3600),
             auth_reads: false,
             config: Config::default(),
             max_body: 1 << 20,
@@ -110,29 +146,31 @@ impl Options {
     }
 }
 
-/// Read tokens from a file: one per line, blank lines and `#` comments ignored.
-pub fn read_tokens(path: &std::path::Path) -> Result<Vec<String>, Error> {
+/// Read a token file ([`auth`]: `TOKEN` or `HOST TOKEN` lines, blank lines and `#` comments
+/// ignored).
+pub fn read_tokens(path: &std::path::Path) -> Result<Tokens, Error> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Error::Read(name.clone(), e))?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect();
-    if tokens.is_empty() {
-        return Err(Error::Token(name, "no token in the file".into()));
+    Tokens::parse(&text).map_err(|e| Error::Token(name, e))
+}
+
+/// Raise the soft limit on open files to the hard limit: every connection is a descriptor,
+/// and the usual soft limit (1024) is below the connection cap.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit read and write the struct we pass, nothing else.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+                l.rlim_cur = l.rlim_max;
+                let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+            }
+        }
     }
-    if let Some(t) = tokens.iter().find(|t| t.len() < 16) {
-        return Err(Error::Token(
-            name,
-            format!(
-                "token {:?}... is shorter than 16 characters",
-                &t[..t.len().min(4)]
-            ),
-        ));
-    }
-    Ok(tokens)
 }
 
 /// A fresh random token (32 hex digits from the OS's random source).
@@ -157,6 +195,11 @@ pub struct Server {
 impl Server {
     /// Open the store, bind the sockets and start serving. Returns once everything listens.
     pub async fn start(opts: Options) -> Result<Server, Error> {
+        raise_fd_limit();
+        let tls = match &opts.tls {
+            Some((cert, key)) => Some(listen::tls_config(cert, key).map_err(Error::Tls)?),
+            None => None,
+        };
         let store = Store::open(&opts.db).await?;
         let metrics = Arc::new(metrics::Metrics::new());
         let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -165,15 +208,15 @@ impl Server {
         let http_addr = listener
             .local_addr()
             .map_err(|e| Error::Listen(opts.listen.to_string(), e))?;
-        let base_url = opts
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{http_addr}"));
+        let base_url = opts.public_url.clone().unwrap_or_else(|| {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{http_addr}")
+        });
         let mut tasks = Vec::new();
         let alerts_tx = if opts.config.alerts.is_empty() {
             None
         } else {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (tx, rx) = tokio::sync::mpsc::channel(alerts::EVENT_QUEUE);
             tasks.push(tokio::spawn(alerts::run(
                 opts.config.alerts.clone(),
                 store.clone(),
@@ -199,6 +242,14 @@ impl Server {
             };
             let limits = netconsole::Limits {
                 idle_flush: opts.idle_flush,
+                // The budget holds for all workers together, and the senders' buffers get a
+                // quarter of it: the rest is for what a flood costs besides them (receive
+                // batches, worker queues, the reports it makes on their way to the database,
+                // allocator slack), so that the process's RSS stays under --netconsole-memory
+                // (measured by crates/cli/tests/serve_attacks.rs: buffers at half the budget
+                // peaked at 79 MiB RSS for a 64 MiB budget).
+                memory: (opts.netconsole_memory / 4 / workers).max(1 << 16),
+                sender_memory: opts.netconsole_sender_memory.max(1 << 14),
                 ..Default::default()
             };
             let receivers = (0..workers)
@@ -213,6 +264,7 @@ impl Server {
                             ..limits
                         },
                     )
+                    .with_allow(opts.netconsole_allow.clone())
                 })
                 .collect();
             let threads = netconsole::start(sock, receivers, shutdown_rx.clone())
@@ -224,26 +276,42 @@ impl Server {
                 }
             }));
         }
+        let tokens = Arc::new(std::sync::RwLock::new(Arc::new(opts.tokens.clone())));
         let state = http::AppState {
             store: store.clone(),
             writer: writer.clone(),
             metrics: metrics.clone(),
-            tokens: Arc::new(opts.tokens.clone()),
+            tokens: tokens.clone(),
             auth_reads: opts.auth_reads,
             max_body: opts.max_body,
+            rate: Arc::new(auth::RateLimiter::new(opts.rate_limit, opts.rate_burst)),
         };
         let app = http::router(state, opts.max_body);
-        let mut srx = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = srx.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!("http server: {e}");
-            }
-        }));
+        tasks.push(tokio::spawn(listen::serve(
+            listener,
+            app,
+            tls,
+            opts.connections,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )));
+        #[cfg(unix)]
+        if let Some(path) = opts.token_file.clone() {
+            tasks.push(tokio::spawn(reload_tokens_on_sighup(
+                path,
+                tokens,
+                shutdown_rx.clone(),
+            )));
+        }
+        if opts.retention != Retention::default() {
+            tasks.push(tokio::spawn(retention_job(
+                store.clone(),
+                metrics.clone(),
+                opts.retention,
+                opts.retention_every,
+                shutdown_rx.clone(),
+            )));
+        }
         tasks.push(writer_task);
         Ok(Server {
             http_addr,
@@ -276,6 +344,7 @@ impl Server {
                 raw,
                 report,
                 key: Some(format!("file:{digest:016x}:{i}")),
+                origin: kmortem_store::Origin::Local,
             })
             .collect();
         let n = reports.len();
@@ -286,7 +355,7 @@ impl Server {
         self.writer
             .store(reports)
             .await
-            .map_err(|e| Error::Token(path.display().to_string(), e))?;
+            .map_err(|e| Error::Ingest(path.display().to_string(), e))?;
         Ok(n)
     }
 
@@ -315,6 +384,68 @@ impl Server {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
         self.shutdown().await;
+    }
+}
+
+/// SIGHUP: read the token file again. A file that does not parse keeps the tokens in use.
+#[cfg(unix)]
+async fn reload_tokens_on_sighup(
+    path: PathBuf,
+    tokens: Arc<std::sync::RwLock<Arc<Tokens>>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: the token file will not be reloaded");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        match read_tokens(&path) {
+            Ok(t) => {
+                let (shared, hosts) = t.counts();
+                *tokens.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+                tracing::info!(
+                    "SIGHUP: reloaded {}: {shared} shared and {hosts} per-host token(s)",
+                    path.display()
+                );
+            }
+            Err(e) => tracing::error!("SIGHUP: {e}; keeping the tokens in use"),
+        }
+    }
+}
+
+/// Run the retention policy now and then every `every`, counting what it freed.
+async fn retention_job(
+    store: Store,
+    metrics: Arc<metrics::Metrics>,
+    policy: Retention,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match store.purge(&policy, kmortem_store::time::now_ms()).await {
+            Ok(p) => {
+                metrics.retention_runs.inc();
+                metrics.retention_reports.inc_by(p.reports);
+                metrics.retention_bytes.inc_by(p.bytes);
+                if p.reports > 0 {
+                    tracing::info!(
+                        "retention: deleted {} report(s), {} bytes",
+                        p.reports,
+                        p.bytes
+                    );
+                }
+            }
+            Err(e) => tracing::error!("retention: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
     }
 }
 

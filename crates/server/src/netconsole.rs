@@ -6,8 +6,21 @@
 //! reassembles fragments, puts extended records back in sequence order, and cuts the stream
 //! into reports with a [`kmortem_oops::Scanner`].
 //!
-//! Memory is bounded: a fixed number of senders, of half-assembled messages per sender, of
-//! records waiting for a gap to fill, and of bytes in a partial line. Whatever does not fit is
+//! Nothing in a datagram is proof of who sent it: UDP source addresses are spoofed at will.
+//! So senders outside the allow-list (`--netconsole-allow 10.0.0.0/8,...`) are dropped before
+//! any state is kept for them, a sender's host name is its address or the name the config file
+//! gives that address (never a name from the datagram), and its reports are stored with
+//! origin `unauthenticated`.
+//!
+//! Memory is bounded in bytes and fair across senders: every sender's buffers (half-assembled
+//! fragments, the reorder window, the open report's raw lines, a partial line) are counted;
+//! one sender over its cap (`Limits::sender_memory`) loses its reorder window and fragments,
+//! then has its open report cut; all senders together over the budget (`Limits::memory`, the
+//! share of `--netconsole-memory` of this worker) lose the least valuable senders first: the
+//! least advanced (fewest datagrams received), and among those the newest, while senders in the
+//! config's `[hosts]` and senders in the middle of a report are evicted last. A full sender
+//! table admits a new unknown sender only in place of one silent for a minute: a flood of new
+//! addresses cannot push out a host that is sending its crash. Whatever does not fit is
 //! dropped and counted in `kmortem_netconsole_dropped_total{reason}`.
 //!
 //! The per-line path is built for floods (≥100k lines/s, BENCHMARKS.md `## serve`): a record
@@ -32,6 +45,7 @@ use crate::ingest::Writer;
 use crate::metrics::Metrics;
 use kmortem_oops::input::{parse_kmsg, unescape_kmsg, Frag, FragReject, Reassembler};
 use kmortem_oops::Scanner;
+use kmortem_store::Origin;
 use kmortem_store::{time, NewReport};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -57,6 +71,10 @@ pub struct Limits {
     pub max_partial: usize,
     /// Lines kept per sender to cut raw excerpts from.
     pub raw_lines: usize,
+    /// Bytes all senders of this receiver may hold together.
+    pub memory: usize,
+    /// Bytes one sender may hold.
+    pub sender_memory: usize,
 }
 
 impl Default for Limits {
@@ -71,6 +89,8 @@ impl Default for Limits {
             forget: Duration::from_secs(3600),
             max_partial: 8 * 1024,
             raw_lines: 2000,
+            memory: 64 << 20,
+            sender_memory: 1 << 20,
         }
     }
 }
@@ -92,7 +112,21 @@ struct Held {
 
 struct Sender {
     host: String,
+    /// Named in the config's `[hosts]`: evicted last.
+    known: bool,
+    first_seen: Instant,
     last_seen: Instant,
+    /// Datagrams received: how far the sender has come (the least advanced are evicted first).
+    advance: u64,
+    /// Bytes counted for this sender the last time they were computed ([`Sender::bytes`]).
+    mem: usize,
+    /// Bytes of the bodies in `held`, of the buffers in `lines` and in `spare`.
+    held_bytes: usize,
+    lines_bytes: usize,
+    spare_bytes: usize,
+    /// The largest message length (`ncfrag=.../<total>`) this sender has fragmented: a bound
+    /// on each half-assembled message it holds.
+    frag_max: usize,
     frags: Reassembler<Header>,
     held: BTreeMap<u64, Held>,
     next_seq: Option<u64>,
@@ -115,10 +149,18 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(host: String, now: Instant, limits: &Limits) -> Self {
+    fn new(host: String, known: bool, now: Instant, limits: &Limits) -> Self {
         Sender {
             host,
+            known,
+            first_seen: now,
             last_seen: now,
+            advance: 0,
+            mem: 0,
+            held_bytes: 0,
+            lines_bytes: 0,
+            spare_bytes: 0,
+            frag_max: 0,
             frags: Reassembler::new(limits.max_fragments, limits.max_message),
             held: BTreeMap::new(),
             next_seq: None,
@@ -142,8 +184,12 @@ pub struct Receiver {
     writer: Option<Writer>,
     metrics: Arc<Metrics>,
     names: BTreeMap<IpAddr, String>,
+    /// Sender networks accepted; empty = any.
+    allow: Vec<Net>,
     limits: Limits,
     senders: HashMap<IpAddr, Sender>,
+    /// Sum of the senders' `mem`.
+    total: usize,
     /// Reports found and not yet handed to the writer.
     out: Vec<NewReport>,
     /// The clock of fragment stamps (milliseconds since this instant).
@@ -342,8 +388,10 @@ impl Receiver {
             writer: Some(writer),
             metrics,
             names,
+            allow: Vec::new(),
             limits,
             senders: HashMap::new(),
+            total: 0,
             out: Vec::new(),
             epoch: Instant::now(),
             scratch: Vec::new(),
@@ -356,8 +404,10 @@ impl Receiver {
             writer: None,
             metrics,
             names: BTreeMap::new(),
+            allow: Vec::new(),
             limits,
             senders: HashMap::new(),
+            total: 0,
             out: Vec::new(),
             epoch: Instant::now(),
             scratch: Vec::new(),
@@ -368,6 +418,17 @@ impl Receiver {
     pub fn with_names(mut self, names: BTreeMap<IpAddr, String>) -> Self {
         self.names = names;
         self
+    }
+
+    /// Accept datagrams only from these networks (`--netconsole-allow`); empty = any.
+    pub fn with_allow(mut self, allow: Vec<Net>) -> Self {
+        self.allow = allow;
+        self
+    }
+
+    /// Bytes held by all senders' buffers now.
+    pub fn bytes(&self) -> usize {
+        self.total
     }
 
     pub fn take_reports(&mut self) -> Vec<NewReport> {
@@ -419,15 +480,14 @@ impl Receiver {
         }
     }
 
-    fn host_name(&self, ip: IpAddr) -> String {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            ip => ip,
-        };
-        self.names
-            .get(&ip)
-            .cloned()
-            .unwrap_or_else(|| ip.to_string())
+    /// The host name of a sender: its configured name, else its address; and whether it is
+    /// configured.
+    fn host_name(&self, ip: IpAddr) -> (String, bool) {
+        let ip = canonical(ip);
+        match self.names.get(&ip) {
+            Some(n) => (n.clone(), true),
+            None => (ip.to_string(), false),
+        }
     }
 
     /// Handle one datagram from `from`.
@@ -438,13 +498,17 @@ impl Receiver {
             return;
         }
         if !self.senders.contains_key(&from) {
-            if self.senders.len() >= self.limits.max_senders && !self.evict_one(now) {
+            if !self.allow.is_empty() && !self.allow.iter().any(|n| n.contains(from)) {
+                self.metrics.drop_nc("not_allowed");
+                return;
+            }
+            let (host, known) = self.host_name(from);
+            if self.senders.len() >= self.limits.max_senders && !self.evict_one(now, known) {
                 self.metrics.drop_nc("too_many_senders");
                 return;
             }
-            let host = self.host_name(from);
             self.senders
-                .insert(from, Sender::new(host, now, &self.limits));
+                .insert(from, Sender::new(host, known, now, &self.limits));
             // inc/dec, not set: several receivers (one per worker thread) share the gauge.
             self.metrics.netconsole_senders.inc();
         }
@@ -454,12 +518,14 @@ impl Receiver {
             return;
         };
         s.last_seen = now;
+        s.advance += 1;
         let mut ctx = Ctx {
             metrics: &self.metrics,
             limits: &limits,
             out: &mut self.out,
             scratch: &mut self.scratch,
         };
+        let before = s.mem;
         match parse_kmsg(data) {
             Some(rec) => {
                 if let Some(r) = rec.release {
@@ -481,31 +547,98 @@ impl Receiver {
             }
             None => ctx.plain(s, data),
         }
+        if s.bytes(&limits) > limits.sender_memory {
+            ctx.shrink(s);
+        }
+        s.mem = s.bytes(&limits);
+        self.account(before, s_mem(&self.senders, from));
+        if self.total > self.limits.memory {
+            self.evict_to_budget(now);
+        }
     }
 
-    /// Evict the sender silent the longest, if it has been silent for a while.
-    fn evict_one(&mut self, now: Instant) -> bool {
-        let victim = self
+    /// Apply a sender's change of size to the total and the gauge.
+    fn account(&mut self, before: usize, after: usize) {
+        self.total = (self.total + after).saturating_sub(before);
+        if after >= before {
+            self.metrics
+                .netconsole_bytes
+                .inc_by((after - before) as i64);
+        } else {
+            self.metrics
+                .netconsole_bytes
+                .dec_by((before - after) as i64);
+        }
+    }
+
+    /// Remove a sender, closing its open report; returns whether one was there.
+    fn remove(&mut self, ip: IpAddr) -> bool {
+        let Some(s) = self.senders.remove(&ip) else {
+            return false;
+        };
+        self.metrics.netconsole_senders.dec();
+        self.account(s.mem, 0);
+        let mut ctx = Ctx {
+            metrics: &self.metrics,
+            limits: &self.limits,
+            out: &mut self.out,
+            scratch: &mut self.scratch,
+        };
+        ctx.close(s);
+        true
+    }
+
+    /// Make room in a full table for a new sender: the sender silent the longest, if it has
+    /// been silent for a minute; for a sender named in `[hosts]`, else the lowest-ranked
+    /// unnamed sender ([`Sender::rank`]).
+    fn evict_one(&mut self, now: Instant, known: bool) -> bool {
+        let silent = self
             .senders
             .iter()
             .filter(|(_, s)| now.duration_since(s.last_seen) > Duration::from_secs(60))
             .min_by_key(|(_, s)| s.last_seen)
             .map(|(ip, _)| *ip);
+        let victim = silent.or_else(|| {
+            known
+                .then(|| {
+                    self.senders
+                        .iter()
+                        .filter(|(_, s)| !s.known)
+                        .min_by_key(|(_, s)| s.rank())
+                        .map(|(ip, _)| *ip)
+                })
+                .flatten()
+        });
         match victim {
-            Some(ip) => {
-                if let Some(s) = self.senders.remove(&ip) {
-                    self.metrics.netconsole_senders.dec();
-                    let mut ctx = Ctx {
-                        metrics: &self.metrics,
-                        limits: &self.limits,
-                        out: &mut self.out,
-                        scratch: &mut self.scratch,
-                    };
-                    ctx.close(s);
-                }
-                true
-            }
+            Some(ip) => self.remove(ip),
             None => false,
+        }
+    }
+
+    /// Over the byte budget: evict the lowest-ranked senders until the total is at most 7/8
+    /// of the budget (in one pass, so that a flood costs one sort per eighth of the budget,
+    /// not one per datagram).
+    fn evict_to_budget(&mut self, _now: Instant) {
+        let mut ranked: Vec<(SenderRank, IpAddr)> =
+            self.senders.iter().map(|(ip, s)| (s.rank(), *ip)).collect();
+        ranked.sort_unstable();
+        let target = self.limits.memory / 8 * 7;
+        for (_, ip) in ranked {
+            if self.total <= target {
+                break;
+            }
+            if self.remove(ip) {
+                self.metrics.drop_nc("memory");
+            }
+        }
+        // Folklore: freed buffers stay in the allocator's arenas (glibc keeps one per thread
+        // that allocated), so a flood that is evicted again and again would ratchet the RSS up
+        // while our count stays under the budget; give the free pages back. Pinned by
+        // crates/cli/tests/serve_attacks.rs `spoofed_netconsole_flood_from_10000_sources`.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe {
+            libc::malloc_trim(0);
         }
     }
 
@@ -514,6 +647,7 @@ impl Receiver {
         let limits = self.limits;
         let epoch = self.epoch;
         let mut forget = Vec::new();
+        let mut changes = Vec::new();
         for (ip, s) in self.senders.iter_mut() {
             let mut ctx = Ctx {
                 metrics: &self.metrics,
@@ -541,18 +675,15 @@ impl Receiver {
             if idle > limits.forget {
                 forget.push(*ip);
             }
+            let before = s.mem;
+            s.mem = s.bytes(&limits);
+            changes.push((before, s.mem));
+        }
+        for (before, after) in changes {
+            self.account(before, after);
         }
         for ip in forget {
-            if let Some(s) = self.senders.remove(&ip) {
-                self.metrics.netconsole_senders.dec();
-                let mut ctx = Ctx {
-                    metrics: &self.metrics,
-                    limits: &limits,
-                    out: &mut self.out,
-                    scratch: &mut self.scratch,
-                };
-                ctx.close(s);
-            }
+            self.remove(ip);
         }
     }
 
@@ -642,6 +773,9 @@ impl Ctx<'_> {
                 return;
             }
         }
+        s.frag_max = s
+            .frag_max
+            .max((total as usize).min(self.limits.max_message));
         let got = s.frags.add(h.seq, off, total, text, h.owned(), stamp);
         for _ in 0..s.frags.take_evicted() {
             self.metrics.drop_nc("fragment_overflow");
@@ -683,6 +817,7 @@ impl Ctx<'_> {
             self.metrics.drop_nc("duplicate");
             return;
         }
+        s.held_bytes += body.len() + HELD_OVERHEAD;
         s.held.insert(
             seq,
             Held {
@@ -703,6 +838,7 @@ impl Ctx<'_> {
         while let Some(next) = s.next_seq {
             match s.held.remove(&next) {
                 Some(h) => {
+                    s.held_bytes -= (h.body.len() + HELD_OVERHEAD).min(s.held_bytes);
                     s.next_seq = Some(next + 1);
                     self.emit(s, h.header.borrow(), &h.body);
                 }
@@ -714,6 +850,7 @@ impl Ctx<'_> {
     /// Give up waiting: release the lowest held record (skipping the gap before it).
     fn release_first(&mut self, s: &mut Sender) {
         if let Some((seq, h)) = s.held.pop_first() {
+            s.held_bytes -= (h.body.len() + HELD_OVERHEAD).min(s.held_bytes);
             s.next_seq = Some(seq + 1);
             self.emit(s, h.header.borrow(), &h.body);
         }
@@ -801,13 +938,15 @@ impl Ctx<'_> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         self.metrics.netconsole_lines.inc();
         s.line_no += 1;
-        let mut keep = s.spare.pop().unwrap_or_default();
+        let mut keep = s.take_spare();
         keep.clear();
         keep.extend_from_slice(line);
+        s.lines_bytes += keep.capacity();
         s.lines.push_back(keep);
         if s.lines.len() > self.limits.raw_lines {
             if let Some(b) = s.lines.pop_front() {
-                s.spare.push(b);
+                s.lines_bytes -= b.capacity().min(s.lines_bytes);
+                s.give_spare(b);
             }
             s.first_line += 1;
         }
@@ -855,6 +994,7 @@ impl Ctx<'_> {
                 raw,
                 report: r,
                 key: None,
+                origin: Origin::Unauthenticated,
             });
         }
     }
@@ -876,6 +1016,22 @@ impl Ctx<'_> {
         s.dirty = false;
     }
 
+    /// A sender over its own cap: give up waiting for gaps and fragments, then cut its open
+    /// report if that is not enough.
+    fn shrink(&mut self, s: &mut Sender) {
+        self.metrics.drop_nc("sender_memory");
+        while !s.held.is_empty() {
+            self.release_first(s);
+            self.drain(s);
+        }
+        s.frags.clear();
+        if s.bytes(self.limits) > self.limits.sender_memory {
+            self.flush(s);
+        }
+        s.spare.clear();
+        s.spare_bytes = 0;
+    }
+
     fn close(&mut self, mut s: Sender) {
         while !s.held.is_empty() {
             self.release_first(&mut s);
@@ -889,11 +1045,121 @@ impl Sender {
     /// Drop the kept raw lines (their buffers are reused).
     fn forget_lines(&mut self) {
         self.first_line = self.line_no + 1;
+        self.lines_bytes = 0;
         while let Some(b) = self.lines.pop_front() {
-            if self.spare.len() < 64 {
-                self.spare.push(b);
-            }
+            self.give_spare(b);
         }
+    }
+
+    fn take_spare(&mut self) -> Vec<u8> {
+        let b = self.spare.pop().unwrap_or_default();
+        self.spare_bytes -= b.capacity().min(self.spare_bytes);
+        b
+    }
+
+    /// Keep a line buffer for reuse: at most 64 of them, none over 4 KiB (a burst of long
+    /// lines does not stay allocated).
+    fn give_spare(&mut self, b: Vec<u8>) {
+        if self.spare.len() < 64 && b.capacity() <= 4096 {
+            self.spare_bytes += b.capacity();
+            self.spare.push(b);
+        }
+    }
+
+    /// Bytes this sender holds, as counted against the budgets: the buffers it owns, its open
+    /// report twice (the raw lines here, the parser's copy in the scanner), half-assembled
+    /// fragments at the largest size this sender has announced (the reassembler allocates the
+    /// whole message at its first fragment), and a fixed cost for the sender itself.
+    fn bytes(&self, limits: &Limits) -> usize {
+        SENDER_OVERHEAD
+            + self.held_bytes
+            + 2 * self.lines_bytes
+            + self.spare_bytes
+            + self.partial.capacity()
+            + self.frags.len() * self.frag_max.min(limits.max_message)
+    }
+
+    /// Eviction order, lowest first: unnamed before named, idle before mid-report, the least
+    /// advanced first, and among equals the newest first.
+    fn rank(&self) -> SenderRank {
+        let mid_report = !self.scanner.is_idle() || !self.held.is_empty() || !self.frags.is_empty();
+        (
+            self.known,
+            mid_report,
+            self.advance,
+            std::cmp::Reverse(self.first_seen),
+        )
+    }
+}
+
+type SenderRank = (bool, bool, u64, std::cmp::Reverse<Instant>);
+
+/// What a sender costs besides its buffers (its struct, the parser's state, the table entry).
+const SENDER_OVERHEAD: usize = 4096;
+/// What a held record costs besides its body.
+const HELD_OVERHEAD: usize = 96;
+
+fn s_mem(senders: &HashMap<IpAddr, Sender>, ip: IpAddr) -> usize {
+    senders.get(&ip).map_or(0, |s| s.mem)
+}
+
+/// IPv4-mapped IPv6 addresses (a dual-stack socket) are their IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        ip => ip,
+    }
+}
+
+/// A network for `--netconsole-allow`: `10.0.0.0/8`, `2001:db8::/32`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Net {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Net, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or network (e.g. 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0-{max}"))?,
+        };
+        Ok(Net { addr, prefix })
     }
 }
 
@@ -1007,7 +1273,7 @@ mod tests {
         assert_eq!(r.senders[&other].host, "k8s-master-1");
         // IPv4-mapped IPv6 sources (a dual-stack socket) use the IPv4 name.
         let mapped: IpAddr = "::ffff:127.0.0.3".parse().unwrap();
-        assert_eq!(r.host_name(mapped), "k8s-master-1");
+        assert_eq!(r.host_name(mapped).0, "k8s-master-1");
     }
 
     #[test]
@@ -1032,5 +1298,127 @@ mod tests {
         // A long partial line is cut.
         r.datagram(IP, "z".repeat(100_000).as_bytes(), now);
         assert!(r.senders[&IP].partial.len() <= Limits::default().max_partial);
+    }
+
+    #[test]
+    fn allow_list_and_networks() {
+        let net = |s: &str| s.parse::<Net>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(net("10.0.0.0/8").contains(ip("10.200.1.2")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(net("127.0.0.10").contains(ip("127.0.0.10")));
+        assert!(!net("127.0.0.10").contains(ip("127.0.0.11")));
+        assert!(net("0.0.0.0/0").contains(ip("192.0.2.1")));
+        assert!(
+            net("10.0.0.0/8").contains(ip("::ffff:10.1.1.1")),
+            "IPv4-mapped"
+        );
+        assert!(net("2001:db8::/32").contains(ip("2001:db8:1::5")));
+        assert!(!net("2001:db8::/32").contains(ip("10.0.0.1")));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
+            assert!(bad.parse::<Net>().is_err(), "{bad}");
+        }
+        let mut r = rx().with_allow(vec![net("127.0.0.0/24")]);
+        let now = Instant::now();
+        r.datagram(IP, b"hello\n", now);
+        r.datagram(ip("127.0.1.2"), b"hello\n", now);
+        assert_eq!(r.senders.len(), 1);
+        assert!(r.metrics.encode().contains("reason=\"not_allowed\"} 1"));
+    }
+
+    /// A flood of 10,000 new addresses, each holding as much as it can (a report opened,
+    /// sequence gaps, half-sent fragments), while one sender is in the middle of a crash: the
+    /// bytes held never go over the budget, and the crash comes out whole.
+    #[test]
+    fn flood_of_new_senders_never_evicts_one_mid_report() {
+        let limits = Limits {
+            max_senders: 256,
+            memory: 4 << 20,
+            ..Limits::default()
+        };
+        let mut r = Receiver::detached(Arc::new(Metrics::new()), limits);
+        let now = Instant::now();
+        let crash: Vec<String> = include_str!("../../../examples/null-deref.log")
+            .lines()
+            .map(|l| l[l.find("] ").map_or(0, |i| i + 2)..].to_string())
+            .collect();
+        let mut peak = 0;
+        let mut next = 0;
+        // The crash has begun when the flood starts.
+        while next < 10 {
+            let d = format!("4,{},1,-;{}", 5000 + next, crash[next]);
+            r.datagram(IP, d.as_bytes(), now);
+            next += 1;
+        }
+        let filler = "f".repeat(900);
+        for i in 0..10_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x7f01_0000 + i));
+            let seq = 100 + u64::from(i);
+            for d in [
+                format!("4,{seq},1,-;BUG: kernel NULL pointer dereference, address: 08"),
+                format!("4,{},1,-;{filler}", seq + 3),
+                format!("4,{},1,-,ncfrag=0/16000;{filler}", seq + 7),
+                format!("4,{},1,-,ncfrag=0/16000;{filler}", seq + 8),
+            ] {
+                r.datagram(ip, d.as_bytes(), now);
+                peak = peak.max(r.bytes());
+            }
+            if i % 300 == 0 && next < crash.len() {
+                let d = format!("4,{},1,-;{}", 5000 + next, crash[next]);
+                r.datagram(IP, d.as_bytes(), now);
+                next += 1;
+            }
+        }
+        while next < crash.len() {
+            let d = format!("4,{},1,-;{}", 5000 + next, crash[next]);
+            r.datagram(IP, d.as_bytes(), now);
+            next += 1;
+        }
+        r.tick(now + Duration::from_secs(3));
+        r.flush_all();
+        let reports = r.take_reports();
+        let mine: Vec<&NewReport> = reports.iter().filter(|n| n.host == "127.0.0.2").collect();
+        let m = r.metrics.encode();
+        println!(
+            "flood: peak {} KiB of a {} KiB budget; {} senders left; {} reports ({} mine)",
+            peak >> 10,
+            limits.memory >> 10,
+            r.senders.len(),
+            reports.len(),
+            mine.len()
+        );
+        assert!(peak <= limits.memory + limits.sender_memory, "peak {peak}");
+        assert_eq!(mine.len(), 1, "{m}");
+        assert!(mine[0].report.title.contains("NULL pointer dereference"));
+        assert!(mine[0].raw.contains("Call Trace:"), "{}", mine[0].raw);
+        assert_eq!(mine[0].origin, Origin::Unauthenticated);
+        assert!(
+            m.contains("reason=\"memory\"") || m.contains("too_many_senders"),
+            "{m}"
+        );
+    }
+
+    /// One sender alone cannot hold more than its cap: its reorder window and fragments go
+    /// first, and its open report is cut when that is not enough.
+    #[test]
+    fn one_sender_is_capped() {
+        let limits = Limits {
+            sender_memory: 64 << 10,
+            ..Limits::default()
+        };
+        let mut r = Receiver::detached(Arc::new(Metrics::new()), limits);
+        let now = Instant::now();
+        let body = "g".repeat(1000);
+        // Every other sequence number: each record waits for a gap.
+        for k in 0..500u64 {
+            r.datagram(IP, format!("4,{},1,-;{body}", 10 + 2 * k).as_bytes(), now);
+            assert!(
+                r.senders[&IP].mem <= limits.sender_memory,
+                "{}",
+                r.senders[&IP].mem
+            );
+        }
+        assert!(r.metrics.encode().contains("reason=\"sender_memory\""));
+        assert!(r.bytes() <= limits.sender_memory);
     }
 }

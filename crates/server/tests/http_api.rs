@@ -59,9 +59,14 @@ fn ingest_and_read_back() {
         let v: serde_json::Value = serde_json::from_str(&b).unwrap();
         assert_eq!(v["reports"].as_array().unwrap().len(), 1, "{f}: {b}");
     }
-    // A log with no crash in it is accepted and finds nothing.
+    // A log with no crash in it is refused with a reason: nothing was stored.
     let (s, b) = post_log(u, "web-1", "[ 1.0] systemd[1]: Started foo.\n");
-    assert_eq!((s, b.as_str()), (200, "{\"reports\":[]}"));
+    assert_eq!(s, 422, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("no crash report"),
+        "{b}"
+    );
 
     let groups = get_json(&format!("{u}/api/v1/groups"));
     let gs = groups["groups"].as_array().unwrap();
@@ -378,4 +383,148 @@ fn alert_rules_post_to_a_webhook() {
         m.contains("kmortem_alerts_total{rule=\"storm\",outcome=\"sent\"} 1"),
         "{m}"
     );
+}
+
+/// Folklore (http.rs `valid_release`): real releases carry `+`, `~`, `_`; each is stored as it
+/// is, and a release that is not one (spaces, control characters, 65 characters) gets a 400.
+#[test]
+fn every_real_kernel_release_is_accepted() {
+    let dir = TempDir::new("release");
+    let run = start(&dir);
+    let u = &run.url;
+    // A crash that names no release, so that the one sent is used.
+    let log: String = example("warning.log")
+        .lines()
+        .map(|l| match l.find(" Not tainted ") {
+            Some(i) => format!("{} Not tainted", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (i, rel) in [
+        "6.11.5+bpo-cloud-amd64",
+        "5.15.0-91-generic",
+        "6.8.0~rc3-1",
+        "5.10.0_custom+",
+        "4.19.0-26-amd64",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = serde_json::json!({
+            "host": format!("h{i}"), "log": log, "kernel_release": rel, "key": format!("rel-{i}")
+        });
+        let (s, b) = http(
+            "POST",
+            &format!("{u}/api/v1/reports"),
+            Some(TOKEN),
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(s, 200, "{rel}: {b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        let id = v["reports"][0]["id"].as_i64().expect("an id");
+        assert!(v["reports"][0]["group"].as_i64().is_some(), "{b}");
+        let full = get_json(&format!("{u}/api/v1/reports/{id}"));
+        let stored = full["kernel_release"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        println!("{rel:?} -> stored {stored:?}");
+        assert_eq!(stored, *rel);
+        assert_eq!(full["origin"], "shared_token");
+    }
+    for bad in ["6.1 with space", "x\u{7}", &"9".repeat(65)] {
+        let body = serde_json::json!({"host": "h", "log": log, "kernel_release": bad});
+        let (s, b) = http(
+            "POST",
+            &format!("{u}/api/v1/reports"),
+            Some(TOKEN),
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(s, 400, "{bad:?}: {b}");
+        assert!(b.contains("kernel_release"), "{b}");
+    }
+}
+
+/// Per-host tokens: a host reports as itself (with or without `host=`), never as another; the
+/// shared token still names any host; a flood from one host gets 429 with Retry-After while
+/// another host is served.
+#[test]
+fn per_host_tokens_and_rate_limit() {
+    let dir = TempDir::new("hosttok");
+    let mut opts = kmortem_server::Options::new(dir.0.join("k.db").display().to_string());
+    opts.tokens = kmortem_server::Tokens::shared(vec![TOKEN.into()])
+        .with_host("web-1", "web1-token-0123456789")
+        .with_host("web-2", "web2-token-0123456789");
+    opts.rate_limit = 0.1;
+    opts.rate_burst = 3.0;
+    let run = Running::start(opts);
+    let u = &run.url;
+    let log = example("null-deref.log");
+    let post = |q: &str, tok: &str, body: &str| {
+        http(
+            "POST",
+            &format!("{u}/api/v1/reports{q}"),
+            Some(tok),
+            Some("text/plain"),
+            body.as_bytes(),
+        )
+    };
+    let (s, b) = post("", "web1-token-0123456789", &log);
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = post("?host=web-1", "web1-token-0123456789", &log);
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = post("?host=web-2", "web1-token-0123456789", &log);
+    assert_eq!(s, 403, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to host \"web-1\""),
+        "{b}"
+    );
+    let json = serde_json::json!({"host": "web-2", "log": log}).to_string();
+    let (s, b) = http(
+        "POST",
+        &format!("{u}/api/v1/reports"),
+        Some("web1-token-0123456789"),
+        Some("application/json"),
+        json.as_bytes(),
+    );
+    assert_eq!(s, 403, "a JSON host is checked too: {b}");
+    // web-1 has used its burst of 3 (the 403s count): the next is refused with Retry-After.
+    let r = ureq::post(&format!("{u}/api/v1/reports"))
+        .set("Authorization", "Bearer web1-token-0123456789")
+        .send_string(&log);
+    match r {
+        Err(ureq::Error::Status(429, resp)) => {
+            let after: u64 = resp.header("Retry-After").unwrap().parse().unwrap();
+            assert!((1..=10).contains(&after), "Retry-After {after}");
+        }
+        other => panic!("expected a 429, got {other:?}"),
+    }
+    // Another host has its own bucket.
+    let (s, b) = post("", "web2-token-0123456789", &log);
+    assert_eq!(s, 200, "{b}");
+    let hosts: Vec<String> = all_reports(u, "")
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["host"].as_str().unwrap(),
+                r["origin"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        ["web-2/host_token", "web-1/host_token", "web-1/host_token"],
+        "newest first"
+    );
+    let (_, m) = http("GET", &format!("{u}/metrics"), None, None, b"");
+    assert!(m.contains("reason=\"rate_limited\"} 1"), "{m}");
+    assert!(m.contains("reason=\"wrong_host\"} 2"), "{m}");
 }

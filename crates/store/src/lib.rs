@@ -58,12 +58,47 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "origin_retention_alerts",
+        sqlite: include_str!("../migrations/sqlite/0002_origin_retention_alerts.sql"),
+        postgres: include_str!("../migrations/postgres/0002_origin_retention_alerts.sql"),
+    },
+];
+
+/// How the server knows who sent a report (stored with it, shown as `origin` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// HTTP with a per-host token: the host name is the token's.
+    HostToken,
+    /// HTTP with the shared token: any holder may name any host.
+    #[default]
+    SharedToken,
+    /// netconsole: UDP source addresses can be spoofed; the host is the sender's address (or
+    /// its configured name), not a proven identity.
+    Unauthenticated,
+    /// `kmortem serve --ingest FILE` on the server itself.
+    Local,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::HostToken => "host_token",
+            Origin::SharedToken => "shared_token",
+            Origin::Unauthenticated => "unauthenticated",
+            Origin::Local => "local",
+        }
+    }
+}
 
 /// A report to store.
 #[derive(Debug, Clone)]
@@ -78,6 +113,7 @@ pub struct NewReport {
     pub report: kmortem_oops::Report,
     /// Optional idempotency key: a second report with the same key is not stored again.
     pub key: Option<String>,
+    pub origin: Origin,
 }
 
 /// What happened to one [`NewReport`].
@@ -127,6 +163,8 @@ pub struct ReportRow {
     pub title: String,
     pub kind: String,
     pub source: String,
+    /// [`Origin::as_str`]: `host_token`, `shared_token`, `unauthenticated` (netconsole), `local`.
+    pub origin: String,
     pub received_at: String,
     pub raw: String,
 }
@@ -284,11 +322,25 @@ impl Store {
     async fn migrate(&self) -> Result<()> {
         let _w = self.write_lock.lock().await;
         let mut conn = self.pool.acquire().await?;
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS kmortem_migrations (version BIGINT PRIMARY KEY, \
+        // Replicas starting together on one PostgreSQL: one migrates, the others wait for it
+        // (without the lock, two `CREATE TABLE`s of one migration race and one fails).
+        if self.backend == Backend::Postgres {
+            conn.execute("SELECT pg_advisory_lock(7434001)").await?;
+        }
+        let r = self.migrate_on(&mut conn).await;
+        if self.backend == Backend::Postgres {
+            conn.execute("SELECT pg_advisory_unlock(7434001)").await?;
+        }
+        r
+    }
+
+    async fn migrate_on(&self, conn: &mut sqlx::AnyConnection) -> Result<()> {
+        (&mut *conn)
+            .execute(
+                "CREATE TABLE IF NOT EXISTS kmortem_migrations (version BIGINT PRIMARY KEY, \
              name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-        )
-        .await?;
+            )
+            .await?;
         let current: Option<i64> =
             sqlx::query("SELECT CAST(MAX(version) AS BIGINT) FROM kmortem_migrations")
                 .fetch_one(&mut *conn)
@@ -326,10 +378,36 @@ impl Store {
     }
 
     /// Store reports in one transaction: when this returns `Ok`, all of them are durable.
+    ///
+    /// Folklore (replicas): several servers may write to one PostgreSQL at once. Two of them
+    /// storing the same idempotency key meet at the key's unique index: the second waits for
+    /// the first to commit, then fails with a unique violation; two batches taking the same
+    /// keys in opposite orders deadlock, and PostgreSQL aborts one. Either way the transaction
+    /// is run again, and then finds the key already stored (a duplicate, not an error). Groups
+    /// need no retry: the upsert on `signature` serializes first-seen inserts of one title
+    /// into one row, and batches take their groups in signature order (no deadlock). Pinned by
+    /// tests/store.rs `postgres_replicas_store_concurrently`.
     pub async fn insert_batch(&self, reports: &[NewReport]) -> Result<Vec<Inserted>> {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
+        let mut tries = 0;
+        loop {
+            match self.insert_batch_once(reports).await {
+                Err(Error::Db(sqlx::Error::Database(e)))
+                    if tries < 5
+                        && (e.is_unique_violation()
+                            || matches!(e.code().as_deref(), Some("40P01" | "40001"))) =>
+                {
+                    tries += 1;
+                    tracing::debug!("insert raced another writer ({e}); retrying");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn insert_batch_once(&self, reports: &[NewReport]) -> Result<Vec<Inserted>> {
         let _w = self.write_lock.lock().await;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -423,10 +501,11 @@ impl Store {
             groups.insert(sig, (id, (total == count).then_some(first)));
         }
         // 4. The reports, many rows per statement. Folklore: both engines assign the ids of one
-        // multi-row INSERT in VALUES order (SQLite's AUTOINCREMENT, PostgreSQL's identity
-        // sequence evaluated row by row), whatever order RETURNING lists them in; so sorted ids
-        // map back to rows. We are the only writer (write_lock). Pinned by tests/store.rs.
-        const COLS: usize = 10;
+        // multi-row INSERT in increasing VALUES order (SQLite's AUTOINCREMENT; PostgreSQL's
+        // identity sequence, evaluated row by row: another server's rows may take ids in
+        // between, never out of order), whatever order RETURNING lists them in; so sorted ids
+        // map back to rows. Pinned by tests/store.rs.
+        const COLS: usize = 11;
         for chunk in fresh.chunks(200) {
             let mut values = Vec::with_capacity(chunk.len());
             for k in 0..chunk.len() {
@@ -434,7 +513,7 @@ impl Store {
             }
             let sql = format!(
                 "INSERT INTO reports (group_id, host, kernel_release, title, kind, source, \
-                 received_at, raw, parsed, dedup_key) VALUES {} RETURNING id",
+                 received_at, raw, parsed, dedup_key, origin) VALUES {} RETURNING id",
                 values.join(", ")
             );
             let mut q = sqlx::query(&sql);
@@ -459,7 +538,8 @@ impl Store {
                     .bind(r.received_at)
                     .bind(nul_free(&r.raw).into_owned())
                     .bind(parsed)
-                    .bind(r.key.as_deref().map(|k| nul_free(k).into_owned()));
+                    .bind(r.key.as_deref().map(|k| nul_free(k).into_owned()))
+                    .bind(r.origin.as_str());
             }
             let mut ids = Vec::with_capacity(chunk.len());
             for row in q.fetch_all(&mut *tx).await? {
@@ -588,8 +668,8 @@ impl Store {
             format!("{where_sql} AND id < $2")
         };
         let sql = format!(
-            "SELECT id, group_id, host, kernel_release, title, kind, source, received_at, raw \
-             FROM reports {where_sql} ORDER BY id DESC LIMIT $1"
+            "SELECT id, group_id, host, kernel_release, title, kind, source, received_at, raw, \
+             origin FROM reports {where_sql} ORDER BY id DESC LIMIT $1"
         );
         let mut q = sqlx::query(&sql)
             .bind(limit)
@@ -607,13 +687,13 @@ impl Store {
     pub async fn report(&self, id: i64) -> Result<Option<ReportFull>> {
         let row = sqlx::query(
             "SELECT id, group_id, host, kernel_release, title, kind, source, received_at, raw, \
-             parsed FROM reports WHERE id = $1",
+             origin, parsed FROM reports WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let parsed: String = row.try_get(9)?;
+        let parsed: String = row.try_get(10)?;
         Ok(Some(ReportFull {
             row: report_row(&row)?,
             parsed: serde_json::from_str(&parsed).map_err(|e| Error::Corrupt(id, e))?,
@@ -689,9 +769,98 @@ impl Store {
             .try_get(0)?)
     }
 
+    /// Delete what the retention policy no longer keeps (see [`Retention`]), in batches; returns
+    /// what this call deleted. Safe to run from several servers on one database at once: each
+    /// counts only the rows its own `DELETE` removed.
+    pub async fn purge(&self, policy: &Retention, now_ms: i64) -> Result<Purged> {
+        let mut out = Purged::default();
+        if policy.max_age_ms.is_none() && policy.keep_per_group.is_none() {
+            return Ok(out);
+        }
+        let cutoff = policy
+            .max_age_ms
+            .map_or(i64::MAX, |age| now_ms.saturating_sub(age));
+        let keep = policy.keep_per_group.unwrap_or(0).max(0);
+        let size = match self.backend {
+            Backend::Sqlite => "LENGTH(CAST(raw AS BLOB)) + LENGTH(CAST(parsed AS BLOB))",
+            Backend::Postgres => "OCTET_LENGTH(raw) + OCTET_LENGTH(parsed)",
+        };
+        // A report goes when it is older than the cutoff and is neither one of its group's
+        // first `keep` nor one of its last `keep` (by id: the order they were stored in).
+        let sql = format!(
+            "DELETE FROM reports WHERE id IN (SELECT id FROM (SELECT id, received_at, \
+             ROW_NUMBER() OVER (PARTITION BY group_id ORDER BY id) AS nth, \
+             ROW_NUMBER() OVER (PARTITION BY group_id ORDER BY id DESC) AS nth_last \
+             FROM reports) r WHERE r.received_at < $1 AND r.nth > $2 AND r.nth_last > $2 \
+             LIMIT $3) RETURNING CAST({size} AS BIGINT)"
+        );
+        const BATCH: i64 = 2000;
+        loop {
+            let rows = {
+                let _w = self.write_lock.lock().await;
+                sqlx::query(&sql)
+                    .bind(cutoff)
+                    .bind(keep)
+                    .bind(BATCH)
+                    .fetch_all(&self.pool)
+                    .await?
+            };
+            for row in &rows {
+                out.reports += 1;
+                out.bytes += u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0);
+            }
+            if (rows.len() as i64) < BATCH {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claim the right to fire alert `rule` for `group` at `at` (Unix ms): true when no server
+    /// on this database fired it within the last `every_ms` (then the claim is recorded). One
+    /// statement, atomic on both engines, so that replicas fire each alert once.
+    pub async fn claim_alert(
+        &self,
+        rule: &str,
+        group: i64,
+        at: i64,
+        every_ms: i64,
+    ) -> Result<bool> {
+        let _w = self.write_lock.lock().await;
+        let row = sqlx::query(
+            "INSERT INTO alert_claims (rule, group_id, fired_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (rule, group_id) DO UPDATE SET fired_at = excluded.fired_at \
+             WHERE alert_claims.fired_at <= excluded.fired_at - $4 RETURNING fired_at",
+        )
+        .bind(nul_free(rule).into_owned())
+        .bind(group)
+        .bind(at)
+        .bind(every_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// What [`Store::purge`] deletes: reports older than `max_age_ms`, except each group's first
+/// and last `keep_per_group` reports. With only `keep_per_group`, every report between a
+/// group's first and last N goes (a cap of 2N per group); with only `max_age_ms`, every report
+/// older than that; with neither, nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age_ms: Option<i64>,
+    pub keep_per_group: Option<i64>,
+}
+
+/// What one [`Store::purge`] deleted: reports, and the bytes of their raw text and parsed JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub reports: u64,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -712,6 +881,7 @@ fn report_row(row: &AnyRow) -> Result<ReportRow> {
         source: row.try_get(6)?,
         received_at: time::format_rfc3339(row.try_get(7)?),
         raw: row.try_get(8)?,
+        origin: row.try_get(9)?,
     })
 }
 

@@ -3,7 +3,7 @@
 //! both back ends.
 
 use kmortem_oops::{Kind, Report};
-use kmortem_store::{Filter, NewReport, SplitBy, Store};
+use kmortem_store::{Filter, NewReport, Origin, Purged, Retention, SplitBy, Store};
 use std::process::Command;
 
 /// A real parsed report (from the bundled example), relabelled for the test.
@@ -29,6 +29,7 @@ fn new(host: &str, t: i64, r: Report, key: Option<&str>) -> NewReport {
         raw: format!("[ 1.0] {}\n[ 1.1] line two", r.title),
         report: r,
         key: key.map(Into::into),
+        origin: Origin::SharedToken,
     }
 }
 
@@ -234,7 +235,114 @@ async fn exercise(db: &str) {
         assert_eq!(full.row.host, format!("h{i}"));
         assert_eq!(full.row.group, ins.group);
     }
+    // The origin is stored and read back.
+    let mut nc = new("10.1.2.3", t0, warn.clone(), None);
+    nc.origin = Origin::Unauthenticated;
+    let id = store.insert_batch(&[nc]).await.unwrap()[0].report;
+    let full = store.report(id).await.unwrap().unwrap();
+    assert_eq!(full.row.origin, "unauthenticated");
+    assert_eq!(rs[0].origin, "shared_token");
     println!("store on {:?}: ok", store.backend());
+    store.close().await;
+    retention(db).await;
+    alert_claims(db).await;
+}
+
+/// Retention on a fresh table: age alone, age with each group's first and last N kept, and the
+/// per-group cap alone; the bytes freed are those of the rows' text.
+async fn retention(db: &str) {
+    let store = Store::open(db).await.unwrap();
+    // Start from an empty table (the exercise above left reports behind).
+    let all = Retention {
+        max_age_ms: Some(-1_000_000_000_000_000),
+        keep_per_group: None,
+    };
+    store.purge(&all, 0).await.unwrap();
+    assert_eq!(store.report_count().await.unwrap(), 0);
+    let day = 86_400_000;
+    let now = 1_800_000_000_000;
+    let a = report(
+        "WARNING in aa",
+        "aa",
+        Kind::Warning,
+        Some("5.15.0-91-generic"),
+    );
+    let b = report(
+        "WARNING in bb",
+        "bb",
+        Kind::Warning,
+        Some("6.11.5+bpo-cloud-amd64"),
+    );
+    // Group aa: 10 reports, days 0..9 old (the oldest first); group bb: 3 reports, 300 days old.
+    let mut batch = Vec::new();
+    for i in 0..10 {
+        batch.push(new("h", now - (300 - i) * day, a.clone(), None));
+    }
+    for i in 0..3 {
+        batch.push(new("h", now - 300 * day + i, b.clone(), None));
+    }
+    for i in 0..10 {
+        let mut r = new("h", now - (9 - i) * day, a.clone(), None);
+        r.raw = "x".repeat(100);
+        batch.push(r);
+    }
+    store.insert_batch(&batch).await.unwrap();
+    assert_eq!(store.report_count().await.unwrap(), 23);
+    // Nothing to do without a policy.
+    assert_eq!(
+        store.purge(&Retention::default(), now).await.unwrap(),
+        Purged::default()
+    );
+    // 180 days, keep the first and last 2 of each group: aa loses its 8 old middle reports
+    // (its 2 first stay); bb keeps all 3 (its first 2 and last 2 cover it).
+    let p = Retention {
+        max_age_ms: Some(180 * day),
+        keep_per_group: Some(2),
+    };
+    let got = store.purge(&p, now).await.unwrap();
+    assert_eq!(got.reports, 8, "{got:?}");
+    assert!(
+        got.bytes > 8 * 1000,
+        "{got:?}: a report's raw text and JSON"
+    );
+    assert_eq!(store.report_count().await.unwrap(), 15);
+    // Again: nothing more.
+    assert_eq!(store.purge(&p, now).await.unwrap().reports, 0);
+    // The cap alone: aa keeps 2 + 2 of its 12, bb its 3.
+    let cap = Retention {
+        max_age_ms: None,
+        keep_per_group: Some(2),
+    };
+    assert_eq!(store.purge(&cap, now).await.unwrap().reports, 8);
+    assert_eq!(store.report_count().await.unwrap(), 7);
+    // Age alone: everything older than 180 days goes (aa's 2 first, bb's 3).
+    let age = Retention {
+        max_age_ms: Some(180 * day),
+        keep_per_group: None,
+    };
+    let got = store.purge(&age, now).await.unwrap();
+    assert_eq!(got.reports, 5, "{got:?}");
+    let left = store.reports(&Filter::default(), None, 100).await.unwrap();
+    assert!(left.iter().all(|r| r.title == "WARNING in aa"), "{left:?}");
+    println!("retention on {:?}: ok, last purge {got:?}", store.backend());
+    store.close().await;
+}
+
+async fn alert_claims(db: &str) {
+    let store = Store::open(db).await.unwrap();
+    let hour = 3_600_000;
+    assert!(store.claim_alert("storm", 7, 1000, hour).await.unwrap());
+    assert!(!store.claim_alert("storm", 7, 2000, hour).await.unwrap());
+    assert!(store.claim_alert("storm", 8, 2000, hour).await.unwrap());
+    assert!(store.claim_alert("other", 7, 2000, hour).await.unwrap());
+    assert!(store
+        .claim_alert("storm", 7, 1000 + hour, hour)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_alert("storm", 7, 1500 + hour, hour)
+        .await
+        .unwrap());
     store.close().await;
 }
 
@@ -255,4 +363,79 @@ async fn sqlite_store() {
 async fn postgres_store() {
     let url = pg_database("store").await;
     exercise(&url).await;
+}
+
+/// Two stores (two connection pools, as two `kmortem serve` replicas have) on one PostgreSQL
+/// database, starting together (one migrates, the other waits) and storing 4,000 reports at
+/// once: 20 titles, every group created by whichever writer is first, every third report sent
+/// by both writers under one key. One group per title, no report lost, none stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_store_concurrently() {
+    let url = pg_database("replicas").await;
+    let (a, b) = tokio::join!(Store::open(&url), Store::open(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let tpl = report("x", "x", Kind::Warning, Some("5.15.0-91-generic"));
+    fn mk(tpl: &Report, i: usize) -> NewReport {
+        let mut r = tpl.clone();
+        r.title = format!("WARNING in f{}", i % 20);
+        r.signature = format!("f{}", i % 20);
+        let mut n = new(&format!("h{i}"), 1_800_000_000_000 + i as i64, r, None);
+        n.key = Some(format!("k{i}"));
+        n.raw = format!("report {i}");
+        n
+    }
+    let writer = |s: Store, part: usize, tpl: Report| async move {
+        let mut ins = Vec::new();
+        // Batches of 25, in opposite orders from the two writers; writer 0 sends 0..3000,
+        // writer 1 sends 1000..4000 (1000..3000 by both).
+        let ids: Vec<usize> = if part == 0 {
+            (0..3000).collect()
+        } else {
+            (1000..4000).rev().collect()
+        };
+        for chunk in ids.chunks(25) {
+            let batch: Vec<NewReport> = chunk.iter().map(|&i| mk(&tpl, i)).collect();
+            ins.extend(s.insert_batch(&batch).await.unwrap());
+        }
+        ins
+    };
+    let (ia, ib) = tokio::join!(
+        tokio::spawn(writer(a.clone(), 0, tpl.clone())),
+        tokio::spawn(writer(b.clone(), 1, tpl.clone()))
+    );
+    let (ia, ib) = (ia.unwrap(), ib.unwrap());
+    let new_groups = ia.iter().chain(&ib).filter(|i| i.new_group).count();
+    let dups = ia.iter().chain(&ib).filter(|i| i.duplicate).count();
+    println!(
+        "replicas: {} + {} answers, {new_groups} new groups, {dups} duplicates",
+        ia.len(),
+        ib.len()
+    );
+    assert_eq!(new_groups, 20, "one first-seen per title");
+    assert_eq!(dups, 2000, "every report sent twice is stored once");
+    assert_eq!(a.report_count().await.unwrap(), 4000);
+    let groups = a.groups(&Filter::default(), 1000, 0).await.unwrap();
+    assert_eq!(groups.len(), 20);
+    assert!(groups.iter().all(|g| g.count == 200), "{groups:?}");
+    let mut seen = std::collections::HashSet::new();
+    let mut before = None;
+    loop {
+        let page = a.reports(&Filter::default(), before, 1000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|r| r.id);
+        for r in page {
+            assert!(seen.insert(r.raw.clone()), "stored twice: {}", r.raw);
+        }
+    }
+    assert_eq!(seen.len(), 4000);
+    // Alerts: both claim the same event, one wins.
+    let (ca, cb) = tokio::join!(
+        a.claim_alert("new", 1, 5, i64::MAX / 4),
+        b.claim_alert("new", 1, 5, i64::MAX / 4)
+    );
+    assert!(ca.unwrap() ^ cb.unwrap(), "exactly one replica fires");
+    a.close().await;
+    b.close().await;
 }

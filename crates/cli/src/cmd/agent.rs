@@ -9,10 +9,13 @@ use std::process::ExitCode;
 /// (pstore, kdump's /var/crash/*/dmesg*), then new reports from /dev/kmsg as they happen.
 ///
 /// Items are spooled to disk first and deleted only once the server answered 2xx, so nothing is
-/// lost while the server is down, and each has a key so that nothing is sent twice.
+/// lost while the server is down, and each has a key so that nothing is sent twice. An item the
+/// server refuses for good (400, 413, 422) moves to STATE_DIR/rejected/ with the reason; any
+/// other answer (401, 429, 5xx, ...) keeps it spooled, retried with back-off (and Retry-After).
 ///
 /// Examples:
-///   kmortem agent --server http://crash.example:8750 --token-file /etc/kmortem/token
+///   kmortem agent --server https://crash.example:8750 --ca-file /etc/kmortem/ca.pem \
+///        --token-file /etc/kmortem/token
 ///   kmortem agent --server http://127.0.0.1:8750 --token-file t --once --json
 ///
 /// Logging: refused items and an unreachable server are logged to stderr; KMORTEM_LOG (or
@@ -20,9 +23,18 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The server's base URL (http://HOST:8750).
+    /// The server's base URL (https://HOST:8750; http:// only to this machine, unless
+    /// --insecure-http).
     #[arg(long)]
     pub server: String,
+    /// PEM file of the CA certificate(s) that sign the server's certificate
+    /// [default: the system's web roots].
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Allow an http:// server on another machine (the token and the crashes cross the
+    /// network unencrypted).
+    #[arg(long)]
+    pub insecure_http: bool,
     /// File holding the ingest token.
     #[arg(long, value_name = "FILE")]
     pub token_file: PathBuf,
@@ -51,7 +63,7 @@ pub struct Args {
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub retry: u64,
     /// Print a JSON summary at exit ({"boot_files", "kmsg_reports", "sent", "already_sent",
-    /// "spooled", "rejected", "kmsg_lost", "left"}).
+    /// "spooled", "rejected", "refused_files", "kmsg_lost", "left"}).
     #[arg(long)]
     pub json: bool,
 }
@@ -81,6 +93,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         crash_dir: Some(args.crash_dir),
         once: args.once,
         retry: std::time::Duration::from_secs(args.retry.max(1)),
+        ca_file: args.ca_file,
+        insecure_http: args.insecure_http,
     };
     let mut agent = kmortem_server::agent::Agent::new(opts)?;
     let left = agent.run()?;

@@ -15,6 +15,8 @@ use std::process::ExitCode;
 ///   kmortem serve --ingest examples/*.log          # the dashboard with the bundled crashes
 ///   kmortem serve --listen 0.0.0.0:8750 --netconsole 0.0.0.0:6666 --config kmortem.toml
 ///   kmortem serve --db postgres://kmortem@db.example/kmortem
+///   kmortem serve --listen 0.0.0.0:8750 --tls-cert cert.pem --tls-key key.pem \
+///        --netconsole 0.0.0.0:6666 --netconsole-allow 10.0.0.0/8 --retention 180d
 ///   curl -H "Authorization: Bearer $(cat ~/.local/share/kmortem/token)" \
 ///        --data-binary @crash.log 'http://127.0.0.1:8750/api/v1/reports?host=web-1'
 ///
@@ -35,12 +37,50 @@ pub struct Args {
     #[arg(long)]
     pub db: Option<String>,
     /// Receive netconsole (plain and extended) on this UDP address, e.g. 0.0.0.0:6666.
+    /// netconsole is not authenticated: see --netconsole-allow.
     #[arg(long, value_name = "ADDR")]
     pub netconsole: Option<SocketAddr>,
-    /// File with the ingest token(s), one per line; clients send `Authorization: Bearer TOKEN`.
+    /// Accept netconsole only from these networks (comma-separated or repeated), e.g.
+    /// 10.0.0.0/8,192.168.7.0/24 [default: any sender]
+    #[arg(long, value_name = "NETS", value_delimiter = ',')]
+    pub netconsole_allow: Vec<kmortem_server::netconsole::Net>,
+    /// Memory netconsole may add to the server (its RSS): a quarter of it for all senders'
+    /// buffers together (fragments, reordering, open reports), past which the least advanced
+    /// senders are dropped first; the rest is headroom for what a flood costs besides.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub netconsole_memory: usize,
+    /// Memory one netconsole sender may hold.
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub netconsole_sender_memory: usize,
+    /// File with the ingest tokens, one per line: `TOKEN` (shared: its holder may report as
+    /// any host) or `HOST TOKEN` (reports as HOST only). Clients send `Authorization: Bearer
+    /// TOKEN`. Re-read on SIGHUP.
     /// [default: $KMORTEM_HOME/token, created with a random token if missing]
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); there is no plain port.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Most HTTP connections open at once; more are closed at accept.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub max_connections: usize,
+    /// Most HTTP connections open at once from one address.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request's headers (and a TLS handshake); an idle
+    /// keep-alive connection is closed after it too.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub header_timeout: f64,
+    /// Seconds a connection may move no byte before it is closed (a stalled body).
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub idle_timeout: f64,
+    /// Ingest requests per second per host (the per-host token's host, else the client's
+    /// address), in bursts of up to 4 times as many; over it: 429 with Retry-After. 0 = off.
+    #[arg(long, default_value_t = 50.0, value_name = "N")]
+    pub rate_limit: f64,
     /// Require the token for reads too (API, /metrics); reads are open by default.
     #[arg(long)]
     pub auth_reads: bool,
@@ -63,6 +103,14 @@ pub struct Args {
     /// sender always goes to the same worker). 0 = one per core, at most 8.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub netconsole_workers: usize,
+    /// Delete reports older than this (e.g. 180d, 12w, 36h), except what --retention-keep
+    /// keeps; checked at start and every hour.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub retention: Option<i64>,
+    /// Keep each group's first N and last N reports (with --retention: whatever their age;
+    /// alone: delete the reports between them).
+    #[arg(long, value_name = "N")]
+    pub retention_keep: Option<i64>,
     /// Base URL used in alert links [default: http://LISTEN].
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
@@ -91,6 +139,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         write_private(&token_file, &format!("{token}\n"))?;
     }
     let tokens = kmortem_server::read_tokens(&token_file)?;
+    let tls = match (args.tls_cert.clone(), args.tls_key.clone()) {
+        (Some(c), Some(k)) => Some((c, k)),
+        _ => None,
+    };
+    let secs = |v: f64| std::time::Duration::from_secs_f64(v.clamp(0.1, 86_400.0));
     let config = match &args.config {
         Some(p) => kmortem_server::Config::load(p)?,
         None => Default::default(),
@@ -99,6 +152,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.listen = args.listen;
     opts.netconsole = args.netconsole;
     opts.tokens = tokens;
+    opts.token_file = Some(token_file.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    opts.tls = tls;
+    opts.connections = kmortem_server::listen::Limits {
+        max_connections: args.max_connections.max(1),
+        max_per_ip: args.max_connections_per_ip.max(1),
+        header_timeout: secs(args.header_timeout),
+        idle_timeout: secs(args.idle_timeout),
+    };
+    opts.rate_limit = args.rate_limit.max(0.0);
+    opts.rate_burst = (args.rate_limit * 4.0).max(1.0);
+    opts.netconsole_allow = args.netconsole_allow.clone();
+    opts.netconsole_memory = args.netconsole_memory;
+    opts.netconsole_sender_memory = args.netconsole_sender_memory;
+    opts.retention = kmortem_server::Retention {
+        max_age_ms: args.retention,
+        keep_per_group: args.retention_keep,
+    };
     opts.auth_reads = args.auth_reads;
     opts.config = config;
     opts.max_body = args.max_body;
@@ -126,7 +197,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 eprintln!("kmortem serve: {}: {n} report(s)", f.display());
             }
         }
-        let url = format!("http://{}/", server.http_addr);
+        let url = format!("{scheme}://{}/", server.http_addr);
         if args.json {
             println!(
                 "{}",
@@ -153,6 +224,45 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `64MiB`, `512KiB`, `1GiB`, `100MB`, `4096`: a size in bytes.
+fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: usize = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 64MiB, 512KiB, 1048576)"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        u => {
+            return Err(format!(
+                "{s:?}: unknown unit {u:?} (B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `180d`, `12w`, `36h`, `90m`, `600s`: an age in milliseconds.
+fn parse_age(s: &str) -> std::result::Result<i64, String> {
+    let t = s.trim();
+    let bad = || format!("{s:?} is not an age: a number and a unit (s, m, h, d, w), e.g. 180d");
+    if !t.ends_with(['s', 'm', 'h', 'd', 'w']) {
+        return Err(bad());
+    }
+    kmortem_store::time::parse_time(t, 0)
+        .map(|v| -v)
+        .filter(|&v| v > 0)
+        .ok_or_else(bad)
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> Result<()> {

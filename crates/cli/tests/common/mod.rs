@@ -75,10 +75,12 @@ pub fn serve(
     std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmortem"));
     cmd.args(["serve", "--listen", listen, "--json", "--token-file"])
-        .arg(dir.join("token"))
-        .arg("--db")
-        .arg(dir.join("k.db"))
-        .args(extra)
+        .arg(dir.join("token"));
+    // `extra` may name another database (PostgreSQL).
+    if !extra.contains(&"--db") {
+        cmd.arg("--db").arg(dir.join("k.db"));
+    }
+    cmd.args(extra)
         .env("KMORTEM_HOME", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -49,7 +49,7 @@ impl Running {
     pub fn start(mut opts: Options) -> Running {
         opts.listen = "127.0.0.1:0".parse().unwrap();
         if opts.tokens.is_empty() {
-            opts.tokens = vec![TOKEN.into()];
+            opts.tokens = kmortem_server::Tokens::shared(vec![TOKEN.into()]);
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
