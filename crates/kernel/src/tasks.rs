@@ -23,19 +23,24 @@ pub struct Task {
 ///
 /// Folklore: the report bits are TASK_RUNNING 0, INTERRUPTIBLE 1, UNINTERRUPTIBLE 2,
 /// __TASK_STOPPED 4, __TASK_TRACED 8, EXIT_DEAD 16, EXIT_ZOMBIE 32, TASK_PARKED 64 (stable
-/// since 4.14); TASK_IDLE (UNINTERRUPTIBLE|NOLOAD = 0x402) reports as 'I', and
-/// TASK_RTLOCK_WAIT (0x1000, 5.15+) as 'D'. These are #defines, absent from BTF and DWARF.
-/// Pinned by `tests::state_letters` and the lab's drgn oracle.
+/// since 4.14), the index is the highest report bit set in `state | exit_state`; a state with
+/// every bit of TASK_IDLE (UNINTERRUPTIBLE|NOLOAD = 0x402) reports as 'I', and one with
+/// TASK_RTLOCK_WAIT (0x1000, 5.15+) or TASK_FROZEN (0x8000, 6.1's freezer rewrite, commit
+/// f5d39b020809) as 'D', whatever else is set: a freezable idle kthread sleeps in
+/// TASK_IDLE|TASK_FREEZABLE (0x2402), still 'I'. These are #defines, absent from BTF and
+/// DWARF. Pinned by `tests::state_letters` and the lab's drgn oracle (`drgn-ps`, whose
+/// task_state_to_char() is the kernel's function).
 pub fn state_letter(state: u64, exit_state: u64) -> char {
     const REPORT: u64 = 0x7f;
-    let idx = if state == 0x402 {
-        8
-    } else if state == 0x1000 {
-        2
-    } else {
-        let s = (state | exit_state) & REPORT;
-        64 - s.leading_zeros() as usize
-    };
+    const TASK_IDLE: u64 = 0x402;
+    let mut s = (state | exit_state) & REPORT;
+    if state & TASK_IDLE == TASK_IDLE {
+        s = 0x80; // TASK_REPORT_IDLE
+    }
+    if state & 0x1000 != 0 || state & 0x8000 != 0 {
+        s = 2;
+    }
+    let idx = 64 - s.leading_zeros() as usize;
     b"RSDTtXZPI".get(idx).map(|&c| c as char).unwrap_or('?')
 }
 
@@ -308,5 +313,10 @@ mod tests {
         assert_eq!(state_letter(0, 32), 'Z');
         assert_eq!(state_letter(0x40, 0), 'P');
         assert_eq!(state_letter(0x1000, 0), 'D');
+        // freezable: TASK_IDLE|TASK_FREEZABLE, INTERRUPTIBLE|TASK_FREEZABLE; frozen
+        assert_eq!(state_letter(0x2402, 0), 'I');
+        assert_eq!(state_letter(0x2001, 0), 'S');
+        assert_eq!(state_letter(0x8000, 0), 'D');
+        assert_eq!(state_letter(0x10, 0x10), 'X');
     }
 }
