@@ -568,7 +568,7 @@ impl Program {
                 if to > from {
                     out.push(ModRegion {
                         kind,
-                        base: base + from,
+                        base: base.wrapping_add(from),
                         size: to - from,
                     });
                 }

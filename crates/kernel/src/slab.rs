@@ -310,7 +310,9 @@ impl Program {
             let n = self.read_u32(nn)?.min(4096) as u64;
             let size = self.types()?.size_of(self.struct_id("vmap_node")?);
             let busy = self.offset_of("vmap_node", "busy.root")?;
-            roots.extend((0..n).map(|i| nodes + i * size + busy));
+            roots.extend(
+                (0..n).map(|i| nodes.wrapping_add(i.wrapping_mul(size)).wrapping_add(busy)),
+            );
         }
         let has_tree = !roots.is_empty();
         for root in roots {

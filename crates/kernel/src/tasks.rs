@@ -246,6 +246,8 @@ impl Program {
             let link_off = self.offset_of("task_struct", "pid_links")?;
             let mut stack = vec![(self.read_u64(idr + head_off)?, 0u32)];
             let mut pids = Vec::new();
+            // (a budget of nodes: a corrupted tree may point back at itself)
+            let mut nodes = 0;
             while let Some((e, depth)) = stack.pop() {
                 if e == 0 || e & 1 == 1 || depth > 16 || pids.len() > 4_000_000 {
                     continue;
@@ -254,8 +256,13 @@ impl Program {
                     if e <= 4096 {
                         continue; // sibling / retry entry
                     }
+                    nodes += 1;
+                    if nodes > 1 << 18 {
+                        break;
+                    }
                     let node = e - 2;
-                    let Ok(b) = self.read_vec(node + slots.offset, nslots as usize * 8) else {
+                    let Ok(b) = self.read_vec(node.wrapping_add(slots.offset), nslots as usize * 8)
+                    else {
                         continue;
                     };
                     for c in b.chunks_exact(8).rev() {
