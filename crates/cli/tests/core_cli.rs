@@ -26,37 +26,44 @@ fn core_missing_file_is_a_clear_error() {
     assert!(err.contains("cannot open /nonexistent/vmcore"), "{err}");
 }
 
-/// The `bug` scenario of the crash lab (dump + vmlinux).
-fn lab() -> (PathBuf, PathBuf) {
-    let l = PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-        .join(".cache/kmortem/lab/6.1.0-56-cloud-amd64");
-    let dump = l.join("scenarios/bug/vmcore.kdump-zlib");
-    let v = l.join("root/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64");
+/// The `bug` scenario of a lab kernel (dump + vmlinux).
+fn lab(lab: &kmortem_lab::Lab) -> (PathBuf, PathBuf) {
+    let sc = lab.need("bug");
+    let dump = sc.dump("kdump-zlib").expect("bug keeps a kdump-zlib dump");
+    let v = lab.vmlinux();
     assert!(
-        dump.is_file() && v.is_file(),
-        "the crash lab is missing at {} (build it with `python3 lab/lab.py`)",
-        l.display()
+        v.is_file(),
+        "kernel {}: no vmlinux at {}",
+        lab.name(),
+        v.display()
     );
     (dump, v)
 }
 
 #[test]
 fn lab_log_feeds_oops() {
-    let (dump, _) = lab();
-    let (log, err, code) = kmortem(&["log", dump.to_str().unwrap()], None);
-    assert_eq!((code, err.as_str()), (0, ""));
-    let reports = kmortem_oops::parse(log.as_bytes());
-    let titles: Vec<&str> = reports.iter().map(|r| r.title.as_str()).collect();
-    println!("kmortem log | kmortem oops: {titles:?}");
-    assert!(
-        titles.iter().any(|t| t.contains("kmlab")),
-        "no kmlab report in {titles:?}"
-    );
+    kmortem_lab::each(|l| {
+        let (dump, _) = lab(l);
+        let (log, err, code) = kmortem(&["log", dump.to_str().unwrap()], None);
+        assert_eq!((code, err.as_str()), (0, ""));
+        let reports = kmortem_oops::parse(log.as_bytes());
+        let titles: Vec<&str> = reports.iter().map(|r| r.title.as_str()).collect();
+        println!("[{}] kmortem log | kmortem oops: {titles:?}", l.name());
+        let want = l.need("bug").meta.expected_title.unwrap_or_default();
+        assert!(
+            titles.iter().any(|t| *t == want),
+            "no {want:?} report in {titles:?}"
+        );
+    });
 }
 
 #[test]
 fn lab_json_lines_and_prompt() {
-    let (dump, v) = lab();
+    kmortem_lab::each(json_lines_and_prompt);
+}
+
+fn json_lines_and_prompt(l: &kmortem_lab::Lab) {
+    let (dump, v) = lab(l);
     let (d, v) = (dump.to_str().unwrap(), v.to_str().unwrap());
     let (out, err, code) = kmortem(
         &[
@@ -83,7 +90,7 @@ fn lab_json_lines_and_prompt() {
         .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
         .collect();
     assert_eq!(lines.len(), 4);
-    assert_eq!(lines[0]["release"], "6.1.0-56-cloud-amd64");
+    assert_eq!(lines[0]["release"], l.release());
     let ps = lines[1].as_array().unwrap();
     assert!(ps.len() > 50);
     assert!(ps
@@ -105,4 +112,26 @@ fn lab_json_lines_and_prompt() {
     assert_eq!(code, 0);
     assert!(out.contains("(D) init_task"), "{out}");
     assert!(out.contains("  [8] struct list_head *prev;"), "{out}");
+    // No vmlinux at all (kallsyms, BTF and ORC from the dump): the same panic task and frames.
+    let (with, _, code) = kmortem(&["core", d, "-s", v, "--json", "-c", "bt"], None);
+    assert_eq!(code, 0);
+    let (bare, err, code) = kmortem(&["core", d, "--json", "-c", "bt"], None);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let names = |t: &str| -> Vec<String> {
+        let j: serde_json::Value = serde_json::from_str(t.trim()).expect("bt JSON");
+        j["frames"]
+            .as_array()
+            .expect("frames")
+            .iter()
+            .filter(|f| f["inline"] != true)
+            .map(|f| f["function"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let (a, b) = (names(&with), names(&bare));
+    println!(
+        "[{}] core without -s: bt of {} frames, as with the vmlinux",
+        l.name(),
+        b.len()
+    );
+    assert!(b.len() >= 10 && a == b, "{a:?}\nvs {b:?}");
 }

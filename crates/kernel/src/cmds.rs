@@ -274,10 +274,24 @@ impl Session {
     fn annotate(&self, text: &str) -> String {
         if let Some((ins, c)) = text.split_once("        # ") {
             if let Ok(a) = u64::from_str_radix(c.trim(), 16) {
-                let s = self
-                    .sym_off(a)
-                    .map(|s| format!(" <{s}>"))
-                    .unwrap_or_default();
+                // Folklore: x86-64 per-CPU accesses are `%gs:sym(%rip)` since 6.8 (Uros
+                // Bizjak's "x86/percpu: Introduce %rip-relative addressing to PER_CPU_VAR");
+                // before, `%gs:0x1fb80` with an absolute offset and no comment. The target is
+                // then a per-CPU offset (`# 0x35000`), which gdb, and so crash's `dis`, names
+                // after the per-CPU variable (`<pcpu_hot>`). Pinned by
+                // `lab_dis_runq_mod_match_crash` (gdb as the oracle on 6.12).
+                let name = if a < START_KERNEL_MAP {
+                    self.prog.lookup_percpu(a).map(|(s, off)| {
+                        if off == 0 {
+                            s.name
+                        } else {
+                            format!("{}+{off}", s.name)
+                        }
+                    })
+                } else {
+                    self.sym_off(a)
+                };
+                let s = name.map(|s| format!(" <{s}>")).unwrap_or_default();
                 return format!("{ins}        # {a:#x}{s}");
             }
         }
@@ -347,6 +361,7 @@ impl Session {
                 "addr": format!("{:#x}", m.addr),
                 "base": format!("{:#x}", m.base),
                 "size": m.size,
+                "regions": m.regions,
                 "symbols": m.symbols.len(),
                 "debuginfo": f.map(|p| p.display().to_string()),
             }));

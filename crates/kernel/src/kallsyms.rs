@@ -267,6 +267,30 @@ impl Kallsyms {
         Some((s, addr - a))
     }
 
+    /// The per-CPU variable holding the per-CPU offset `addr` (the symbols kallsyms keeps at
+    /// their link addresses from 0 with CONFIG_KALLSYMS_ABSOLUTE_PERCPU), inside
+    /// `__per_cpu_start..__per_cpu_end`; see `Symbols::lookup_percpu`.
+    pub fn lookup_percpu(&self, addr: u64) -> Option<(Symbol, u64)> {
+        let (start, end) = (self.addr("__per_cpu_start")?, self.addr("__per_cpu_end")?);
+        if !(start..end).contains(&addr) || end > crate::mem::START_KERNEL_MAP {
+            return None;
+        }
+        let mut i = self.syms.partition_point(|s| s.0 <= addr);
+        while i > 0 {
+            i -= 1;
+            let (a, _, n) = &self.syms[i];
+            if *a < start {
+                break;
+            }
+            // (kallsyms types per-CPU symbols `A`, absolute: only the markers are skipped)
+            if n.starts_with("__per_cpu_") {
+                continue;
+            }
+            return Some((self.symbol(i), addr - a));
+        }
+        None
+    }
+
     /// Every symbol (address, type, name), by address.
     pub fn iter(&self) -> impl Iterator<Item = (u64, char, &str)> {
         self.syms.iter().map(|(a, k, n)| (*a, *k, n.as_str()))

@@ -73,13 +73,37 @@ pub struct Program {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Module {
     pub name: String,
+    /// The `struct module`.
     #[serde(serialize_with = "crate::hex_addr")]
     pub addr: u64,
+    /// Where the module's code is, and how big: `core_layout` (text and data in one block)
+    /// before 6.4, `mem[MOD_TEXT]` since (crash's and drgn's `mod` BASE and SIZE).
     #[serde(serialize_with = "crate::hex_addr")]
     pub base: u64,
     pub size: u64,
+    /// The module's memory by kind (text, rodata, ro_after_init, data), init memory aside.
+    pub regions: Vec<ModRegion>,
     #[serde(skip)]
     pub symbols: Vec<Symbol>,
+}
+
+/// One block of a module's memory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModRegion {
+    /// `text`, `rodata`, `ro_after_init`, `data`.
+    pub kind: &'static str,
+    #[serde(serialize_with = "crate::hex_addr")]
+    pub base: u64,
+    pub size: u64,
+}
+
+impl Module {
+    /// The region holding `addr`.
+    pub fn region(&self, addr: u64) -> Option<&ModRegion> {
+        self.regions
+            .iter()
+            .find(|r| addr >= r.base && addr - r.base < r.size)
+    }
 }
 
 impl Memory for Program {
@@ -487,6 +511,7 @@ impl Program {
             guard += 1;
             let m = node - list_off;
             let name = String::from_utf8_lossy(&self.read_cstr(m + name_off, 56)?).into_owned();
+            let regions = self.module_regions(m).unwrap_or_default();
             let (base, size) = self.module_layout(m).unwrap_or((0, 0));
             let symbols = self.module_symbols(m, &name).unwrap_or_default();
             out.push(Module {
@@ -494,6 +519,7 @@ impl Program {
                 addr: m,
                 base,
                 size,
+                regions,
                 symbols,
             });
             node = self.read_u64(node)?;
@@ -503,7 +529,9 @@ impl Program {
 
     fn module_layout(&self, m: u64) -> Result<(u64, u64), Error> {
         // Folklore: module_layout core_layout (3.10-6.3) became mem[MOD_TEXT] in 6.4 (commit
-        // ac3b43283923). Probe for both.
+        // ac3b43283923, "module: replace module_layout with module_memory"). Probe for both.
+        // (crash 8.0.3+ prints the sum of the core regions as SIZE on 6.4+; drgn's and our
+        // `mod` print the text's, which is what unwinding and symbolizing use.)
         if self.has_member("module", "core_layout") {
             let b = self.read_member(m, "module", "core_layout.base")?;
             let s = self.read_member(m, "module", "core_layout.size")?;
@@ -512,6 +540,74 @@ impl Program {
         let b = self.read_member(m, "module", "mem[0].base")?;
         let s = self.read_member(m, "module", "mem[0].size")?;
         Ok((b, s))
+    }
+
+    /// The module's core memory by kind.
+    ///
+    /// Folklore: before 6.4 one `core_layout` block holds text, then rodata, ro_after_init and
+    /// data, split at `text_size`, `ro_size` and `ro_after_init_size` (page aligned, since 4.8
+    /// for ro_after_init); since 6.4 each kind is its own allocation, `mem[type]` indexed by
+    /// `enum mod_mem_type` (MOD_TEXT, MOD_DATA, MOD_RODATA, MOD_RO_AFTER_INIT, then the init
+    /// kinds, freed after load). Pinned by `lab_modules_and_module_symbols` (module data
+    /// symbols found by address on both layouts).
+    fn module_regions(&self, m: u64) -> Result<Vec<ModRegion>, Error> {
+        let mut out = Vec::new();
+        if self.has_member("module", "core_layout") {
+            let r = |f: &str| self.read_member(m, "module", &format!("core_layout.{f}"));
+            let base = r("base")?;
+            let size = r("size")?;
+            let text = r("text_size")?.min(size);
+            let ro = r("ro_size").unwrap_or(text).clamp(text, size);
+            let roa = r("ro_after_init_size").unwrap_or(ro).clamp(ro, size);
+            for (kind, from, to) in [
+                ("text", 0, text),
+                ("rodata", text, ro),
+                ("ro_after_init", ro, roa),
+                ("data", roa, size),
+            ] {
+                if to > from {
+                    out.push(ModRegion {
+                        kind,
+                        base: base.wrapping_add(from),
+                        size: to - from,
+                    });
+                }
+            }
+            return Ok(out);
+        }
+        let kinds: Vec<(&'static str, i64)> = {
+            let names = [
+                ("MOD_TEXT", "text"),
+                ("MOD_DATA", "data"),
+                ("MOD_RODATA", "rodata"),
+                ("MOD_RO_AFTER_INIT", "ro_after_init"),
+            ];
+            let types = self.types()?;
+            let values = types
+                .0
+                .find(crate::types::Kind::Enum, "mod_mem_type")
+                .and_then(|id| match types.get(id) {
+                    crate::types::Type::Enum { values, .. } => Some(values),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, (e, k))| {
+                    let v = values.iter().find(|(n, _)| n == e).map(|(_, v)| *v);
+                    (*k, v.unwrap_or(i as i64))
+                })
+                .collect()
+        };
+        for (kind, i) in kinds {
+            let base = self.read_member(m, "module", &format!("mem[{i}].base"))?;
+            let size = self.read_member(m, "module", &format!("mem[{i}].size"))?;
+            if base != 0 && size != 0 {
+                out.push(ModRegion { kind, base, size });
+            }
+        }
+        Ok(out)
     }
 
     fn module_symbols(&self, m: u64, name: &str) -> Result<Vec<Symbol>, Error> {
@@ -563,20 +659,51 @@ impl Program {
                 return Some((s, off));
             }
         }
+        // A module address: the nearest symbol below it in the same region (functions in text,
+        // variables in data), so a data address is not named after the last function.
         for m in self.modules() {
-            if m.size > 0 && !(m.base..m.base + m.size).contains(&addr) {
+            let Some(r) = m.region(addr) else {
+                if m.regions.is_empty()
+                    && (m.size == 0 || (m.base..m.base.saturating_add(m.size)).contains(&addr))
+                {
+                    // no layout known: the text symbols, as kallsyms would
+                    let best = m
+                        .symbols
+                        .iter()
+                        .filter(|s| s.addr <= addr && s.kind.eq_ignore_ascii_case(&'t'))
+                        .max_by_key(|s| s.addr);
+                    if let Some(s) = best {
+                        return Some((s.clone(), addr - s.addr));
+                    }
+                }
                 continue;
-            }
+            };
+            let text = r.kind == "text";
             let best = m
                 .symbols
                 .iter()
-                .filter(|s| s.addr <= addr && s.kind.eq_ignore_ascii_case(&'t'))
+                .filter(|s| {
+                    s.addr <= addr
+                        && s.addr >= r.base
+                        && s.kind.eq_ignore_ascii_case(&'t') == text
+                        && !s.kind.eq_ignore_ascii_case(&'a')
+                })
                 .max_by_key(|s| s.addr);
             if let Some(s) = best {
                 return Some((s.clone(), addr - s.addr));
             }
+            return None;
         }
         None
+    }
+
+    /// The per-CPU variable at per-CPU offset `addr` (gdb's `<pcpu_hot>` after a
+    /// `%gs:...(%rip)` operand), from the vmlinux or kallsyms.
+    pub fn lookup_percpu(&self, addr: u64) -> Option<(Symbol, u64)> {
+        match self.symbols() {
+            Some(s) => s.lookup_percpu(addr),
+            None => self.kallsyms()?.lookup_percpu(addr),
+        }
     }
 
     /// A module symbol by name (`name` or `module:name`).

@@ -111,6 +111,55 @@ impl Program {
         None
     }
 
+    /// Whether the (head) page at `head` is a slab page; None when the kernel says neither way.
+    ///
+    /// Folklore: until 6.10 a slab page has the PG_slab page flag (VMCOREINFO `NUMBER(PG_slab)`,
+    /// or `enum pageflags`). 6.10 (commit 46df8e73a4a3, "mm: free up PG_slab") made slab a
+    /// page *type* in `page.page_type` (which overlays `_mapcount`), and VMCOREINFO gives
+    /// `NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)` instead: in 6.10-6.11 page types clear a bit of an
+    /// all-ones word (the value is `~PG_slab`; a slab page has the top nibble 0xf and that bit
+    /// clear), and since 6.12 ("mm: support only one page_type per page") the type is the top
+    /// byte (`PGTY_slab << 24`, 0xf5000000). The two encodings tell themselves apart by the
+    /// low 24 bits of the value. Pinned by `lab_slab_and_vmalloc` (6.1: PG_slab; 6.12: the top
+    /// byte; 6.10-6.11 are not in the lab).
+    pub fn is_slab_page(&self, head: u64) -> Result<Option<bool>, Error> {
+        if let Some(bit) = self.pg_slab_bit() {
+            let flags = self.read_member(head, "page", "flags")?;
+            return Ok(Some(flags & (1 << bit) != 0));
+        }
+        let value = self
+            .vmcoreinfo
+            .number("PAGE_SLAB_MAPCOUNT_VALUE")
+            .map(|v| v as u32)
+            .or_else(|| self.pgty_slab().map(|t| t << 24));
+        let Some(v) = value else {
+            return Ok(None);
+        };
+        let off = self
+            .offset_of("page", "page_type")
+            .or_else(|_| self.offset_of("page", "_mapcount"))?;
+        let pt = self.read_u32(head + off)?;
+        Ok(Some(if v & 0x00ff_ffff == 0 {
+            pt >> 24 == v >> 24
+        } else {
+            let bit = !v;
+            pt & (0xf000_0000 | bit) == 0xf000_0000
+        }))
+    }
+
+    /// `PGTY_slab` of `enum pagetype` (6.12+) in the kernel's types.
+    fn pgty_slab(&self) -> Option<u32> {
+        let t = self.types().ok()?;
+        let id = t.0.find(crate::types::Kind::Enum, "pagetype")?;
+        match t.get(id) {
+            crate::types::Type::Enum { values, .. } => values
+                .iter()
+                .find(|(n, _)| n == "PGTY_slab")
+                .map(|(_, v)| *v as u32),
+            _ => None,
+        }
+    }
+
     /// The SLUB object holding `addr`, or None when `addr` is not in a slab page.
     ///
     /// Folklore: since 5.17 (commit d122019bf061, "mm: Split slab into its own type") SLUB's
@@ -126,11 +175,8 @@ impl Program {
         let ch_off = self.offset_of("page", "compound_head").unwrap_or(8);
         let ch = self.read_u64(page + ch_off)?;
         let head = if ch & 1 == 1 { ch - 1 } else { page };
-        let flags = self.read_member(head, "page", "flags")?;
-        if let Some(bit) = self.pg_slab_bit() {
-            if flags & (1 << bit) == 0 {
-                return Ok(None);
-            }
+        if self.is_slab_page(head)? == Some(false) {
+            return Ok(None);
         }
         let st = if self.has_member("slab", "slab_cache") {
             "slab"
@@ -151,7 +197,7 @@ impl Program {
             .read_member(cache, "kmem_cache", "red_left_pad")
             .unwrap_or(0);
         let random = self.read_member(cache, "kmem_cache", "random").ok();
-        let head_pfn = (head - vmemmap) / psize;
+        let head_pfn = head.wrapping_sub(vmemmap) / psize.max(1);
         let pob = self.sym_u64("page_offset_base")?;
         let slab_base = pob + head_pfn * PAGE;
         let objects = self.read_member(head, st, "objects").unwrap_or(0);
@@ -238,8 +284,8 @@ impl Program {
         }))
     }
 
-    /// The vmalloc area holding `addr`, searched in `vmap_area_root` (the busy areas'
-    /// rbtree), or `vmap_area_list` when the tree is not there.
+    /// The vmalloc area holding `addr`, searched in the busy areas' rbtree(s), or in
+    /// `vmap_area_list` when there is no tree.
     ///
     /// Folklore: busy areas are in `vmap_area_root` keyed by `va_start` (since 2.6.28) and on
     /// `vmap_area_list` sorted by address (removed in 6.9, commit 7c9b8f2b0d2b); `va->vm` is
@@ -251,12 +297,30 @@ impl Program {
         let start_off = self.offset_of("vmap_area", "va_start")?;
         let end_off = self.offset_of("vmap_area", "va_end")?;
         let mut found = None;
+        // The busy trees: `vmap_area_root`, or since 6.9 one per `struct vmap_node`
+        // (`vmap_nodes[0 .. nr_vmap_nodes]`, each `busy.root`): Uladzislau Rezki's series
+        // "mm/vmalloc: Mitigate a vmap lock contention" replaced the global tree and lock.
+        let mut roots = Vec::new();
         if let Some(root) = self.symbol("vmap_area_root") {
+            roots.push(root);
+        } else if let (Some(np), Some(nn)) =
+            (self.symbol("vmap_nodes"), self.symbol("nr_vmap_nodes"))
+        {
+            let nodes = self.read_u64(np)?;
+            let n = self.read_u32(nn)?.min(4096) as u64;
+            let size = self.types()?.size_of(self.struct_id("vmap_node")?);
+            let busy = self.offset_of("vmap_node", "busy.root")?;
+            roots.extend(
+                (0..n).map(|i| nodes.wrapping_add(i.wrapping_mul(size)).wrapping_add(busy)),
+            );
+        }
+        let has_tree = !roots.is_empty();
+        for root in roots {
             let mut node = self.read_u64(root)?;
             let mut guard = 0;
             while node != 0 && guard < 128 {
                 guard += 1;
-                let va = node - rb_off;
+                let va = node.wrapping_sub(rb_off);
                 let s = self.read_u64(va + start_off)?;
                 let e = self.read_u64(va + end_off)?;
                 node = if addr < s {
@@ -268,11 +332,18 @@ impl Program {
                     break;
                 };
             }
-        } else if let Some(head) = self.symbol("vmap_area_list") {
+            if found.is_some() {
+                break;
+            }
+        }
+        if found.is_none() && !has_tree {
+            let Some(head) = self.symbol("vmap_area_list") else {
+                return Ok(None);
+            };
             let list_off = self.offset_of("vmap_area", "list")?;
             let w = crate::list::walk_list(self, head, 1 << 20);
             for n in w.nodes {
-                let va = n - list_off;
+                let va = n.wrapping_sub(list_off);
                 let s = self.read_u64(va + start_off)?;
                 let e = self.read_u64(va + end_off)?;
                 if (s..e).contains(&addr) {
@@ -286,7 +357,7 @@ impl Program {
         };
         let vm = self.read_member(va, "vmap_area", "vm").unwrap_or(0);
         let (mut size, mut flags, mut caller, mut nr_pages, mut base) =
-            (va_end - va_start, 0, 0, 0, va_start);
+            (va_end.saturating_sub(va_start), 0, 0, 0, va_start);
         if vm != 0 {
             size = self.read_member(vm, "vm_struct", "size").unwrap_or(size);
             flags = self.read_member(vm, "vm_struct", "flags").unwrap_or(0);
@@ -301,7 +372,7 @@ impl Program {
         } else {
             size
         };
-        let offset = addr - base;
+        let offset = addr.wrapping_sub(base);
         Ok(Some(VmallocArea {
             addr,
             va,

@@ -276,6 +276,33 @@ impl Symbols {
         Some((self.symbol(best)?, off))
     }
 
+    /// The per-CPU variable holding the per-CPU offset `addr` (`.data..percpu` is linked at 0
+    /// and not moved by KASLR): the nearest symbol at or below it inside
+    /// `__per_cpu_start..__per_cpu_end`, absolute symbols aside.
+    pub fn lookup_percpu(&self, addr: u64) -> Option<(Symbol, u64)> {
+        let (start, end) = (self.addr("__per_cpu_start")?, self.addr("__per_cpu_end")?);
+        if !(start..end).contains(&addr) {
+            return None;
+        }
+        let idx = self.index();
+        let mut i = idx.partition_point(|&(a, _)| a <= addr);
+        while i > 0 {
+            i -= 1;
+            let (a, si) = idx[i];
+            if a < start {
+                break;
+            }
+            let r = self.raw(si)?;
+            // absolute symbols (SHN_ABS) and the section markers are not variables
+            let name = self.name_bytes(r.name_off);
+            if r.shndx == 0xfff1 || name.starts_with(b"__per_cpu_") {
+                continue;
+            }
+            return Some((self.symbol(si)?, addr - a));
+        }
+        None
+    }
+
     /// Every symbol name (for tab completion).
     pub fn names(&self) -> Vec<String> {
         let mut v = Vec::with_capacity(self.symtab.1);

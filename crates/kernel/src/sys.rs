@@ -19,7 +19,8 @@ pub struct SysInfo {
     pub offline_cpus: Vec<u32>,
     /// Bytes of RAM in the dump's memory map.
     pub memory: u64,
-    /// Seconds since boot, from the kernel's monotonic clock (or the last log timestamp).
+    /// Seconds since boot: jiffies (crash's UPTIME), else the timekeeper, else the last log
+    /// timestamp.
     pub uptime_secs: Option<u64>,
     /// Seconds since the epoch when the dump was taken.
     pub crash_time: Option<i64>,
@@ -111,6 +112,34 @@ impl Program {
         Some(t.size_of(seq).div_ceil(8) * 8)
     }
 
+    /// Seconds since boot from `jiffies_64`, as crash computes its UPTIME.
+    ///
+    /// Folklore: jiffies start at INITIAL_JIFFIES, `(unsigned long)(unsigned int)(-300*HZ)`
+    /// (since 2.5.x: they wrap 5 minutes after boot, to catch overflow bugs), so the uptime is
+    /// `(jiffies_64 - INITIAL_JIFFIES) / HZ`. HZ (CONFIG_HZ) is a #define, in no BTF, DWARF or
+    /// VMCOREINFO: it comes from `tick_nsec`, the tick length in ns (TICK_NSEC, about 10^9 /
+    /// HZ; NTP moves it by at most 500 ppm). The timekeeper's monotonic time
+    /// ([`Program::timekeeper_uptime`]) lags jiffies by up to a second on the lab's QEMU guests
+    /// (crash prints jiffies' figure); both are updated by the tick, while printk timestamps come
+    /// from each CPU's sched_clock and can run ahead of them (a CPU spinning with interrupts off
+    /// in QEMU: `irqs_off_stall`). Pinned by the lab's `sys` UPTIME oracle (crash, 6.1) and the
+    /// jiffies-vs-timekeeper check (every kernel).
+    pub fn jiffies_uptime(&self) -> Option<u64> {
+        let j = self.read_u64(self.symbol("jiffies_64")?).ok()?;
+        let tick = self.read_u64(self.symbol("tick_nsec")?).ok()?;
+        if !(100_000..=100_000_000).contains(&tick) {
+            return None;
+        }
+        let hz = (1_000_000_000 + tick / 2) / tick;
+        let initial = (300 * hz).wrapping_neg() as u32 as u64;
+        Some(j.wrapping_sub(initial) / hz)
+    }
+
+    /// Seconds since boot from the timekeeper (CLOCK_BOOTTIME at the last tick).
+    pub fn timekeeper_uptime(&self) -> Option<u64> {
+        self.boot_ns().map(|n| n / 1_000_000_000)
+    }
+
     /// Monotonic+boot time in ns from the timekeeper (`tk_core.timekeeper`).
     fn boot_ns(&self) -> Option<u64> {
         let tk = self.symbol("tk_core")?;
@@ -168,10 +197,13 @@ impl Program {
                 .or_else(|| kh.map(|h| h.utsname[kh_i].clone()))
                 .filter(|s| !s.is_empty())
         };
-        let uptime = self.boot_ns().map(|n| n / 1_000_000_000).or_else(|| {
-            log.and_then(|l| l.last())
-                .map(|r| r.ts_nsec / 1_000_000_000)
-        });
+        let uptime = self
+            .jiffies_uptime()
+            .or_else(|| self.timekeeper_uptime())
+            .or_else(|| {
+                log.and_then(|l| l.last())
+                    .map(|r| r.ts_nsec / 1_000_000_000)
+            });
         let crash_time = self
             .vmcoreinfo
             .crash_time

@@ -23,19 +23,24 @@ pub struct Task {
 ///
 /// Folklore: the report bits are TASK_RUNNING 0, INTERRUPTIBLE 1, UNINTERRUPTIBLE 2,
 /// __TASK_STOPPED 4, __TASK_TRACED 8, EXIT_DEAD 16, EXIT_ZOMBIE 32, TASK_PARKED 64 (stable
-/// since 4.14); TASK_IDLE (UNINTERRUPTIBLE|NOLOAD = 0x402) reports as 'I', and
-/// TASK_RTLOCK_WAIT (0x1000, 5.15+) as 'D'. These are #defines, absent from BTF and DWARF.
-/// Pinned by `tests::state_letters` and the lab's drgn oracle.
+/// since 4.14), the index is the highest report bit set in `state | exit_state`; a state with
+/// every bit of TASK_IDLE (UNINTERRUPTIBLE|NOLOAD = 0x402) reports as 'I', and one with
+/// TASK_RTLOCK_WAIT (0x1000, 5.15+) or TASK_FROZEN (0x8000, 6.1's freezer rewrite, commit
+/// f5d39b020809) as 'D', whatever else is set: a freezable idle kthread sleeps in
+/// TASK_IDLE|TASK_FREEZABLE (0x2402), still 'I'. These are #defines, absent from BTF and
+/// DWARF. Pinned by `tests::state_letters` and the lab's drgn oracle (`drgn-ps`, whose
+/// task_state_to_char() is the kernel's function).
 pub fn state_letter(state: u64, exit_state: u64) -> char {
     const REPORT: u64 = 0x7f;
-    let idx = if state == 0x402 {
-        8
-    } else if state == 0x1000 {
-        2
-    } else {
-        let s = (state | exit_state) & REPORT;
-        64 - s.leading_zeros() as usize
-    };
+    const TASK_IDLE: u64 = 0x402;
+    let mut s = (state | exit_state) & REPORT;
+    if state & TASK_IDLE == TASK_IDLE {
+        s = 0x80; // TASK_REPORT_IDLE
+    }
+    if state & 0x1000 != 0 || state & 0x8000 != 0 {
+        s = 2;
+    }
+    let idx = 64 - s.leading_zeros() as usize;
     b"RSDTtXZPI".get(idx).map(|&c| c as char).unwrap_or('?')
 }
 
@@ -63,51 +68,48 @@ impl Program {
         self.read_u64(init + tasks_off)?;
         let mut addrs = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut p = init;
-        for _ in 0..1_000_000 {
-            if seen.insert(p) {
-                addrs.push(p);
+        // Forward from init_task along `tasks.next`. A hole (a page the dump left out) ends
+        // that direction; then backward from init_task along `tasks.prev`, and from every task
+        // the pid namespace knows, both ways: the readable stretches between holes.
+        //
+        // Folklore: Debian 12's makedumpfile 1.7.2 leaves in-use slab pages of 6.12 out of `-d
+        // 31` dumps: it tells slab pages by the PG_slab flag, which 6.10 removed (slab became a
+        // page type, see slab.rs), and takes them for pages it may drop. So a real kdump of 6.12
+        // misses task_structs (and drgn's task list stops at the first one). Pinned by `lab_log_sys_ps_on_every_dump_and_format` (the kdump-d31
+        // dumps of 6.12: every task not listed has no readable neighbour or task_struct).
+        let mut todo: Vec<(u64, bool)> = vec![(init, false)];
+        let mut seeded = false;
+        self.add_task(init, thread_walk, group_off, &mut seen, &mut addrs);
+        while let Some((from, back)) = todo.pop() {
+            let mut p = from;
+            let mut hole = false;
+            for _ in 0..4_000_000 {
+                let link = p + tasks_off + if back { 8 } else { 0 };
+                let next = match self.read_u64(link) {
+                    Ok(n) if n != 0 => n.wrapping_sub(tasks_off),
+                    _ => {
+                        hole = true;
+                        break;
+                    }
+                };
+                if next == init || seen.contains(&next) {
+                    break;
+                }
+                self.add_task(next, thread_walk, group_off, &mut seen, &mut addrs);
+                p = next;
             }
-            // threads of p
-            if let Some((sig_off, head_off, node_off)) = thread_walk {
-                if let Ok(sig) = self.read_u64(p + sig_off) {
-                    if sig != 0 {
-                        let head = sig + head_off;
-                        let mut n = self.read_u64(head).unwrap_or(head);
-                        let mut g = 0;
-                        while n != head && n != 0 && g < 100_000 {
-                            let t = n - node_off;
-                            if seen.insert(t) {
-                                addrs.push(t);
-                            }
-                            n = self.read_u64(n).unwrap_or(head);
-                            g += 1;
-                        }
+            if hole && !seeded {
+                seeded = true;
+                todo.push((init, true));
+                // Tasks between two holes: the pid namespace's idr has every task's `struct
+                // pid` (another slab), and each pid its task; walk on from those.
+                for t in self.tasks_by_pid() {
+                    if !seen.contains(&t) && self.read_u64(t + tasks_off).is_ok() {
+                        self.add_task(t, thread_walk, group_off, &mut seen, &mut addrs);
+                        todo.push((t, false));
+                        todo.push((t, true));
                     }
                 }
-            } else if let Some(go) = group_off {
-                let head = p + go;
-                let mut n = self.read_u64(head).unwrap_or(head);
-                let mut g = 0;
-                while n != head && n != 0 && g < 100_000 {
-                    let t = n - go;
-                    if seen.insert(t) {
-                        addrs.push(t);
-                    }
-                    n = self.read_u64(n).unwrap_or(head);
-                    g += 1;
-                }
-            }
-            let Ok(next) = self.read_u64(p + tasks_off) else {
-                // A hole in a truncated dump: keep the tasks found so far.
-                break;
-            };
-            if next == 0 {
-                break;
-            }
-            p = next - tasks_off;
-            if p == init {
-                break;
             }
         }
         // Per-CPU: runqueue curr (active) and idle.
@@ -177,6 +179,113 @@ impl Program {
         Ok(out)
     }
 
+    /// Record a task and its threads: `signal->thread_head` (3.14+, the only list since 6.7
+    /// removed `thread_group`), else `thread_group`.
+    fn add_task(
+        &self,
+        p: u64,
+        thread_walk: Option<(u64, u64, u64)>,
+        group_off: Option<u64>,
+        seen: &mut std::collections::HashSet<u64>,
+        addrs: &mut Vec<u64>,
+    ) {
+        if seen.insert(p) {
+            addrs.push(p);
+        }
+        let (head, node_off) = match (thread_walk, group_off) {
+            (Some((sig_off, head_off, node_off)), _) => match self.read_u64(p + sig_off) {
+                Ok(sig) if sig != 0 => (sig + head_off, node_off),
+                _ => return,
+            },
+            (None, Some(go)) => (p + go, go),
+            _ => return,
+        };
+        let mut n = self.read_u64(head).unwrap_or(head);
+        let mut g = 0;
+        while n != head && n != 0 && g < 100_000 {
+            let t = n.wrapping_sub(node_off);
+            if seen.insert(t) {
+                addrs.push(t);
+            }
+            n = self.read_u64(n).unwrap_or(head);
+            g += 1;
+        }
+    }
+
+    /// Every task reachable from `init_pid_ns.idr`: the idr (an xarray since 4.20, commit
+    /// 0a835c4f090a; a radix tree of the same layout before) maps each pid number to its
+    /// `struct pid`, whose `tasks[PIDTYPE_PID]` hlist holds the task (`pid_links[0]`), as drgn's
+    /// `for_each_task()` walks it. Unreadable nodes are skipped; used when the `tasks` list has
+    /// holes.
+    ///
+    /// Folklore: an xarray entry with bits `10` is an internal entry: a node pointer (`entry -
+    /// 2`) when above 4096, else a sibling or retry entry; bit 0 set is a value entry (include/
+    /// linux/xarray.h, since 4.20). Pinned by `lab_log_sys_ps_on_every_dump_and_format` on the
+    /// filtered dumps of 6.12.
+    pub fn tasks_by_pid(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut f = || -> Result<(), Error> {
+            let ns = self.need_symbol("init_pid_ns")?;
+            let idr = ns + self.offset_of("pid_namespace", "idr")?;
+            let head_off = self.offset_of("idr", "idr_rt")?
+                + self
+                    .offset_of("xarray", "xa_head")
+                    .or_else(|_| self.offset_of("radix_tree_root", "rnode"))?;
+            let node_t = if self.has_member("xa_node", "slots") {
+                "xa_node"
+            } else {
+                "radix_tree_node"
+            };
+            let slots = self.field(node_t, "slots")?;
+            let types = self.types()?;
+            let nslots = match types.resolve(slots.ty).1 {
+                crate::types::Type::Array { len, .. } => len.min(256),
+                _ => 64,
+            };
+            let tasks_off = self.offset_of("pid", "tasks")?;
+            let link_off = self.offset_of("task_struct", "pid_links")?;
+            let mut stack = vec![(self.read_u64(idr + head_off)?, 0u32)];
+            let mut pids = Vec::new();
+            // (a budget of nodes: a corrupted tree may point back at itself)
+            let mut nodes = 0;
+            while let Some((e, depth)) = stack.pop() {
+                if e == 0 || e & 1 == 1 || depth > 16 || pids.len() > 4_000_000 {
+                    continue;
+                }
+                if e & 3 == 2 {
+                    if e <= 4096 {
+                        continue; // sibling / retry entry
+                    }
+                    nodes += 1;
+                    if nodes > 1 << 18 {
+                        break;
+                    }
+                    let node = e - 2;
+                    let Ok(b) = self.read_vec(node.wrapping_add(slots.offset), nslots as usize * 8)
+                    else {
+                        continue;
+                    };
+                    for c in b.chunks_exact(8).rev() {
+                        let v = u64::from_le_bytes(c.try_into().unwrap_or_default());
+                        stack.push((v, depth + 1));
+                    }
+                    continue;
+                }
+                pids.push(e);
+            }
+            for pid in pids {
+                if let Ok(first) = self.read_u64(pid + tasks_off) {
+                    if first != 0 {
+                        out.push(first.wrapping_sub(link_off));
+                    }
+                }
+            }
+            Ok(())
+        };
+        let _ = f();
+        out
+    }
+
     /// The task that panicked: the active task of the CPU whose registers the kdump saved
     /// first... or, for QEMU dumps, the active task whose stack holds panic(). Here: the
     /// active task on the crashing CPU from `crashing_cpu`/`panic_cpu`.
@@ -211,5 +320,10 @@ mod tests {
         assert_eq!(state_letter(0, 32), 'Z');
         assert_eq!(state_letter(0x40, 0), 'P');
         assert_eq!(state_letter(0x1000, 0), 'D');
+        // freezable: TASK_IDLE|TASK_FREEZABLE, INTERRUPTIBLE|TASK_FREEZABLE; frozen
+        assert_eq!(state_letter(0x2402, 0), 'I');
+        assert_eq!(state_letter(0x2001, 0), 'S');
+        assert_eq!(state_letter(0x8000, 0), 'D');
+        assert_eq!(state_letter(0x10, 0x10), 'X');
     }
 }

@@ -121,13 +121,13 @@ mod tests {
 
     #[test]
     fn x86_keys() {
-        let t = b"OSRELEASE=6.1.0-56-cloud-amd64\nBUILD-ID=abcd\nPAGESIZE=4096\n\
+        let t = b"OSRELEASE=6.1.0-0-test-amd64\nBUILD-ID=abcd\nPAGESIZE=4096\n\
 SYMBOL(init_uts_ns)=ffffffff83212340\nSYMBOL(prb)=ffffffff82e9f1a8\nSIZE(printk_info)=88\n\
 OFFSET(printk_info.seq)=0\nLENGTH(mem_section)=2048\nNUMBER(phys_base)=-1090519040\n\
 NUMBER(pgtable_l5_enabled)=0\nKERNELOFFSET=1000000\nCRASHTIME=1763750000\nCONFIG_KALLSYMS=y\n\
 garbage line\nSYMBOL(bad)=zz\n";
         let v = VmcoreInfo::parse(t);
-        assert_eq!(v.osrelease.as_deref(), Some("6.1.0-56-cloud-amd64"));
+        assert_eq!(v.osrelease.as_deref(), Some("6.1.0-0-test-amd64"));
         assert_eq!(v.page_size, Some(4096));
         assert_eq!(v.symbol("init_uts_ns"), Some(0xffffffff83212340));
         assert_eq!(v.symbol("bad"), None);

@@ -54,8 +54,12 @@ pub struct OrcEntry {
 /// `type:3` with UNDEFINED=0, END_OF_STACK=1, CALL=2, REGS=3, REGS_PARTIAL=4 and dropped `end`.
 /// We probe `struct orc_entry`'s members (`end`, `signal`, the width of `type`) in the
 /// kernel's types, never the version; without types the entries themselves decide (a type
-/// value of 3 or 4 exists only in the 6.4 encoding). Pinned by `orc::tests::encodings` and the
-/// lab oracle test `lab_bt_matches_oracles` (6.1: type:2 + end).
+/// value of 3 or 4 exists only in the 6.4 encoding). 6.4 also added an `.orc_header` section
+/// (`__start_orc_header`: a hash of the `orc_entry` layout, which the module loader compares
+/// with each module's): it identifies a layout but does not describe one, so it is not read.
+/// Pinned by `orc::tests::encodings`, the lab oracle test `lab_bt_matches_oracles` (6.1:
+/// type:2 + end; 6.12: type:3 + signal, equal to drgn on every dump) and
+/// `lab_orc_encoding_and_current_task` (the types' encoding is the entries').
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     /// type:2 end:1 (≤ 6.2).

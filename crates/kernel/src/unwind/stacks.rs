@@ -51,7 +51,8 @@ pub fn cpu_regs(prog: &Program, cpu: u32) -> Option<Regs> {
 }
 
 /// The task running on `cpu`: per-CPU `current_task` (before 6.2) or `pcpu_hot.current_task`
-/// (6.2+, commit e57ef2ed97c1 moved it into `struct pcpu_hot`), probed by symbol.
+/// (6.2+, commit e57ef2ed97c1 moved it into `struct pcpu_hot`), probed by symbol. Pinned by
+/// `lab_orc_encoding_and_current_task` (= the runqueue's `curr` on every CPU of 6.1 and 6.12).
 pub fn current_task(prog: &Program, cpu: u32) -> Option<u64> {
     if prog.symbol("current_task").is_some() {
         let a = prog.per_cpu("current_task", cpu).ok()?;
