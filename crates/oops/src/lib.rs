@@ -23,13 +23,12 @@
 //! until it ends (end-of-trace marker, the next report in the same context, or too many unrelated
 //! lines), and then the title and the fields are extracted from that bounded buffer only.
 
-mod clean;
-mod fields;
 pub mod input;
+pub mod line;
 mod report;
 mod syz;
 
-pub use clean::{clean as clean_line, Clean, Ctx, MAX_LINE};
+pub use line::{clean as clean_line, Clean, Ctx, MAX_LINE};
 pub use report::{Code, Context, Frame, InstructionPointer, Kind, Report};
 
 use aho_corasick::AhoCorasick;
@@ -427,7 +426,7 @@ impl Scanner {
                 };
             }
         }
-        let c = clean::clean(line, self.in_kmsg);
+        let c = line::clean(line, self.in_kmsg);
         if c.skip {
             return done;
         }
@@ -534,7 +533,7 @@ impl Scanner {
                 });
                 consumed = true;
                 let n = o.lines.len() - 1;
-                if fields::stack_start(&text).is_some() {
+                if line::stack_start(&text).is_some() {
                     o.seen_trace = true;
                 }
                 if is_end_marker(&text) && n >= 3 {
@@ -893,7 +892,7 @@ fn guilty_file(text: &str, frame: Option<&str>) -> Option<String> {
     });
     let files = |line: &str| -> Vec<String> {
         src.captures_iter(line)
-            .map(|c| normalize_path(&c[1]))
+            .map(|c| line::normalize_path(&c[1]))
             .collect()
     };
     // The frame the title names decides when its file is not generic.
@@ -917,21 +916,6 @@ fn guilty_file(text: &str, frame: Option<&str>) -> Option<String> {
         }
     }
     None
-}
-
-/// `arch/x86/kvm/../../../virt/kvm/eventfd.c` -> `virt/kvm/eventfd.c`.
-fn normalize_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "." | "" => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join("/")
 }
 
 fn extra_title(r: &Report, lines: &[Line]) -> String {
@@ -1004,7 +988,7 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
             header_seen = true;
         }
         if r.fault_address.is_none() {
-            r.fault_address = fields::header_fault_address(t);
+            r.fault_address = line::header_fault_address(t);
         }
         if let Some(p) = PANIC_MSG.find(t) {
             if r.panic_message.is_none() {
@@ -1013,7 +997,7 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
             continue;
         }
         if r.cpu.is_none() && ts.starts_with("CPU: ") && PID_FIELD.is_in(t) {
-            if let Some(c) = fields::parse_cpu_line(ts) {
+            if let Some(c) = line::parse_cpu_line(ts) {
                 r.cpu = c.cpu;
                 r.pid = c.pid;
                 r.comm = c.comm;
@@ -1027,7 +1011,7 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
         if r.kernel_release.is_none()
             && (ts.starts_with("Not tainted ") || ts.starts_with("Tainted: "))
         {
-            if let Some(c) = fields::parse_cpu_line(&format!("CPU: 0 PID: 0 Comm: ? {ts}")) {
+            if let Some(c) = line::parse_cpu_line(&format!("CPU: 0 PID: 0 Comm: ? {ts}")) {
                 r.taint = c.taint;
                 r.kernel_release = c.release;
                 r.kernel_build = c.build;
@@ -1059,38 +1043,38 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
         }
         if let Some(m) = ts.strip_prefix("Modules linked in:") {
             if r.modules.is_empty() {
-                r.modules = fields::parse_modules(m);
+                r.modules = line::parse_modules(m);
             }
             continue;
         }
         if let Some(c) = ts.strip_prefix("Code: ") {
             if r.code.is_none() {
-                r.code = fields::parse_code(c);
+                r.code = line::parse_code(c);
             }
             continue;
         }
-        if let Some(ip) = fields::parse_ip(ts) {
+        if let Some(ip) = line::parse_ip(ts) {
             if r.ip.is_none() {
                 r.ip = Some(ip);
             }
             // RIP lines also carry registers (arm64 `pc : ...` does not).
         }
-        if fields::parse_registers(ts, &mut r.registers) {
+        if line::parse_registers(ts, &mut r.registers) {
             continue;
         }
-        if let Some(s) = fields::stack_start(ts) {
+        if let Some(s) = line::stack_start(ts) {
             stack = s;
             context = Context::Task;
             continue;
         }
-        if let Some(c) = fields::parse_context_marker(ts) {
+        if let Some(c) = line::parse_context_marker(ts) {
             context = c.unwrap_or(Context::Task);
             continue;
         }
         if ts.starts_with("Exception stack") {
             continue;
         }
-        if let Some(mut f) = fields::parse_frame(t) {
+        if let Some(mut f) = line::parse_frame(t) {
             f.context = context;
             f.stack = stack.to_string();
             f.line = l.no;
@@ -1109,7 +1093,7 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
     if r.ip.is_none() {
         // arm64 prints `pc : func+off/size` which parse_ip handles; arm32 has `PC is at`.
         for l in lines {
-            if let Some(ip) = fields::parse_ip(l.text.trim_start()) {
+            if let Some(ip) = line::parse_ip(l.text.trim_start()) {
                 r.ip = Some(ip);
                 break;
             }
@@ -1117,24 +1101,12 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
     }
 }
 
-/// Generic frames never make a signature: report machinery, allocators, locking, the fault path.
-fn generic_frame(f: &str) -> bool {
-    static R: OnceLock<regex::Regex> = OnceLock::new();
-    let re = R.get_or_init(|| {
-        regex::Regex::new(
-            r"^(?:dump_stack|show_stack|dump_backtrace|panic|__warn|warn_slowpath|report_bug|handle_bug|exc_|asm_exc_|do_trap|do_error_trap|do_invalid_op|invalid_op|fixup_|kasan|__kasan|kmsan|__msan|kcsan|ubsan|__ubsan|print_|check_memory_region|__asan|__sanitizer|kmem_cache|kmalloc|__kmalloc|kfree|__kmem|slab_|___slab|__slab|krealloc|vmalloc|__vmalloc|kvmalloc|alloc_pages|__alloc_pages|lock_acquire|lock_release|__lock_acquire|_raw_spin|_raw_read|_raw_write|do_raw_spin|spin_|mutex_|__mutex|down_|up_|rwsem|lockdep|mark_lock|refcount_|__refcount|kref_|page_fault|do_page_fault|do_user_addr_fault|__do_page_fault|__bad_area|bad_area|no_context|do_kern_addr_fault|page_fault_oops|kernelmode_fixup_or_oops|__die|die|oops_|nmi_|watchdog|rcu_dump|print_cpu_stall|rcu_sched_clock_irq|update_process_times|tick_|hrtimer|__hrtimer|sysvec_|asm_sysvec|apic_timer|smp_apic_timer|__sysvec|__list_add_valid|__list_del_entry_valid|list_|__schedule|schedule|sched_show_task|show_regs|__show_regs|should_fail|memcpy|memset|memmove|__memcpy|__memset|strlen|strcpy|copy_user|_copy_to_user|_copy_from_user|__might_sleep|__might_resched|___might_sleep|__might_fault|debug_object|hung_task|watchdog_timer|arch_trigger|trigger_|nmi_cpu_backtrace|rcu_|lock_sock|release_sock|__lock_sock|__stack_chk_fail)"
-        )
-        .expect("static regex")
-    });
-    re.is_match(f)
-}
-
 fn signature(r: &Report) -> String {
     let mut picked: Vec<&str> = Vec::new();
     // The faulting function heads the key: x86 traces start at its caller.
     if let Some(f) = r.ip.as_ref().and_then(|ip| ip.function.as_deref()) {
-        let base = fields::base_function(f);
-        if !base.is_empty() && !generic_frame(base) {
+        let base = line::base_function(f);
+        if !base.is_empty() && !line::generic_frame(base) {
             picked.push(base);
         }
     }
@@ -1157,8 +1129,8 @@ fn signature(r: &Report) -> String {
         if !f.reliable {
             continue;
         }
-        let base = fields::base_function(&f.function);
-        if base.is_empty() || generic_frame(base) || picked.contains(&base) {
+        let base = line::base_function(&f.function);
+        if base.is_empty() || line::generic_frame(base) || picked.contains(&base) {
             continue;
         }
         picked.push(base);
