@@ -18,7 +18,7 @@ pub use frame::{
     base_function, generic_frame, parse_context_marker, parse_frame, parse_sym, stack_start, Sym,
 };
 pub use header::{header_fault_address, parse_cpu_line, parse_modules, CpuLine};
-pub use path::normalize_path;
+pub use path::clean_path;
 pub use prefix::{clean, Clean, Ctx, MAX_LINE};
 pub use regs::{parse_ip, parse_registers};
 
