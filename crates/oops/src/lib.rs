@@ -28,6 +28,7 @@ pub mod line;
 mod report;
 mod syz;
 
+pub use line::Arch;
 pub use line::{clean as clean_line, Clean, Ctx, MAX_LINE};
 pub use report::{Code, Context, Frame, InstructionPointer, Kind, Report};
 
@@ -1209,9 +1210,9 @@ fn fill_fields(r: &mut Report, lines: &[Line]) {
             }
             continue;
         }
-        if let Some(c) = ts.strip_prefix("Code: ") {
+        if ts.starts_with("Code: ") {
             if r.code.is_none() {
-                r.code = line::parse_code(c);
+                r.code = line::parse_code(ts);
             }
             continue;
         }

@@ -146,6 +146,40 @@ pub fn header_fault_address(line: &str) -> Option<u64> {
     None
 }
 
+/// The kernel release a log names when no report's `CPU:` line did: `Linux version REL ` (the
+/// boot banner), or the word before `#` on a `... Comm: ... Tainted ...` line.
+pub fn scan_release(text: &str) -> Option<String> {
+    for line in text.lines() {
+        if let Some(i) = line.find("Linux version ") {
+            return line[i + 14..].split_whitespace().next().map(str::to_string);
+        }
+        if line.contains(" Comm: ") && (line.contains("Tainted") || line.contains("tainted")) {
+            let toks: Vec<&str> = line.split_whitespace().collect();
+            if let Some(p) = toks.iter().position(|t| t.starts_with('#')) {
+                if p > 0 {
+                    return Some(toks[p - 1].to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The KASLR offset a log prints after a panic: `Kernel Offset: 0x2b800000 from
+/// 0xffffffff81000000 (relocation range: ...)`; `disabled` is 0.
+pub fn scan_kaslr(text: &str) -> Option<u64> {
+    for line in text.lines() {
+        if let Some(i) = line.find("Kernel Offset: ") {
+            let v = line[i + 15..].split_whitespace().next()?;
+            if v == "disabled" {
+                return Some(0);
+            }
+            return parse_hex(v);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +216,24 @@ mod tests {
         assert_eq!(c.comm.as_deref(), Some("syz-executor 297"));
         assert_eq!(c.taint.as_deref(), Some("Not tainted"));
         assert_eq!(c.release.as_deref(), Some("6.10.0-rc1"));
+    }
+
+    #[test]
+    fn release_and_kaslr() {
+        assert_eq!(
+            scan_release("x\nLinux version 6.1.0-56-cloud-amd64 (debian-kernel@...)\n").as_deref(),
+            Some("6.1.0-56-cloud-amd64")
+        );
+        assert_eq!(
+            scan_release("CPU: 1 PID: 9 Comm: sh Not tainted 6.1.0 #1 Debian\n").as_deref(),
+            Some("6.1.0")
+        );
+        assert_eq!(
+            scan_kaslr("[1.0] Kernel Offset: 0x2b800000 from 0xffffffff81000000"),
+            Some(0x2b800000)
+        );
+        assert_eq!(scan_kaslr("Kernel Offset: disabled"), Some(0));
+        assert_eq!(scan_kaslr("Kernel Offset: "), None);
     }
 
     #[test]

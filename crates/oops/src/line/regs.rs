@@ -43,6 +43,20 @@ pub fn parse_ip(line: &str) -> Option<InstructionPointer> {
 /// Register pairs on a dump line: x86 `RAX: 0000000000000000 RBX: ...`, `RSP: 0018:ffff...`,
 /// `FS:  0000(0000)`, arm64 `x29: ffff... x28: ...`, `sp : ffff...`, `pstate: 60400005 (...)`.
 pub fn parse_registers(line: &str, out: &mut std::collections::BTreeMap<String, u64>) -> bool {
+    each_register(line, |name, v| {
+        out.entry(name).or_insert(v);
+    })
+}
+
+/// The (lower-case name, value) pairs of a register line, in order; empty when the line is not
+/// one (its first word is no register name). [`parse_registers`] for a stream of lines.
+pub fn register_tokens(line: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    each_register(line, |name, v| out.push((name, v)));
+    out
+}
+
+fn each_register(line: &str, mut f: impl FnMut(String, u64)) -> bool {
     let t = line.trim();
     let end = t.find([':', ' ']).unwrap_or(t.len());
     if !is_reg_name(&t[..end]) {
@@ -74,7 +88,7 @@ pub fn parse_registers(line: &str, out: &mut std::collections::BTreeMap<String, 
             let v2 = v.rsplit(':').next().unwrap_or(v);
             let v2 = v2.split('(').next().unwrap_or(v2);
             if let Some(x) = parse_hex(v2) {
-                out.entry(name.to_ascii_lowercase()).or_insert(x);
+                f(name.to_ascii_lowercase(), x);
                 found = true;
             }
         }
@@ -126,6 +140,14 @@ mod tests {
         assert_eq!(m["x29"], 0xffff800008003d70);
         assert_eq!(m["sp"], 0xffff800008003d70);
         assert!(!parse_registers("Modules linked in: x", &mut m));
+        assert_eq!(
+            register_tokens("x9 : 0000000000000001 x8 : ffff800008003d70"),
+            vec![
+                ("x9".to_string(), 1),
+                ("x8".to_string(), 0xffff800008003d70)
+            ]
+        );
+        assert!(register_tokens("CPU: 0 PID: 1 Comm: sh").is_empty());
     }
 
     #[test]
