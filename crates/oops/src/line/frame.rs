@@ -143,10 +143,10 @@ pub fn stack_start(line: &str) -> Option<&'static str> {
     if t == "stack backtrace:" {
         return Some("call_trace");
     }
-    let l = t.to_ascii_lowercase();
-    if !l.ends_with(':') {
+    if !t.ends_with(':') {
         return None;
     }
+    let l = t.to_ascii_lowercase();
     if l.starts_with("allocated by task")
         || l.starts_with("allocated:")
         || l.contains(" allocated by task ")

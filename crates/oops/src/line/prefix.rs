@@ -102,6 +102,15 @@ fn caller_id(s: &[u8]) -> Option<(usize, Ctx)> {
     Some((end + 1, ctx))
 }
 
+type Finder = std::sync::OnceLock<memchr::memmem::Finder<'static>>;
+static KERNEL: Finder = Finder::new();
+static LOGIN: Finder = Finder::new();
+
+/// A searcher built once (`memmem::find` builds one per call: measurable on every line).
+fn finder(f: &'static Finder, needle: &'static str) -> &'static memchr::memmem::Finder<'static> {
+    f.get_or_init(|| memchr::memmem::Finder::new(needle))
+}
+
 /// Strip a syslog/journal prefix (`Nov 21 18:26:41 host kernel: `, an RFC 5424/3339 stamp, a
 /// leading `<4>`). Returns the rest of the line.
 fn strip_syslog(s: &[u8]) -> &[u8] {
@@ -116,7 +125,7 @@ fn strip_syslog(s: &[u8]) -> &[u8] {
     }
     // `... kernel: ` within the first 100 bytes, preceded by a hostname and a date.
     let head = &s[..s.len().min(100)];
-    if let Some(p) = memchr::memmem::find(head, b" kernel: ") {
+    if let Some(p) = finder(&KERNEL, " kernel: ").find(head) {
         // Must look like a date first (a digit among the first 20 bytes) so that a kernel message
         // that merely contains "kernel: " is left alone.
         if p > 8 && head[..p].iter().take(20).any(|&b| is_digit(b)) && !head.starts_with(b"[") {
@@ -185,7 +194,7 @@ pub fn clean(line: &[u8], in_kmsg: bool) -> Clean<'_> {
             }
         }
     }
-    if let Some(p) = memchr::memmem::find(&s[..s.len().min(120)], b" login: ") {
+    if let Some(p) = finder(&LOGIN, " login: ").find(&s[..s.len().min(120)]) {
         if console_stamp(&s[p + 8..]).is_some() {
             s = &s[p + 8..];
         }
@@ -279,6 +288,12 @@ pub fn strip_console_prefix(line: &str) -> &str {
 /// UTF-8 decoding that never fails; NULs become spaces so that they cannot hide text.
 fn lossy(s: &[u8]) -> Cow<'_, str> {
     let has_nul = memchr::memchr(0, s).is_some();
+    if !has_nul {
+        // The common case, validated by the (faster) strict decoder.
+        if let Ok(t) = std::str::from_utf8(s) {
+            return Cow::Borrowed(t);
+        }
+    }
     match String::from_utf8_lossy(s) {
         Cow::Borrowed(b) if !has_nul => Cow::Borrowed(b),
         c => Cow::Owned(c.replace('\0', " ")),

@@ -101,6 +101,20 @@ fn guilty_in(report: &[u8]) -> Option<String> {
     let mut guilty: Option<String> = None;
     let mut lines = report.split(|&b| b == b'\n');
     let file_of = |line: &[u8]| -> Option<String> {
+        // The expression needs `.c:` or `.h:`: most lines are passed on that.
+        static C: OnceLock<(
+            memchr::memmem::Finder<'static>,
+            memchr::memmem::Finder<'static>,
+        )> = OnceLock::new();
+        let (c, h) = C.get_or_init(|| {
+            (
+                memchr::memmem::Finder::new(".c:"),
+                memchr::memmem::Finder::new(".h:"),
+            )
+        });
+        if c.find(line).is_none() && h.find(line).is_none() {
+            return None;
+        }
         let c = r.file.captures(line)?;
         Some(String::from_utf8_lossy(c.get(1)?.as_bytes()).into_owned())
     };

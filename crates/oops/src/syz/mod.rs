@@ -70,9 +70,52 @@ struct CStack {
 
 struct CFormat {
     def: &'static table::Format,
-    title: Regex,
-    report: Option<Regex>,
+    title: Pattern,
+    report: Option<Pattern>,
     stack: Option<CStack>,
+}
+
+/// A title or report expression. Nearly all of them start with their header's literal
+/// (`BUG: KASAN: ...` under `BUG:`), so a match can only start where the report text holds the
+/// header: those are compiled anchored (`\A`) and tried at each such place in turn, which finds
+/// the same first match as a search of the whole text without scanning it once per format.
+enum Pattern {
+    AtHeader(Regex),
+    Anywhere(Regex),
+}
+
+impl Pattern {
+    fn new(re: &str, header: &str) -> Pattern {
+        const META: &[char] = &[
+            '.', '[', ']', '(', ')', '{', '}', '*', '+', '?', '|', '^', '$', '\\',
+        ];
+        if re.starts_with(header) && !header.contains(META) {
+            Pattern::AtHeader(compile(&format!(r"\A(?:{re})")))
+        } else {
+            Pattern::Anywhere(compile(re))
+        }
+    }
+
+    /// The first match (its start and captures), trying only starts up to `limit`; `at` holds
+    /// the places of the header in `text`, in order.
+    fn first<'t>(
+        &self,
+        text: &'t [u8],
+        at: &[usize],
+        limit: usize,
+    ) -> Option<(usize, regex::bytes::Captures<'t>)> {
+        match self {
+            Pattern::Anywhere(re) => {
+                let c = re.captures(text)?;
+                let s = c.get(0).map_or(0, |g| g.start());
+                (s <= limit).then_some((s, c))
+            }
+            Pattern::AtHeader(re) => at
+                .iter()
+                .take_while(|&&q| q <= limit)
+                .find_map(|&q| re.captures(&text[q..]).map(|c| (q, c))),
+        }
+    }
 }
 
 struct COops {
@@ -89,8 +132,8 @@ impl COops {
                 .iter()
                 .map(|f| CFormat {
                     def: f,
-                    title: compile(f.title),
-                    report: f.report.map(compile),
+                    title: Pattern::new(f.title, self.def.header),
+                    report: f.report.map(|r| Pattern::new(r, self.def.header)),
                     stack: f.stack.map(|s| CStack {
                         parts: parts(s.parts),
                         parts2: parts(s.parts2),
@@ -130,11 +173,6 @@ fn table() -> &'static [COops] {
 /// The header literals, in table order, without compiling any regexp.
 pub(crate) fn headers() -> Vec<&'static str> {
     table::OOPSES.iter().map(|o| o.header).collect()
-}
-
-/// kmortem's own headers ([`table::KMORTEM`]).
-pub(crate) fn extension_headers() -> Vec<&'static str> {
-    table::KMORTEM.iter().map(|o| o.header).collect()
 }
 
 pub(crate) fn header(oops: usize) -> &'static str {
@@ -178,27 +216,21 @@ pub(crate) fn match_oops(line: &str) -> Option<usize> {
 /// `reportStartIgnores`: headers that do not start a report of their own inside another one
 /// (`invalid opcode` after `kernel BUG at`, the panic after an oops, a double fault while a
 /// page fault is handled).
-pub(crate) fn is_report_start_ignored(line: &str) -> bool {
-    const IGNORES: &[&str] = &[
-        "invalid opcode: 0000",
-        "Kernel panic - not syncing",
-        "unregister_netdevice: waiting for",
-        "PANIC: double fault",
-        "Internal error:",
-    ];
-    IGNORES.iter().any(|s| line.contains(s))
-}
+pub(crate) const REPORT_START_IGNORES: &[&str] = &[
+    "invalid opcode: 0000",
+    "Kernel panic - not syncing",
+    "unregister_netdevice: waiting for",
+    "PANIC: double fault",
+    "Internal error:",
+];
 
 /// `infoMessagesWithStack`: not bugs, but they print a stack, so inside another report they
 /// end its text like a second report would.
-pub(crate) fn is_info_with_stack(line: &str) -> bool {
-    const INFO: &[&str] = &[
-        "vmalloc: allocation failure:",
-        "FAULT_INJECTION: forcing a failure",
-        "FAULT_FLAG_ALLOW_RETRY missing",
-    ];
-    INFO.iter().any(|s| line.contains(s))
-}
+pub(crate) const INFO_WITH_STACK: &[&str] = &[
+    "vmalloc: allocation failure:",
+    "FAULT_INJECTION: forcing a failure",
+    "FAULT_FLAG_ALLOW_RETRY missing",
+];
 
 /// `reportMinLines`: how long a report must already be before a `Kernel panic` (panic_on_warn's
 /// second stack) or an induced lockdep report ends its text. KMSAN reports have no `Call
@@ -247,6 +279,20 @@ fn corrupted_line(line: &[u8]) -> bool {
         .find(line)
         .is_some()
         && params().corrupted_lines.is_match(line)
+}
+
+/// Can [`stack::FRAMES`] match this line? After leading spaces, either a `[` (an address) or
+/// a name followed by `.` or `+`: most report lines are passed without running the expressions.
+fn maybe_frame(ln: &[u8]) -> bool {
+    let t = &ln[ln.iter().take_while(|&&b| b == b' ').count()..];
+    if t.first() == Some(&b'[') {
+        return true;
+    }
+    let n = t
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'_')
+        .count();
+    n > 0 && matches!(t.get(n), Some(b'.' | b'+'))
 }
 
 /// A frame as extracted: the name the title uses and the name as printed.
@@ -327,13 +373,16 @@ fn extract_stack_impl(text: &[u8], parts: &[CPart], stack: &CStack) -> (Vec<Extr
                         break;
                     }
                     if let Some(CPart::Re(next)) = parts.get(i + 1) {
-                        if let Some(c) = next.captures(ln) {
+                        if let Some(c) = next.is_match(ln).then(|| next.captures(ln)).flatten() {
                             append_frames(&mut raw, &c, stack.skip.as_ref());
                             i += 1;
                             break;
                         }
                     }
-                    if let Some(c) = p.frames.iter().find_map(|re| re.captures(ln)) {
+                    if let Some(c) = (maybe_frame(ln) && p.frame_any.is_match(ln))
+                        .then(|| p.frames.iter().find_map(|re| re.captures(ln)))
+                        .flatten()
+                    {
                         append_frames(&mut raw, &c, stack.skip.as_ref());
                     }
                 }
@@ -344,7 +393,7 @@ fn extract_stack_impl(text: &[u8], parts: &[CPart], stack: &CStack) -> (Vec<Extr
                         ok = false;
                         break;
                     }
-                    if let Some(c) = re.captures(ln) {
+                    if let Some(c) = re.is_match(ln).then(|| re.captures(ln)).flatten() {
                         append_frames(&mut raw, &c, stack.skip.as_ref());
                         break;
                     }
@@ -437,12 +486,12 @@ pub(crate) fn describe(text: &[u8], oops: usize) -> Desc {
     let mut start = text.len();
     let mut d = Desc::default();
     let mut matched_title = false;
+    let at: Vec<usize> = memchr::memmem::find_iter(text, o.def.header.as_bytes()).collect();
     for (fi, f) in o.formats().iter().enumerate() {
-        let Some(m) = f.title.captures(text) else {
+        let Some((m0, m)) = f.title.first(text, &at, start) else {
             continue;
         };
-        let m0 = m.get(0).map_or(0, |g| g.start());
-        if m0 > start || (m0 == start && !d.title.is_empty()) {
+        if m0 == start && !d.title.is_empty() {
             continue;
         }
         if m0 < start {
@@ -451,14 +500,13 @@ pub(crate) fn describe(text: &[u8], oops: usize) -> Desc {
             start = m0;
         }
         matched_title = true;
-        let m = match &f.report {
-            Some(r) => match r.captures(text) {
+        let (from, m) = match &f.report {
+            Some(r) => match r.first(text, &at, text.len()) {
                 Some(c) => c,
                 None => continue,
             },
-            None => m,
+            None => (m0, m),
         };
-        let from = m.get(0).map_or(0, |g| g.start());
         let prefix: Vec<String> = m
             .iter()
             .skip(1)
@@ -536,12 +584,12 @@ pub(crate) fn is_corrupted(
     let mut has_trace = false;
     for (ki, key) in p.stack_starts.iter().enumerate() {
         let Some(m) = key.find(report) else { continue };
-        let lines: Vec<&[u8]> = report[m.start()..].split(|&b| b == b'\n').collect();
-        if lines.len() < 4 {
+        let rest = &report[m.start()..];
+        if memchr::memchr_iter(b'\n', rest).take(3).count() < 3 {
             return Some("call trace is missed");
         }
         let mut corrupted = true;
-        for ln in lines.iter().skip(1).take(15) {
+        for ln in rest.split(|&b| b == b'\n').skip(1).take(15) {
             if p.stack_start_any.is_match(ln) {
                 break;
             }
