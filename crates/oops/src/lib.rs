@@ -369,6 +369,8 @@ struct Open {
     /// still be read on for the title.
     body_done: bool,
     syz: Option<SyzText>,
+    /// The input ended inside the report ([`Report::truncated`]).
+    truncated: bool,
 }
 
 impl Open {
@@ -387,6 +389,7 @@ impl Open {
             panicked: false,
             body_done: false,
             syz,
+            truncated: false,
         }
     }
 
@@ -421,6 +424,10 @@ pub struct Scanner {
     frags: input::Reassembler<String>,
     open: Vec<Open>,
     held: Option<Held>,
+    /// Bytes given to [`Scanner::feed`], and the worker that builds reports past
+    /// [`POOL_AFTER`] of them.
+    fed: u64,
+    pool: Option<Pool>,
 }
 
 fn is_end_marker(t: &str) -> bool {
@@ -731,7 +738,7 @@ impl Scanner {
             }
             if o.body_done && o.syz_done() {
                 let o = self.open.remove(k);
-                done.extend(finish_open(o));
+                self.complete(o, &mut done);
                 continue;
             }
             k += 1;
@@ -856,14 +863,14 @@ impl Scanner {
                 }
                 if o.syz_done() {
                     let o = self.open.remove(i);
-                    done.extend(finish_open(o));
+                    self.complete(o, &mut done);
                 }
             }
         }
         if !consumed && (header.is_some() || extra.is_some()) {
             if self.open.len() >= MAX_OPEN {
                 let o = self.open.remove(0);
-                done.extend(finish_open(o));
+                self.complete(o, &mut done);
             }
             let l = Line {
                 no,
@@ -875,7 +882,7 @@ impl Scanner {
                 // (`Memory cgroup out of memory: Killed process 4133 (java) ...`, the dump
                 // rate-limited away): the event is complete. Pinned by
                 // lib::tests::oom_kill_line_alone.
-                done.extend(finish_open(o));
+                self.complete(o, &mut done);
             } else {
                 self.open.push(o);
             }
@@ -886,7 +893,20 @@ impl Scanner {
     /// Feed a chunk of raw input of any size (not necessarily ending at a line boundary); the
     /// fast path for big logs. While no report is open, lines that cannot start one are skipped
     /// with one vectorised multi-pattern search instead of being decoded one by one.
-    pub fn feed(&mut self, mut data: &[u8]) -> Vec<Report> {
+    pub fn feed(&mut self, data: &[u8]) -> Vec<Report> {
+        let before = self.fed;
+        self.fed += data.len() as u64;
+        if self.pool.is_none() && before < POOL_AFTER && self.fed >= POOL_AFTER {
+            self.pool = Pool::start();
+        }
+        let mut out = self.feed_lines(data);
+        if let Some(p) = &self.pool {
+            out.extend(p.ready());
+        }
+        out
+    }
+
+    fn feed_lines(&mut self, mut data: &[u8]) -> Vec<Report> {
         let mut out = Vec::new();
         if !self.partial.is_empty() {
             match memchr::memchr(b'\n', data) {
@@ -983,29 +1003,104 @@ impl Scanner {
             done.extend(self.process(h.no, &h.text, h.ctx, h.header, h.extra));
         }
         let last_ctx = self.last_ctx;
-        let mut out: Vec<Report> = std::mem::take(&mut self.open)
-            .into_iter()
-            .flat_map(|mut o| {
-                let truncated = !o.body_done
-                    && last_ctx == Some(o.ctx)
-                    && o.idle == 0
-                    && o.closing.is_none()
-                    && !o.lines.iter().any(|l| is_end_marker(&l.text));
-                // At the end of input the report keeps all its lines (syzkaller reads to the
-                // end too); only a report in its grace period drops the trailing ones.
-                if o.closing.is_none() && !o.body_done {
-                    o.last_relevant = o.lines.len() - 1;
-                }
-                let mut r = finish_open(o);
-                if let Some(r) = r.as_mut() {
-                    r.truncated = truncated;
-                }
-                r
-            })
-            .collect();
-        done.append(&mut out);
+        for mut o in std::mem::take(&mut self.open) {
+            o.truncated = !o.body_done
+                && last_ctx == Some(o.ctx)
+                && o.idle == 0
+                && o.closing.is_none()
+                && !o.lines.iter().any(|l| is_end_marker(&l.text));
+            // At the end of input the report keeps all its lines (syzkaller reads to the end
+            // too); only a report in its grace period drops the trailing ones.
+            if o.closing.is_none() && !o.body_done {
+                o.last_relevant = o.lines.len() - 1;
+            }
+            self.complete(o, &mut done);
+        }
+        if let Some(pool) = self.pool.take() {
+            done.extend(pool.close());
+        }
         done.sort_by_key(|r| r.start_line);
         done
+    }
+
+    /// A report is complete: build it here, or hand it to the worker (big inputs, [`feed`]).
+    ///
+    /// [`feed`]: Scanner::feed
+    fn complete(&mut self, o: Open, done: &mut Vec<Report>) {
+        match self.pool.as_mut() {
+            Some(p) => {
+                if let Some(o) = p.send(o) {
+                    done.extend(finish_open(o));
+                }
+            }
+            None => done.extend(finish_open(o)),
+        }
+    }
+}
+
+/// Inputs fed past this size get a worker thread that builds the reports (titles, fields) while
+/// the scanner reads on: a crash-dense log spends about half its time there. Reports come back
+/// in the order they were completed.
+const POOL_AFTER: u64 = 8 << 20;
+
+/// One worker building reports, FIFO, behind a bounded queue (memory stays bounded: at most
+/// `QUEUE` reports wait).
+struct Pool {
+    tx: Option<std::sync::mpsc::SyncSender<Open>>,
+    rx: std::sync::mpsc::Receiver<Report>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
+impl Pool {
+    fn start() -> Option<Pool> {
+        const QUEUE: usize = 256;
+        let (tx, work) = std::sync::mpsc::sync_channel::<Open>(QUEUE);
+        let (back, rx) = std::sync::mpsc::channel::<Report>();
+        let worker = std::thread::Builder::new()
+            .name("kmortem-oops-reports".into())
+            .spawn(move || {
+                for o in work {
+                    if let Some(r) = finish_open(o) {
+                        if back.send(r).is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+            .ok()?;
+        Some(Pool {
+            tx: Some(tx),
+            rx,
+            worker: Some(worker),
+        })
+    }
+
+    /// Queue a report; gives it back if the worker is gone.
+    fn send(&mut self, o: Open) -> Option<Open> {
+        match self.tx.as_ref()?.send(o) {
+            Ok(()) => None,
+            Err(e) => Some(e.0),
+        }
+    }
+
+    /// The reports built so far.
+    fn ready(&self) -> impl Iterator<Item = Report> + '_ {
+        self.rx.try_iter()
+    }
+
+    /// Every report still queued, once the worker is done.
+    fn close(mut self) -> Vec<Report> {
+        drop(self.tx.take());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+        self.rx.try_iter().collect()
     }
 }
 
@@ -1028,7 +1123,9 @@ fn extra_event(text: &str) -> Option<Kind> {
 fn finish_open(mut o: Open) -> Option<Report> {
     let keep = (o.last_relevant + 1).min(o.lines.len());
     o.lines.truncate(keep.max(1));
-    Some(build_report(&o))
+    let mut r = build_report(&o);
+    r.truncated = o.truncated;
+    Some(r)
 }
 
 /// syzkaller's title, alternative titles, `corrupted`, type and guilty file of a report text.
@@ -1716,6 +1813,41 @@ mod tests {
             r[0].title,
             "BUG: unable to handle kernel NULL pointer dereference in nvme_poll"
         );
+    }
+
+    /// Past `POOL_AFTER` bytes `feed` builds reports on a worker thread: the same reports.
+    #[test]
+    fn feed_with_worker_agrees() {
+        let log = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/interleaved_callers.log"
+        ))
+        .unwrap();
+        let mut big = Vec::new();
+        while big.len() < (POOL_AFTER as usize) * 2 {
+            big.extend_from_slice(&b"[1.0] eth0: link up\n".repeat(2000));
+            big.extend_from_slice(&log);
+            big.extend_from_slice(b"[2.0] Memory cgroup out of memory: Killed process 7 (java)\n");
+        }
+        // Line by line, without a worker: reports in the order they complete.
+        let mut s = Scanner::new();
+        let mut want = Vec::new();
+        for l in big.strip_suffix(b"\n").unwrap().split(|&b| b == b'\n') {
+            want.extend(s.push_line(l));
+        }
+        want.extend(s.finish());
+        let mut s = Scanner::new();
+        let mut got = Vec::new();
+        for c in big.chunks(1 << 20) {
+            got.extend(s.feed(c));
+        }
+        assert!(s.pool.is_some());
+        got.extend(s.finish());
+        assert!(want.len() > 100);
+        // Batches come back sorted by their first line, as without the worker.
+        want.sort_by_key(|r| r.start_line);
+        got.sort_by_key(|r| r.start_line);
+        assert_eq!(got, want);
     }
 
     /// `feed` with arbitrary chunk boundaries finds the same reports as `parse`.
