@@ -36,7 +36,7 @@ for _ in $(seq "$runs"); do
 done
 g_s=$(printf '%s\n' "${g_all[@]}" | median)
 k_s=$(printf '%s\n' "${k_all[@]}" | median)
-reports=$(grep -c '^    "title"' target/bench/kmortem.out || true)
+reports=$(grep -c '^  "title"' target/bench/kmortem.out || true)
 traces=$(cat target/bench/grep.out)
 awk -v d="$density" -v b="$bytes" -v gs="$g_s" -v ks="$k_s" -v gr="$g_rss" -v kr="$k_rss" -v n="$reports" -v t="$traces" 'BEGIN {
   mb = b / 1048576
