@@ -3,6 +3,34 @@
 //! gives instruction counts that the machine's load does not blur.
 fn main() {
     let path = std::env::args().nth(1).expect("FILE");
+    if std::env::var_os("LIKE_CLI").is_some() {
+        // As `kmortem oops --json` does it: 1 MB reads, each batch serialised as it comes.
+        use std::io::{Read, Write};
+        let mut f = std::fs::File::open(&path).expect("open");
+        let mut out = std::io::BufWriter::new(std::io::sink());
+        let mut s = kmortem_oops::Scanner::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0;
+        let t = std::time::Instant::now();
+        loop {
+            let k = f.read(&mut buf).expect("read");
+            let batch = if k == 0 {
+                std::mem::take(&mut s).finish()
+            } else {
+                s.feed(&buf[..k])
+            };
+            for r in &batch {
+                n += 1;
+                serde_json::to_writer_pretty(&mut out, r).unwrap();
+            }
+            if k == 0 {
+                break;
+            }
+        }
+        out.flush().unwrap();
+        println!("{n} reports, {:.2} s", t.elapsed().as_secs_f64());
+        return;
+    }
     let data = std::fs::read(&path).expect("read");
     let t0 = std::time::Instant::now();
     kmortem_oops::parse(b"BUG: warm up the tables\n");
