@@ -903,8 +903,8 @@ impl Scanner {
             self.pool = Pool::start();
         }
         let mut out = self.feed_lines(data);
-        if let Some(p) = &self.pool {
-            out.extend(p.ready());
+        if let Some(p) = self.pool.as_mut() {
+            p.flush(&mut out);
         }
         out
     }
@@ -1031,11 +1031,7 @@ impl Scanner {
     /// [`feed`]: Scanner::feed
     fn complete(&mut self, o: Open, done: &mut Vec<Report>) {
         match self.pool.as_mut() {
-            Some(p) => {
-                if let Some(o) = p.send(o) {
-                    done.extend(finish_open(o));
-                }
-            }
+            Some(p) => p.send(o),
             None => done.extend(finish_open(o)),
         }
     }
@@ -1046,11 +1042,14 @@ impl Scanner {
 /// in the order they were completed.
 const POOL_AFTER: u64 = 8 << 20;
 
-/// One worker building reports, FIFO, behind a bounded queue (memory stays bounded: at most
-/// `QUEUE` reports wait).
+/// One worker building reports, FIFO, behind a bounded queue of batches (one batch per
+/// [`Scanner::feed`] call: a hand-over per report cost more in thread wake-ups than the
+/// building saved). Memory stays bounded: at most `QUEUE` batches of one read buffer's reports
+/// wait.
 struct Pool {
-    tx: Option<std::sync::mpsc::SyncSender<Open>>,
-    rx: std::sync::mpsc::Receiver<Report>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Open>>>,
+    rx: std::sync::mpsc::Receiver<Vec<Report>>,
+    batch: Vec<Open>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -1062,17 +1061,16 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     fn start() -> Option<Pool> {
-        const QUEUE: usize = 256;
-        let (tx, work) = std::sync::mpsc::sync_channel::<Open>(QUEUE);
-        let (back, rx) = std::sync::mpsc::channel::<Report>();
+        const QUEUE: usize = 4;
+        let (tx, work) = std::sync::mpsc::sync_channel::<Vec<Open>>(QUEUE);
+        let (back, rx) = std::sync::mpsc::channel::<Vec<Report>>();
         let worker = std::thread::Builder::new()
             .name("kmortem-oops-reports".into())
             .spawn(move || {
-                for o in work {
-                    if let Some(r) = finish_open(o) {
-                        if back.send(r).is_err() {
-                            return;
-                        }
+                for batch in work {
+                    let built: Vec<Report> = batch.into_iter().filter_map(finish_open).collect();
+                    if back.send(built).is_err() {
+                        return;
                     }
                 }
             })
@@ -1080,30 +1078,46 @@ impl Pool {
         Some(Pool {
             tx: Some(tx),
             rx,
+            batch: Vec::new(),
             worker: Some(worker),
         })
     }
 
-    /// Queue a report; gives it back if the worker is gone.
-    fn send(&mut self, o: Open) -> Option<Open> {
-        match self.tx.as_ref()?.send(o) {
-            Ok(()) => None,
-            Err(e) => Some(e.0),
-        }
+    /// Queue a report for the next hand-over.
+    fn send(&mut self, o: Open) {
+        self.batch.push(o);
     }
 
-    /// The reports built so far.
-    fn ready(&self) -> impl Iterator<Item = Report> + '_ {
-        self.rx.try_iter()
+    /// Hand the batch over; the reports built so far come back. A batch the worker cannot
+    /// take (it is gone) is built here.
+    fn flush(&mut self, out: &mut Vec<Report>) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            let refused = match self.tx.as_ref() {
+                Some(tx) => tx.send(batch).err().map(|e| e.0),
+                None => Some(batch),
+            };
+            if let Some(b) = refused {
+                out.extend(b.into_iter().filter_map(finish_open));
+            }
+        }
+        for built in self.rx.try_iter() {
+            out.extend(built);
+        }
     }
 
     /// Every report still queued, once the worker is done.
     fn close(mut self) -> Vec<Report> {
+        let mut out = Vec::new();
+        self.flush(&mut out);
         drop(self.tx.take());
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
-        self.rx.try_iter().collect()
+        for built in self.rx.try_iter() {
+            out.extend(built);
+        }
+        out
     }
 }
 
@@ -1631,8 +1645,14 @@ mod tests {
     #[test]
     fn newline_count() {
         for n in [0, 1, 31, 32, 33, 8160, 8161, 100_000] {
-            let b: Vec<u8> = (0..n).map(|i| if i % 7 == 3 { b'\n' } else { b'x' }).collect();
-            assert_eq!(count_newlines(&b), b.iter().filter(|&&x| x == b'\n').count(), "{n}");
+            let b: Vec<u8> = (0..n)
+                .map(|i| if i % 7 == 3 { b'\n' } else { b'x' })
+                .collect();
+            assert_eq!(
+                count_newlines(&b),
+                b.iter().filter(|&&x| x == b'\n').count(),
+                "{n}"
+            );
         }
         assert_eq!(count_newlines(&[b'\n'; 20_000]), 20_000);
     }

@@ -187,9 +187,7 @@ pub(crate) fn is_extension(oops: usize) -> bool {
 /// One of kmortem's own headers, for a line that carries no syzkaller header.
 pub(crate) fn match_extension(line: &str) -> Option<usize> {
     // One header today: `LOCKUP` is the start filter's piece of it.
-    if memchr::memmem::find(line.as_bytes(), b"LOCKUP").is_none() {
-        return None;
-    }
+    memchr::memmem::find(line.as_bytes(), b"LOCKUP")?;
     table::KMORTEM
         .iter()
         .position(|o| line.contains(o.header))
