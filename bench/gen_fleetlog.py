@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
-"""Write a synthetic fleet log: ordinary kernel messages with crash reports sprinkled through it
-at about one report line in a thousand. Usage: gen_fleetlog.py OUT SIZE_MB"""
+"""Write a synthetic fleet log: ordinary kernel messages with crash reports sprinkled through it.
+
+Usage: gen_fleetlog.py OUT SIZE_MB [DENSITY]
+DENSITY `sparse` (default): about one report line in a thousand (a report per ~30000 lines).
+DENSITY `dense`: a busy, over-committed fleet: a crash report about every 700 lines and a memory
+cgroup OOM-kill line about every 40 lines."""
 import os, random, sys
 
 out, size_mb = sys.argv[1], int(sys.argv[2])
+density = sys.argv[3] if len(sys.argv) > 3 else "sparse"
+report_every, oom_every = {"sparse": (30000, 0), "dense": (700, 40)}[density]
 here = os.path.dirname(os.path.abspath(__file__))
 golden = os.path.join(here, "..", "crates", "oops", "tests", "golden")
 random.seed(42)
@@ -24,6 +30,7 @@ ordinary = [
     "overlayfs: upperdir is in-use as upperdir/workdir of another mount, accessing files from both mounts will result in undefined behavior.",
     "cgroup: fork rejected by pids controller in /kubepods.slice/kubepods-burstable.slice/pod%d",
 ]
+comms = ["java", "python3", "node", "postgres", "envoy", "stress", "ruby", "php-fpm", "mysqld"]
 reports = []
 for name in sorted(os.listdir(golden)):
     if name.endswith(".log") and "kmsg" not in name and "crlf" not in name:
@@ -46,8 +53,17 @@ with open(out, "w") as f:
     buf = []
     n = 0
     while written < target:
-        # ~30-line reports at ~1 line in 1000: one report per ~30000 ordinary lines.
-        if random.random() < 1.0 / 30000:
+        if oom_every and random.random() < 1.0 / oom_every:
+            s = "[%12.6f] Memory cgroup out of memory: Killed process %d (%s) total-vm:%dkB, anon-rss:%dkB, file-rss:%dkB, shmem-rss:0kB, UID:%d pgtables:%dkB oom_score_adj:%d\n" % (
+                t, random.randrange(100, 4000000), random.choice(comms), random.randrange(10000, 9000000),
+                random.randrange(1000, 8000000), random.randrange(0, 90000), random.choice((0, 1000, 65534)),
+                random.randrange(100, 20000), random.choice((-997, 0, 937, 999)))
+            t += 0.000731
+            buf.append(s)
+            written += len(s)
+            continue
+        # ~30-line reports: one per `report_every` ordinary lines.
+        if random.random() < 1.0 / report_every:
             for l in random.choice(reports):
                 s = "[%12.6f] %s\n" % (t, l)
                 buf.append(s)

@@ -9,22 +9,8 @@ pub mod x86;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Arch {
-    X86_64,
-    Arm64,
-}
-
-impl Arch {
-    pub fn from_name(s: &str) -> Option<Arch> {
-        match s {
-            "x86_64" | "x86-64" | "amd64" => Some(Arch::X86_64),
-            "arm64" | "aarch64" => Some(Arch::Arm64),
-            _ => None,
-        }
-    }
-}
+/// The instruction set, shared with the report parser (`Report.code.arch`).
+pub use kmortem_oops::Arch;
 
 /// One decoded instruction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,6 +74,15 @@ pub fn decode(
     match arch {
         Arch::X86_64 => x86::decode(bytes, trap_index, base, registers),
         Arch::Arm64 => arm64::decode(bytes, trap_index, base, registers),
+        // Nothing this crate decodes (arm32 Thumb halfwords): no instructions.
+        Arch::Unknown => Decoded {
+            arch,
+            all: vec![],
+            from_trap: vec![],
+            trap: None,
+            accesses: vec![],
+            skipped: 0,
+        },
     }
 }
 

@@ -5,7 +5,8 @@
 //! `explain` starts from the same resolutions.
 
 use kmortem_disasm::{Arch, Decoded};
-use kmortem_symbols::{locate, trace, Query, Resolution, Source, Symbolizer};
+use kmortem_oops::line::{self as grammar, FrameToken};
+use kmortem_symbols::{locate, Query, Resolution, Source, Symbolizer};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -48,9 +49,9 @@ pub fn symbolizer_for(
         .release
         .clone()
         .or_else(|| reports.iter().find_map(|r| r.kernel_release.clone()))
-        .or_else(|| scan_release(text));
+        .or_else(|| grammar::scan_release(text));
     let mut sym = setup(opts, release.as_deref(), notes);
-    sym.kaslr_offset = opts.kaslr_offset.or_else(|| scan_kaslr(text));
+    sym.kaslr_offset = opts.kaslr_offset.or_else(|| grammar::scan_kaslr(text));
     (sym, release)
 }
 
@@ -93,13 +94,13 @@ pub fn write_text(
     let mut last_ip: Option<Resolution> = None;
     let mut modules_seen = BTreeMap::new();
     for line in text.lines() {
-        let (stamp_end, body) = strip_stamp(line);
-        let trimmed = body.trim_start();
+        let stamp_end = grammar::console_prefix_len(line);
+        let trimmed = line[stamp_end..].trim_start();
         let is_code = trimmed.starts_with("Code:");
         let reg_toks = if is_code {
             Vec::new()
         } else {
-            register_tokens(trimmed)
+            grammar::register_tokens(trimmed)
         };
         // The register dump follows the Code: line on x86 (precedes it on arm64): decode once the
         // dump is over, so the operands can be evaluated.
@@ -117,7 +118,7 @@ pub fn write_text(
         }
         if is_code {
             writeln!(out, "{line}")?;
-            if let Some(c) = kmortem_disasm::code_line::parse(trimmed.trim_start_matches("Code:")) {
+            if let Some(c) = kmortem_disasm::code_line::parse(trimmed) {
                 let address = last_ip.as_ref().and_then(|r| code_address(sym, r));
                 pending = Some(PendingCode {
                     code: c,
@@ -143,7 +144,7 @@ pub fn write_text(
                 }
             }
         }
-        let Some(tok) = trace::find_frame(line) else {
+        let Some(tok) = grammar::find_frame(line) else {
             writeln!(out, "{line}")?;
             continue;
         };
@@ -252,38 +253,6 @@ pub struct JsonOut<'a> {
     pub reports: Vec<DecodedReport<'a>>,
 }
 
-/// Finds a release in the log when the parser did not (`Linux version REL `, `CPU: ... REL #`).
-pub fn scan_release(text: &str) -> Option<String> {
-    for line in text.lines() {
-        if let Some(i) = line.find("Linux version ") {
-            return line[i + 14..].split_whitespace().next().map(str::to_string);
-        }
-        if line.contains(" Comm: ") && (line.contains("Tainted") || line.contains("tainted")) {
-            let toks: Vec<&str> = line.split_whitespace().collect();
-            if let Some(p) = toks.iter().position(|t| t.starts_with('#')) {
-                if p > 0 {
-                    return Some(toks[p - 1].to_string());
-                }
-            }
-        }
-    }
-    None
-}
-
-/// `Kernel Offset: 0x2b800000 from 0xffffffff81000000 (relocation range: ...)`.
-pub fn scan_kaslr(text: &str) -> Option<u64> {
-    for line in text.lines() {
-        if let Some(i) = line.find("Kernel Offset: ") {
-            let v = line[i + 15..].split_whitespace().next()?;
-            if v == "disabled" {
-                return Some(0);
-            }
-            return parse_hex(v).ok();
-        }
-    }
-    None
-}
-
 pub fn setup(args: &DebugOptions, release: Option<&str>, notes: &mut Vec<String>) -> Symbolizer {
     let mut sym = Symbolizer::new();
     let system = !args.no_system;
@@ -348,70 +317,9 @@ pub fn setup(args: &DebugOptions, release: Option<&str>, notes: &mut Vec<String>
     sym
 }
 
-/// Parses `RAX: 0000000000000000 RBX: ...`, `RSP: 0018:ffff... EFLAGS: 00000246`, arm64
-/// `x29: ffff... x28: ...` and `sp : ffff...`. Empty when the line is not a register line.
-pub fn register_tokens(body: &str) -> Vec<(String, u64)> {
-    let body = body.replace(" : ", ": ");
-    let toks: Vec<&str> = body.split_whitespace().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 1 < toks.len() {
-        let t = toks[i];
-        // `GS:ffff8b414f600000(0000)`: name and value in one token.
-        if let Some((name, v)) = t
-            .split_once(':')
-            .filter(|(_, v)| !v.is_empty() && !t.ends_with(':'))
-        {
-            let v = v.split('(').next().unwrap_or(v);
-            if (2..=6).contains(&name.len())
-                && v.len() <= 16
-                && !v.is_empty()
-                && v.bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                if let Ok(x) = u64::from_str_radix(v, 16) {
-                    if !out.is_empty() {
-                        out.push((name.to_ascii_lowercase(), x));
-                    }
-                }
-            }
-        }
-        if let Some(name) = t.strip_suffix(':') {
-            if (2..=6).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                let v = toks[i + 1];
-                let v = v.rsplit(':').next().unwrap_or(v);
-                let v = v.split('(').next().unwrap_or(v);
-                if !v.is_empty() && v.len() <= 16 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    if let Ok(x) = u64::from_str_radix(v, 16) {
-                        out.push((name.to_ascii_lowercase(), x));
-                        i += 2;
-                        continue;
-                    }
-                }
-            }
-        }
-        if out.is_empty() {
-            return out;
-        }
-        i += 1;
-    }
-    out
-}
-
-pub fn strip_stamp(line: &str) -> (usize, &str) {
-    let mut s = 0;
-    let b = line.as_bytes();
-    while s < b.len() && b[s] == b'[' {
-        match line[s..].find(']') {
-            Some(e) => s += e + 1,
-            None => break,
-        }
-    }
-    (s, &line[s..])
-}
-
 pub fn location(r: &Resolution, i: usize) -> Option<String> {
     let f = r.frames.get(i)?;
-    let file = kmortem_symbols::kernel_relative(f.short_file.as_deref().or(f.file.as_deref())?);
+    let file = grammar::kernel_relative(f.short_file.as_deref().or(f.file.as_deref())?);
     Some(if f.discriminator > 0 && i == 0 {
         format!("{file}:{} (discriminator {})", f.line, f.discriminator)
     } else {
@@ -501,7 +409,7 @@ pub fn frame_query(f: &kmortem_oops::Frame) -> Query<'_> {
     }
 }
 
-pub fn query<'a>(t: &'a trace::FrameToken) -> Query<'a> {
+pub fn query<'a>(t: &'a FrameToken) -> Query<'a> {
     Query {
         function: Some(&t.function),
         offset: Some(t.offset),
@@ -604,8 +512,7 @@ pub fn decode_report(
         .collect();
     let code_address = ip.as_ref().and_then(|i| code_address(sym, i));
     let code = r.code.as_ref().and_then(|c| {
-        let arch = Arch::from_name(&c.arch)
-            .or_else(|| kmortem_disasm::code_line::parse(&c.raw).map(|l| l.arch))?;
+        let arch = Some(c.arch).filter(|a| *a != Arch::Unknown)?;
         if c.bytes.is_empty() {
             return None;
         }

@@ -108,7 +108,7 @@ fn reg(r: u16) -> &'static str {
 fn from_code_bytes(report: &Report) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(c) = &report.code else { return out };
-    if !c.arch.is_empty() && c.arch != "x86_64" {
+    if c.arch != kmortem_oops::Arch::X86_64 {
         return out;
     }
     let Some(t) = c.trap_index.filter(|_| !c.trap_guessed) else {

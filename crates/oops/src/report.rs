@@ -132,10 +132,10 @@ pub struct Code {
     pub bytes: Vec<u8>,
     /// Index in `bytes` of the first byte of the trapping instruction (`<..>` or `(..)`).
     pub trap_index: Option<usize>,
-    /// `true` when the kernel printed `(..)`: the IP is only a guess (or arm64's marker).
+    /// `true` when x86 printed `(..)`: the IP is only a guess (arm64 always marks with `(..)`).
     pub trap_guessed: bool,
-    /// `x86_64`, `arm64`, or `unknown`.
-    pub arch: String,
+    /// `x86_64`, `arm64`, or `unknown`, from the width of the tokens.
+    pub arch: crate::line::Arch,
     /// The line as printed (after the `Code:` prefix).
     pub raw: String,
 }

@@ -129,39 +129,9 @@ pub fn split_module(m: &str) -> (&str, Option<&str>) {
     (name, bid)
 }
 
-/// A kernel source path for display: relative to the tree. Assembly units can carry the build's
-/// absolute path (`/build/reproducible-path/linux-6.1.192/arch/x86/entry/entry_64.S`); cut it at
-/// the first top-level kernel directory.
-pub fn kernel_relative(path: &str) -> &str {
-    if !path.starts_with('/') {
-        return path;
-    }
-    const TOP: [&str; 20] = [
-        "arch", "block", "certs", "crypto", "drivers", "fs", "include", "init", "io_uring", "ipc",
-        "kernel", "lib", "mm", "net", "rust", "samples", "security", "sound", "virt", "usr",
-    ];
-    let mut best: Option<usize> = None;
-    for t in TOP {
-        let pat = format!("/{t}/");
-        if let Some(i) = path.find(&pat) {
-            if best.is_none_or(|b| i < b) {
-                best = Some(i);
-            }
-        }
-    }
-    match best {
-        // Only when what precedes looks like a tree root (`.../linux-6.1.192`, `.../build`).
-        Some(i)
-            if path[..i]
-                .rsplit('/')
-                .next()
-                .is_some_and(|d| d.starts_with("linux") || d == "build" || d == "src") =>
-        {
-            &path[i + 1..]
-        }
-        _ => path,
-    }
-}
+/// A kernel source path for display, relative to the tree (the grammar's
+/// [`kmortem_oops::line::kernel_relative`]).
+pub use kmortem_oops::line::kernel_relative;
 
 fn normalize_module(n: &str) -> String {
     n.replace('-', "_")
@@ -451,17 +421,5 @@ mod tests {
         assert_eq!(split_module("kmlab"), ("kmlab", None));
         assert_eq!(split_module("kmlab 0a1b2c"), ("kmlab", Some("0a1b2c")));
         assert_eq!(split_module("kmlab(OE)"), ("kmlab", None));
-    }
-    #[test]
-    fn display_paths() {
-        assert_eq!(
-            kernel_relative("/build/reproducible-path/linux-6.1.192/arch/x86/entry/entry_64.S"),
-            "arch/x86/entry/entry_64.S"
-        );
-        assert_eq!(
-            kernel_relative("/home/me/kmlab/kmlab.c"),
-            "/home/me/kmlab/kmlab.c"
-        );
-        assert_eq!(kernel_relative("fs/read_write.c"), "fs/read_write.c");
     }
 }

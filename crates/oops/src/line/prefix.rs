@@ -102,6 +102,15 @@ fn caller_id(s: &[u8]) -> Option<(usize, Ctx)> {
     Some((end + 1, ctx))
 }
 
+type Finder = std::sync::OnceLock<memchr::memmem::Finder<'static>>;
+static KERNEL: Finder = Finder::new();
+static LOGIN: Finder = Finder::new();
+
+/// A searcher built once (`memmem::find` builds one per call: measurable on every line).
+fn finder(f: &'static Finder, needle: &'static str) -> &'static memchr::memmem::Finder<'static> {
+    f.get_or_init(|| memchr::memmem::Finder::new(needle))
+}
+
 /// Strip a syslog/journal prefix (`Nov 21 18:26:41 host kernel: `, an RFC 5424/3339 stamp, a
 /// leading `<4>`). Returns the rest of the line.
 fn strip_syslog(s: &[u8]) -> &[u8] {
@@ -116,7 +125,7 @@ fn strip_syslog(s: &[u8]) -> &[u8] {
     }
     // `... kernel: ` within the first 100 bytes, preceded by a hostname and a date.
     let head = &s[..s.len().min(100)];
-    if let Some(p) = memchr::memmem::find(head, b" kernel: ") {
+    if let Some(p) = finder(&KERNEL, " kernel: ").find(head) {
         // Must look like a date first (a digit among the first 20 bytes) so that a kernel message
         // that merely contains "kernel: " is left alone.
         if p > 8 && head[..p].iter().take(20).any(|&b| is_digit(b)) && !head.starts_with(b"[") {
@@ -185,7 +194,7 @@ pub fn clean(line: &[u8], in_kmsg: bool) -> Clean<'_> {
             }
         }
     }
-    if let Some(p) = memchr::memmem::find(&s[..s.len().min(120)], b" login: ") {
+    if let Some(p) = finder(&LOGIN, " login: ").find(&s[..s.len().min(120)]) {
         if console_stamp(&s[p + 8..]).is_some() {
             s = &s[p + 8..];
         }
@@ -212,9 +221,79 @@ pub fn clean(line: &[u8], in_kmsg: bool) -> Clean<'_> {
     }
 }
 
+/// Length of the console prefix of a raw line: a `<pri>`, the stamp (`[  12.345678]` or
+/// `dmesg -T`'s `[Sat Nov 21 18:26:41 2026]`) and a caller id (`[T123]`, `[ C1]`), without the
+/// space the kernel prints after it. 0 when the line has none. For tools that print the line
+/// back with their own annotations after the prefix (`kmortem decode`).
+pub fn console_prefix_len(line: &str) -> usize {
+    let b = line.as_bytes();
+    let mut i = 0;
+    if b.first() == Some(&b'<') {
+        if let Some(end) = memchr::memchr(b'>', &b[..b.len().min(6)]) {
+            if end > 1 && b[1..end].iter().all(|&c| is_digit(c)) {
+                i = end + 1;
+            }
+        }
+    }
+    match console_stamp(&b[i..]).or_else(|| human_stamp(&b[i..])) {
+        Some(n) => i += n,
+        None => return if i > 0 { i } else { 0 },
+    }
+    if let Some((m, _)) = caller_id(&b[i..]) {
+        i += m;
+    }
+    i
+}
+
+/// The kernel text of a line in any log format a person pastes (a commit message, a bug
+/// report): leading blanks, `<4>`, `[  12.345678]` stamps, `[T1234]`/`[C1]` caller ids and a
+/// `host kernel: ` syslog prefix stripped, repeatedly. Lighter than [`clean`]: no `/dev/kmsg`
+/// records, no context.
+pub fn strip_console_prefix(line: &str) -> &str {
+    let mut s = line.trim_start();
+    loop {
+        let before = s.len();
+        if let Some(rest) = s.strip_prefix('<') {
+            if let Some(end) = rest.find('>') {
+                if end <= 3 && rest[..end].bytes().all(|b| b.is_ascii_digit()) {
+                    s = rest[end + 1..].trim_start();
+                }
+            }
+        }
+        if let Some(rest) = s.strip_prefix('[') {
+            if let Some(end) = rest.find(']') {
+                let inner = rest[..end].trim();
+                let is_ts = !inner.is_empty()
+                    && inner.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                    && inner.contains('.');
+                let is_caller = inner.len() >= 2
+                    && (inner.starts_with('T') || inner.starts_with('C'))
+                    && inner[1..].bytes().all(|b| b.is_ascii_digit());
+                if is_ts || is_caller {
+                    s = rest[end + 1..].trim_start();
+                }
+            }
+        }
+        if let Some(pos) = s.find(" kernel: ") {
+            if pos < 64 && !s[..pos].contains('(') {
+                s = s[pos + " kernel: ".len()..].trim_start();
+            }
+        }
+        if s.len() == before {
+            return s;
+        }
+    }
+}
+
 /// UTF-8 decoding that never fails; NULs become spaces so that they cannot hide text.
 fn lossy(s: &[u8]) -> Cow<'_, str> {
     let has_nul = memchr::memchr(0, s).is_some();
+    if !has_nul {
+        // The common case, validated by the (faster) strict decoder.
+        if let Ok(t) = std::str::from_utf8(s) {
+            return Cow::Borrowed(t);
+        }
+    }
     match String::from_utf8_lossy(s) {
         Cow::Borrowed(b) if !has_nul => Cow::Borrowed(b),
         c => Cow::Owned(c.replace('\0', " ")),
@@ -263,6 +342,26 @@ mod tests {
         assert_eq!((c.ctx, &*c.text), (Ctx::Task(42), "BUG: z\n"));
         assert!(clean(b" SUBSYSTEM=pci", true).skip);
         assert!(!clean(b" foo+0x1/0x2", true).skip);
+    }
+
+    #[test]
+    fn prefixes_for_other_tools() {
+        assert_eq!(console_prefix_len("[  1.0][T101]  foo+0x1/0x2"), 13);
+        assert_eq!(console_prefix_len("<4>[ 1.5] x"), 9);
+        assert_eq!(
+            console_prefix_len("[Sat Nov 21 18:26:41 2026] Call Trace:"),
+            26
+        );
+        assert_eq!(console_prefix_len(" [<ffffffff81000000>] f+0x1/0x2"), 0);
+        assert_eq!(
+            strip_console_prefix("[  147.467058][T10579]  kyber+0x1/0x2"),
+            "kyber+0x1/0x2"
+        );
+        assert_eq!(
+            strip_console_prefix("Nov 1 host kernel: <4>[ 1.0] BUG: x"),
+            "BUG: x"
+        );
+        assert_eq!(strip_console_prefix("  Call Trace:"), "Call Trace:");
     }
 
     #[test]
