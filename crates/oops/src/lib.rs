@@ -1740,19 +1740,34 @@ mod tests {
 [12.8]  ? kthread_complete_and_exit+0x20/0x20\n\
 [12.8]  ret_from_fork+0x22/0x30\n\
 [12.8]  </TASK>\n";
-        // Folklore: 6.1 prints the interrupted task's registers and trace right after the
+        // Folklore: 5.19+ prints the interrupted task's registers and trace right after the
         // stall line, with no `apic_timer_interrupt` frame before the RIP; syzkaller's rcu
-        // stack parts need one, so its title (kept: a search key shared with syzbot) names no
-        // frame. kmortem's signature still names the looping code.
+        // stack parts need one, so its title names no frame. kmortem's fallback parts name
+        // the looping task's frame, and keep syzkaller's title (a search key shared with
+        // syzbot) as the first alternative.
         let r = one(log);
-        assert_eq!(r.title, "INFO: rcu detected stall in corrupted");
-        assert!(r.corrupted);
+        assert_eq!(
+            r.title,
+            "INFO: rcu detected stall in kmlab_spin_reader_thread"
+        );
+        assert_eq!(
+            r.alt_titles.first().map(String::as_str),
+            Some("INFO: rcu detected stall in corrupted")
+        );
+        assert!(!r.corrupted);
         assert_eq!(r.kind, Kind::RcuStall);
         assert!(
             r.signature.contains("kmlab_spin_reader_thread"),
             "{}",
             r.signature
         );
+    }
+
+    #[test]
+    fn warning_backports_path() {
+        let r = one("[18.5] WARNING: CPU: 0 PID: 155 at /var/lib/dkms/kmlab/1.0/6.13.2+deb12-amd64/kmlab.c:287 kmlab_put_ref+0x17/0x20 [kmlab]\n[18.5] RIP: 0010:kmlab_put_ref+0x17/0x20 [kmlab]\n[18.5] Call Trace:\n[18.5]  <TASK>\n[18.5]  kmlab_trigger_write+0x5a/0x90 [kmlab]\n[18.5]  vfs_write+0xc6/0x3c0\n[18.5] ---[ end trace 0000000000000000 ]---\n");
+        assert_eq!(r.title, "WARNING in kmlab_put_ref");
+        assert_eq!(r.kind, Kind::Warning);
     }
 
     #[test]

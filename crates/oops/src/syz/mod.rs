@@ -22,11 +22,18 @@ use table::{Extractor, Part};
 
 /// Expands syzkaller's placeholders. Go's RE2 reads `\<` and `\>` as literal angle brackets;
 /// the `regex` crate reads them as word boundaries, so they are unescaped.
+///
+/// Folklore: an out-of-tree module's WARN names the absolute path it was built from, and
+/// Debian's backports releases carry a `+` (`.../6.12.118+deb12-cloud-amd64/.../kmlab.c:287`,
+/// as do DKMS trees under `/var/lib/dkms/<mod>/<ver>/<release>/`); syzkaller's `{{SRC}}`
+/// has no `+` and leaves such a WARNING titled by its raw first line. kmortem's `{{SRC}}` also
+/// takes `+` and `~`. Pinned by the lab's `warning` scenario on 6.12
+/// (crates/lab/tests/titles.rs) and `tests::warning_backports_path`.
 fn expand(re: &str) -> String {
     re.replace("{{ADDR}}", "0x[0-9a-f]+")
         .replace("{{PC}}", r"\[<?(?:0x)?[0-9a-f]+>?\]")
         .replace("{{FUNC}}", r"([a-zA-Z0-9_]+)(?:\.|\+)")
-        .replace("{{SRC}}", r"([a-zA-Z0-9-_/.]+\.[a-z]+:[0-9]+)")
+        .replace("{{SRC}}", r"([a-zA-Z0-9-_/.+~]+\.[a-z]+:[0-9]+)")
         .replace("{{TASK}}", r"[\s\S]{0,100}?")
         .replace(r"\<", "<")
         .replace(r"\>", ">")
@@ -62,6 +69,7 @@ enum CPart {
 struct CStack {
     parts: Vec<CPart>,
     parts2: Vec<CPart>,
+    kmortem_parts: Vec<CPart>,
     /// The format's own skips (the global list is matched separately: a frame is skipped when
     /// either matches, which is what one joined alternation would say).
     skip: Option<Regex>,
@@ -137,6 +145,7 @@ impl COops {
                     stack: f.stack.map(|s| CStack {
                         parts: parts(s.parts),
                         parts2: parts(s.parts2),
+                        kmortem_parts: parts(s.kmortem_parts),
                         skip: (!s.skip.is_empty()).then(|| compile(&s.skip.join("|"))),
                         extractor: s.extractor,
                     }),
@@ -519,16 +528,33 @@ pub(crate) fn describe(text: &[u8], oops: usize) -> Desc {
             .collect();
         let mut frames = Vec::new();
         d.corrupted = None;
+        // syzkaller's own title, when kmortem's fallback parts named a frame it could not.
+        let mut syzkaller_title = None;
         if let Some(stack) = &f.stack {
             let (fr, ok) = extract_stack(&text[from..], stack);
             frames = fr;
             if !ok {
-                d.corrupted = Some(CORRUPTED_NO_FRAMES);
+                let (fr2, ok2) = if stack.kmortem_parts.is_empty() {
+                    (Vec::new(), false)
+                } else {
+                    extract_stack_impl(&text[from..], &stack.kmortem_parts, stack)
+                };
+                if ok2 {
+                    let mut args = prefix.clone();
+                    args.extend(frames.iter().map(|f| f.canonical.clone()));
+                    syzkaller_title = Some(go_fmt(f.def.fmt, &args));
+                    frames = fr2;
+                } else {
+                    d.corrupted = Some(CORRUPTED_NO_FRAMES);
+                }
             }
         }
         let mut args = prefix.clone();
         args.extend(frames.iter().map(|f| f.canonical.clone()));
         d.title = go_fmt(f.def.fmt, &args);
+        if let Some(t) = syzkaller_title {
+            d.alt.insert(0, t);
+        }
         for a in f.def.alt {
             d.alt.push(go_fmt(a, &args));
         }

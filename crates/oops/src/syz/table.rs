@@ -33,6 +33,10 @@ pub(crate) struct Stack {
     pub parts: &'static [Part],
     /// Tried when `parts` yields no frame.
     pub parts2: &'static [Part],
+    /// kmortem's own last try, when syzkaller's parts (and parts2) yield no frame: the title
+    /// then names the frame found here, and syzkaller's `... in corrupted` title is kept as
+    /// the first alternative title (see `describe`).
+    pub kmortem_parts: &'static [Part],
     /// Skipped frames of this format, on top of the global list (`stack::SKIP`).
     pub skip: &'static [&'static str],
     pub extractor: Extractor,
@@ -97,6 +101,7 @@ const fn st(parts: &'static [Part]) -> Stack {
     Stack {
         parts,
         parts2: &[],
+        kmortem_parts: &[],
         skip: &[],
         extractor: Extractor::First,
     }
@@ -109,6 +114,10 @@ impl Stack {
     }
     const fn parts2(mut self, p: &'static [Part]) -> Self {
         self.parts2 = p;
+        self
+    }
+    const fn kmortem_parts(mut self, p: &'static [Part]) -> Self {
+        self.kmortem_parts = p;
         self
     }
     const fn ex(mut self, e: Extractor) -> Self {
@@ -144,6 +153,7 @@ const fn warning(skip: &'static [&'static str]) -> Stack {
             TRACE,
         ],
         parts2: CALL_TRACE,
+        kmortem_parts: &[],
         skip,
         extractor: Extractor::First,
     }
@@ -388,6 +398,16 @@ const INFO: &[Format] = &[
         .stack(
             st(&[Part::Re("apic_timer_interrupt"), RIP, TRACE])
                 .parts2(&[Part::Re("(?:apic_timer_interrupt|Exception stack|el1h_64_irq)"), TRACE])
+                // Folklore: since 5.19 ("sched/debug: Show the registers of 'current' in
+                // dump_cpu_task()"), x86 prints the stalled CPU as `show_regs()` of the
+                // interrupted context: a RIP line and the task's Call Trace, with no
+                // `apic_timer_interrupt` frame (self-detected stalls and the NMI backtrace of
+                // another CPU alike). With panic_on_rcu_stall the IRQ stack comes only after
+                // `Kernel panic`, which the report leaves out, so syzkaller's parts find
+                // nothing and it says `in corrupted`. We name the stalled task's frame as
+                // the stall extractor would. Pinned by the lab's rcu_stall and
+                // irqs_off_stall scenarios (crates/lab/tests/titles.rs) on 6.1 and 6.12.
+                .kmortem_parts(FAULT)
                 .skip(&["apic_timer_interrupt", "rcu"])
                 .ex(Stall),
         ),
