@@ -33,9 +33,9 @@ impl Target {
         )
     }
     fn broadcast(&self) -> bool {
-        self.remote_mac.as_deref().is_none_or(|m| {
-            m.is_empty() || m.eq_ignore_ascii_case("ff:ff:ff:ff:ff:ff")
-        })
+        self.remote_mac
+            .as_deref()
+            .is_none_or(|m| m.is_empty() || m.eq_ignore_ascii_case("ff:ff:ff:ff:ff:ff"))
     }
 }
 
