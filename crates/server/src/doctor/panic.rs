@@ -152,12 +152,11 @@ pub fn sysctls(ctx: &mut Ctx) -> Check {
             ),
         );
     }
-    let head = format!(
-        "{} turn{} {} into panics",
-        list(&set),
-        if set.len() == 1 { "s" } else { "" },
-        list(&turned)
-    );
+    let head = if set.len() == 1 {
+        format!("{} turns {} into a panic", set[0], turned[0])
+    } else {
+        format!("{} turn {} into panics", list(&set), list(&turned))
+    };
     if !cap.any() && panic != 0 {
         return ctx.check(
             NAME,

@@ -607,7 +607,7 @@ fn notes(id: &[u8]) -> Vec<u8> {
     n.extend_from_slice(&3u32.to_ne_bytes());
     n.extend_from_slice(b"GNU\0");
     n.extend_from_slice(id);
-    while n.len() % 4 != 0 {
+    while !n.len().is_multiple_of(4) {
         n.push(0);
     }
     n
