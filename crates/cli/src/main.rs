@@ -25,6 +25,7 @@ enum Command {
     Fixes(cmd::fixes::Args),
     Serve(cmd::serve::Args),
     Agent(cmd::agent::Args),
+    Doctor(cmd::doctor::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Fixes(a) => cmd::fixes::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Agent(a) => cmd::agent::run(a),
+        Command::Doctor(a) => cmd::doctor::run(a),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,8 @@
 //! - [`netconsole`]: the UDP receiver (plain and extended netconsole, fragments, reordering);
 //! - [`ingest`]: cutting logs into reports and the single, batching database writer;
 //! - [`alerts`]: webhook alert rules; [`metrics`]: Prometheus counters;
-//! - [`agent`]: the per-host shipper (pstore, kdump dmesg, /dev/kmsg, disk spool).
+//! - [`agent`]: the per-host shipper (pstore, kdump dmesg, /dev/kmsg, disk spool);
+//! - [`doctor`]: every reason a crash on this host would go unseen (`kmortem doctor`).
 //!
 //! The HTTP API and its JSON shapes are documented in docs/json/server.md.
 
@@ -15,6 +16,7 @@ pub mod agent;
 pub mod alerts;
 pub mod auth;
 pub mod config;
+pub mod doctor;
 pub mod http;
 pub mod ingest;
 pub mod listen;

@@ -1,6 +1,7 @@
 pub mod agent;
 pub mod core;
 pub mod decode;
+pub mod doctor;
 pub mod explain;
 pub mod fixes;
 pub mod log;
