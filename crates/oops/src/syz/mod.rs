@@ -24,7 +24,7 @@ use table::{Extractor, Part};
 /// the `regex` crate reads them as word boundaries, so they are unescaped.
 ///
 /// Folklore: an out-of-tree module's WARN names the absolute path it was built from, and
-/// Debian's backports releases carry a `+` (`.../6.12.118+deb12-cloud-amd64/.../kmlab.c:287`,
+/// Debian's backports releases carry a `+` (`.../6.12.x+deb12-cloud-amd64/.../kmlab.c:287`,
 /// as do DKMS trees under `/var/lib/dkms/<mod>/<ver>/<release>/`); syzkaller's `{{SRC}}`
 /// has no `+` and leaves such a WARNING titled by its raw first line. kmortem's `{{SRC}}` also
 /// takes `+` and `~`. Pinned by the lab's `warning` scenario on 6.12
