@@ -3,8 +3,9 @@
 //! frames, fresh offsets, and in half the cases the top frames lost). Used by the recall test and
 //! the benchmarks; deterministic for a given seed.
 
-use crate::extract::{is_generic_frame, KindTag};
+use crate::extract::KindTag;
 use crate::record::cve_record;
+use kmortem_oops::line::generic_frame as is_generic_frame;
 use std::path::Path;
 
 /// xorshift64*: a deterministic generator, so the evaluation is the same on every run.

@@ -3,7 +3,7 @@
 
 use crate::extract::{self, KindTag};
 use crate::version::{identify_kernel, KernelId};
-use kmortem_oops::{Kind, Report};
+use kmortem_oops::{line, Kind, Report};
 use std::collections::HashSet;
 
 /// Which stack of the report a frame was printed in.
@@ -137,7 +137,7 @@ impl CrashQuery {
             let file = fr
                 .source
                 .as_deref()
-                .and_then(|src| extract::normalize_path(src.split(':').next().unwrap_or("")));
+                .and_then(|src| line::source_path(src.split(':').next().unwrap_or("")));
             if let Some(p) = &file {
                 q.files.push(p.clone());
             }
@@ -152,7 +152,7 @@ impl CrashQuery {
         q.guilty_frame = r
             .guilty_frame
             .as_deref()
-            .map(extract::clean_func)
+            .map(|f| line::base_function(f).to_string())
             .filter(|f| !f.is_empty())
             .or_else(|| q.key_frames().first().map(|f| f.to_string()));
         q.guilty_file = r.guilty_file.clone();
@@ -178,8 +178,8 @@ impl CrashQuery {
         let mut files: Vec<String> = frames.iter().filter_map(|f| f.file.clone()).collect();
         // Files from crash headers only (`kernel BUG at f.c:1`, `WARNING: ... at f.c:1`, UBSAN's
         // `in f.c:1:2`): prose in a story names many files that did not crash.
-        for line in text.lines() {
-            let l = extract::strip_console_prefix(line);
+        for raw in text.lines() {
+            let l = line::strip_console_prefix(raw);
             if kmortem_oops::oops_header(l).is_some() {
                 files.extend(extract::files_in_text(l));
             }
@@ -189,7 +189,7 @@ impl CrashQuery {
         // The title line: the first that carries an oops header of the parser's table.
         let title = text
             .lines()
-            .map(extract::strip_console_prefix)
+            .map(line::strip_console_prefix)
             .find(|l| kmortem_oops::oops_header(l).is_some())
             .map(|l| l.trim().to_string());
         let mut q = CrashQuery {
@@ -233,7 +233,7 @@ fn dedup_frames(names: Vec<RawFrame>) -> Vec<QueryFrame> {
     let mut seen = HashSet::new();
     let mut out: Vec<QueryFrame> = Vec::new();
     for (n, reliable, stack, file) in names {
-        let n = extract::clean_func(&n);
+        let n = line::base_function(&n).to_string();
         if n.is_empty() {
             continue;
         }
@@ -244,7 +244,7 @@ fn dedup_frames(names: Vec<RawFrame>) -> Vec<QueryFrame> {
             }
             continue;
         }
-        let generic = extract::is_generic_frame(&n);
+        let generic = line::generic_frame(&n);
         out.push(QueryFrame {
             function: n,
             reliable,
@@ -260,27 +260,24 @@ fn dedup_frames(names: Vec<RawFrame>) -> Vec<QueryFrame> {
 }
 
 /// Finds the kernel release in an oops `CPU:` line (`... Not tainted 6.1.0-53-cloud-amd64 #1 Debian
-/// 6.1.187-1`) or a `Linux version X` banner.
+/// 6.1.187-1`) or a `Linux version X` banner, whichever comes first (the grammar's
+/// [`line::parse_cpu_line`] and [`line::parse_banner`]).
 pub fn kernel_in_text(text: &str) -> Option<KernelId> {
-    for line in text.lines().take(100_000) {
-        let l = extract::strip_console_prefix(line);
-        if let Some(rest) = l.strip_prefix("Linux version ") {
-            let rel = rest.split_whitespace().next()?;
-            let build = rest.find(" #").map(|p| &rest[p + 2..]);
+    for raw in text.lines().take(100_000) {
+        let l = line::strip_console_prefix(raw);
+        if let Some((rel, build)) = line::parse_banner(l) {
             return Some(identify_kernel(rel, build));
         }
-        if !(l.starts_with("CPU:") || l.contains(" PID: ") && l.contains(" Comm: ")) {
+        let Some(cpu) = line::parse_cpu_line(l) else {
             continue;
+        };
+        if let Some(rel) = cpu
+            .release
+            .as_deref()
+            .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            return Some(identify_kernel(rel, cpu.build.as_deref()));
         }
-        // The release follows `Not tainted` or the taint flags, and precedes ` #`.
-        let Some(hash) = l.find(" #") else { continue };
-        let before = l[..hash].trim_end();
-        let rel = before.rsplit(' ').next().unwrap_or("");
-        if rel.is_empty() || !rel.starts_with(|c: char| c.is_ascii_digit()) {
-            continue;
-        }
-        let build = &l[hash + 2..];
-        return Some(identify_kernel(rel, Some(build)));
     }
     None
 }
@@ -296,6 +293,9 @@ mod tests {
         let k = kernel_in_text("[ 1076.638557] CPU: 0 PID: 0 Comm: swapper/0 Tainted: G        W  OE  ------------ T 3.10.0-514.26.2.el7.x86_64 #1\n").unwrap();
         assert_eq!(k.upstream, None);
         assert_eq!(k.base.as_deref(), Some("3.10.0"));
+        let k = kernel_in_text("[    0.000000] Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)\n").unwrap();
+        assert_eq!(k.upstream.as_deref(), Some("6.1.76"));
+        assert!(kernel_in_text("CPU: 0 PID: 1 Comm: sh Not tainted #1\n").is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::extract::{self, KindTag};
 use crate::version::{parse_dyad, KVersion, Range};
+use kmortem_oops::line;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -106,7 +107,7 @@ pub fn message_facts(message: &str) -> MessageFacts {
     for r in &reports {
         for fr in &r.frames {
             if fr.reliable && !fr.function.is_empty() {
-                trace.push(extract::clean_func(&fr.function));
+                trace.push(line::base_function(&fr.function).to_string());
             }
         }
         if f.trace_title.is_none() && !r.title.is_empty() {
@@ -124,7 +125,7 @@ pub fn message_facts(message: &str) -> MessageFacts {
         // No report the parser could title: the first line with a header of its table.
         f.trace_title = report
             .lines()
-            .map(extract::strip_console_prefix)
+            .map(line::strip_console_prefix)
             .find(|l| kmortem_oops::oops_header(l).is_some())
             .map(|l| l.trim().chars().take(200).collect());
     }
@@ -241,7 +242,7 @@ pub fn cve_record(
         for a in aff {
             if let Some(pf) = a.get("programFiles").and_then(|p| p.as_array()) {
                 for p in pf.iter().filter_map(|p| p.as_str()) {
-                    if let Some(n) = extract::normalize_path(p) {
+                    if let Some(n) = line::source_path(p) {
                         files.insert(n);
                     }
                 }

@@ -14,13 +14,14 @@
 //! - the kernel version: a fix that the crashing kernel already has, or a bug introduced after
 //!   it, is unlikely; a fix released soon after the crashing kernel is likely.
 
-use crate::extract::{is_generic_frame, KindTag};
+use crate::extract::KindTag;
 use crate::model::{Features, N, WEIGHTS};
 use crate::query::{CrashQuery, StackRole};
 use crate::rank::Evidence;
 use crate::record::Entry;
 use crate::title;
 use crate::version::{verdict, KVersion};
+use kmortem_oops::line::generic_frame as is_generic_frame;
 use std::collections::{HashMap, HashSet};
 
 /// The directory of a source path (`net/sched/cls_tcindex.c` -> `net/sched`).

@@ -66,7 +66,7 @@ fn load_fixes(ids: &[&str]) -> Vec<Fix> {
             let function = e
                 .trace
                 .iter()
-                .find(|f| !kmortem_fixes::extract::is_generic_frame(f))
+                .find(|f| !kmortem_oops::line::generic_frame(f))
                 .cloned()
                 .or_else(|| e.subject_funcs.first().cloned())
                 .unwrap_or_else(|| "fix_me".into());

@@ -146,12 +146,22 @@ pub fn header_fault_address(line: &str) -> Option<u64> {
     None
 }
 
+/// The boot banner, `Linux version REL (builder) (compiler) #1 SMP PREEMPT_DYNAMIC Debian
+/// 6.1.187-1 (2024-07-27)` (`linux_banner`, init/version.c), with the console prefix stripped:
+/// the release and the build string from its `#` on (the form the `CPU:` line prints it in).
+pub fn parse_banner(line: &str) -> Option<(&str, Option<&str>)> {
+    let rest = line.trim_start().strip_prefix("Linux version ")?;
+    let rel = rest.split_whitespace().next()?;
+    let build = rest.find(" #").map(|p| rest[p + 1..].trim_end());
+    Some((rel, build))
+}
+
 /// The kernel release a log names when no report's `CPU:` line did: `Linux version REL ` (the
-/// boot banner), or the word before `#` on a `... Comm: ... Tainted ...` line.
+/// boot banner, [`parse_banner`]), or the word before `#` on a `... Comm: ... Tainted ...` line.
 pub fn scan_release(text: &str) -> Option<String> {
     for line in text.lines() {
         if let Some(i) = line.find("Linux version ") {
-            return line[i + 14..].split_whitespace().next().map(str::to_string);
+            return parse_banner(&line[i..]).map(|(rel, _)| rel.to_string());
         }
         if line.contains(" Comm: ") && (line.contains("Tainted") || line.contains("tainted")) {
             let toks: Vec<&str> = line.split_whitespace().collect();
@@ -224,6 +234,15 @@ mod tests {
             scan_release("x\nLinux version 6.1.0-56-cloud-amd64 (debian-kernel@...)\n").as_deref(),
             Some("6.1.0-56-cloud-amd64")
         );
+        assert_eq!(
+            parse_banner("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.187-1 (2024-07-27)"),
+            Some((
+                "6.1.0-18-amd64",
+                Some("#1 SMP PREEMPT_DYNAMIC Debian 6.1.187-1 (2024-07-27)")
+            ))
+        );
+        assert_eq!(parse_banner("Linux version "), None);
+        assert_eq!(parse_banner("x Linux version 1"), None);
         assert_eq!(
             scan_release("CPU: 1 PID: 9 Comm: sh Not tainted 6.1.0 #1 Debian\n").as_deref(),
             Some("6.1.0")

@@ -13,7 +13,7 @@
 //! | stacks | [`stack_start`], [`parse_context_marker`] |
 //! | registers | [`parse_ip`], [`parse_registers`], [`register_tokens`] |
 //! | code | [`parse_code`], [`Arch`] |
-//! | header | [`parse_cpu_line`], [`parse_modules`], [`header_fault_address`], [`scan_release`], [`scan_kaslr`] |
+//! | header | [`parse_cpu_line`], [`parse_banner`], [`parse_modules`], [`header_fault_address`], [`scan_release`], [`scan_kaslr`] |
 //! | paths | [`clean_path`], [`kernel_relative`], [`source_path`] |
 //! | shape | [`is_report_line`] |
 
@@ -32,7 +32,8 @@ pub use frame::{
     GENERIC_EXACT, GENERIC_PREFIXES,
 };
 pub use header::{
-    header_fault_address, parse_cpu_line, parse_modules, scan_kaslr, scan_release, CpuLine,
+    header_fault_address, parse_banner, parse_cpu_line, parse_modules, scan_kaslr, scan_release,
+    CpuLine,
 };
 pub use path::{clean_path, kernel_relative, source_path};
 pub use prefix::{clean, console_prefix_len, strip_console_prefix, Clean, Ctx, MAX_LINE};
