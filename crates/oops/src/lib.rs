@@ -1025,6 +1025,24 @@ impl Scanner {
         self.partial.extend_from_slice(&b[..b.len().min(room)]);
     }
 
+    /// The input stalled (a pipe from `dmesg -w` or a console with nothing new for a while):
+    /// complete the reports still open as [`Scanner::finish`] would, and go on reading. The
+    /// line numbers and the line being received are kept; a line that arrives later for a
+    /// flushed report starts from scratch. Used by the CLI's streaming readers so that
+    /// `(cat oops.txt; sleep 60) | kmortem explain` answers at once.
+    pub fn flush(&mut self) -> Vec<Report> {
+        if self.is_idle() {
+            return Vec::new();
+        }
+        let partial = std::mem::take(&mut self.partial);
+        let (line_no, fed) = (self.line_no, self.fed);
+        let done = std::mem::take(self).finish();
+        self.line_no = line_no;
+        self.fed = fed;
+        self.partial = partial;
+        done
+    }
+
     /// End of input: returns the reports still open (a log that ends mid-report).
     pub fn finish(mut self) -> Vec<Report> {
         let mut done = Vec::new();
@@ -2027,5 +2045,20 @@ mod tests {
             )
         );
         assert_eq!(got.kernel_release.as_deref(), Some("6.1.0-1-amd64"));
+    }
+
+    /// A stalled stream: `flush` completes the open report now, numbering goes on after it.
+    #[test]
+    fn flush_completes_open_reports_and_goes_on() {
+        let mut s = Scanner::new();
+        let log = "[1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n[1.0] Call Trace:\n[1.0]  f+0x1/0x2\n";
+        assert!(s.feed(log.as_bytes()).is_empty());
+        let r = s.flush();
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].start_line, r[0].end_line), (1, 3));
+        assert!(s.is_idle() && s.flush().is_empty());
+        let mut r = s.feed(log.as_bytes());
+        r.extend(s.finish());
+        assert_eq!((r[0].start_line, r[0].end_line), (4, 6));
     }
 }
