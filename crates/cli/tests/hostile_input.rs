@@ -268,3 +268,17 @@ fn nul_flood_then_a_report() {
         assert!(!out.contains('\0'));
     });
 }
+
+/// `explain --core DUMP` without a log reads the dump's log with the reader `kmortem log` uses
+/// (the lockless ring buffer of 5.10+), and explains its crash.
+#[test]
+fn explain_core_alone_reads_the_dump_log() {
+    kmortem_lab::each(|lab| {
+        let sc = lab.need("null_deref");
+        let core = sc.dump("elf").expect("an ELF vmcore").display().to_string();
+        let (out, err, code) = kmortem(&["explain", "--no-system", "--core", &core]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("kmlab_device_get"), "{out}");
+        assert!(!err.contains("SIZE(log)"), "{err}");
+    });
+}

@@ -140,7 +140,7 @@ enum Esc {
     /// Inside `ESC ] ...` (OSC), before BEL or `ESC \`.
     Osc,
     /// ESC inside an OSC (the start of its `ESC \` terminator).
-    OscEsc,
+    OscEnd,
 }
 
 /// Raw log bytes as they really arrive, made into plain `\n`-separated text before any line is
@@ -248,11 +248,11 @@ impl Normalizer {
                     self.esc_len += 1;
                     match b {
                         0x07 => self.esc = Esc::None,
-                        0x1b => self.esc = Esc::OscEsc,
+                        0x1b => self.esc = Esc::OscEnd,
                         _ => {}
                     }
                 }
-                Esc::OscEsc => {
+                Esc::OscEnd => {
                     self.esc_len += 1;
                     self.esc = if b == b'\\' { Esc::None } else { Esc::Osc };
                 }

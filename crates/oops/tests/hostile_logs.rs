@@ -71,7 +71,10 @@ fn replace_lf(log: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
-fn key(rs: &[Report]) -> Vec<(String, usize, usize, Option<String>, Vec<String>)> {
+/// Title, first and last line, release and frame functions of each report.
+type Key = (String, usize, usize, Option<String>, Vec<String>);
+
+fn key(rs: &[Report]) -> Vec<Key> {
     rs.iter()
         .map(|r| {
             (

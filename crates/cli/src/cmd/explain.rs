@@ -59,7 +59,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let (reader, name): (Box<dyn std::io::Read + Send>, String) = match (&args.log, &program) {
         (None, Some(p)) => {
-            let recs = kmortem_kernel::printk::read_printk_log(p, &p.vmcoreinfo)
+            let recs = kmortem_kernel::printk::read_log(p, &p.vmcoreinfo)
                 .context("cannot read the log from the vmcore")?;
             let mut t = String::new();
             for r in recs {
