@@ -51,4 +51,38 @@ mod tests {
         assert_eq!(parse("4770 (e7fe)"), None);
         assert_eq!(parse(""), None);
     }
+
+    /// A 1 MB `Code:` line (a hostile or damaged log; the kernel prints 64 bytes) is parsed
+    /// and decoded whole: every byte, the trap where it was marked, and a listing that starts
+    /// at byte 0. Decoding it used to be quadratic in the line length (issue 25).
+    #[test]
+    fn one_megabyte_code_line() {
+        let nops = 334_000;
+        let mut line = String::from("Code: ");
+        line.push_str(&"90 ".repeat(nops));
+        line.push_str("<0f> 0b 90 90 90");
+        assert!(line.len() >= 1_000_000, "{}", line.len());
+        let c = parse(&line).unwrap();
+        assert_eq!(c.bytes.len(), nops + 5);
+        assert_eq!(c.trap_index, Some(nops));
+        let d = crate::decode(
+            c.arch,
+            &c.bytes,
+            c.trap_index,
+            Some(0xffffffff81000000),
+            &Default::default(),
+        );
+        assert_eq!(d.skipped, 0);
+        assert_eq!(d.all.len(), nops + 4);
+        assert_eq!(d.from_trap.len(), 4);
+        let trap = d.trap.unwrap();
+        assert_eq!((trap.text.as_str(), trap.offset), ("ud2", nops));
+        assert_eq!(trap.address, 0xffffffff81000000);
+        assert!(d.all[..nops].iter().all(|i| i.text == "nop"));
+        // A misaligned start (the second byte of `mov %rdx,0x8(%rsi)`) is skipped.
+        let c = parse("Code: 56 08 90 90 <c3>").unwrap();
+        let d = crate::decode(c.arch, &c.bytes, c.trap_index, None, &Default::default());
+        assert_eq!(d.skipped, 2);
+        assert_eq!(d.all[0].text, "nop");
+    }
 }

@@ -73,6 +73,27 @@ fn run(bytes: &[u8], start: usize, base: u64, trap: Option<usize>) -> Vec<Insn> 
     out
 }
 
+/// The first offset from which `bytes` decodes as whole valid instructions ending exactly at
+/// its end (`bytes.len()` itself when none does: an empty listing).
+///
+/// Linear in the length: one instruction is decoded at each offset, from the end backwards,
+/// and an offset is clean when its instruction is valid and the next one is clean. (Decoding
+/// the whole tail from every candidate start was quadratic: a 100,000-byte `Code:` line took
+/// minutes; BENCHMARKS.md, "Code: decoding".)
+fn first_clean_start(bytes: &[u8]) -> Option<usize> {
+    let t = bytes.len();
+    let mut clean = vec![false; t + 1];
+    clean[t] = true;
+    let mut ins = Instruction::default();
+    for i in (0..t).rev() {
+        let mut dec = Decoder::with_ip(64, &bytes[i..], 0, DecoderOptions::NONE);
+        dec.decode_out(&mut ins);
+        let len = ins.len();
+        clean[i] = !ins.is_invalid() && len > 0 && i + len <= t && clean[i + len];
+    }
+    clean.iter().position(|&c| c)
+}
+
 /// Where iced's GAS output still differs from objdump's, rewrite it the objdump way.
 fn objdump_style(ins: &Instruction, bytes: &[u8], text: String) -> String {
     // `always_show_scale` gives `(%rax,%rbx,1)` like objdump, but also `(%rbx,)` without index.
@@ -169,16 +190,7 @@ pub(crate) fn decode(
     // instructions and lands exactly on the trapping byte.
     let (all, skipped) = match trap {
         Some(t) => {
-            let mut best = None;
-            for s in 0..=t {
-                let v = run(&bytes[..t], s, base, None);
-                let end = v.last().map(|i| i.offset + i.bytes.len()).unwrap_or(s);
-                if end == t && !v.iter().any(|i| i.invalid) {
-                    best = Some(s);
-                    break;
-                }
-            }
-            let s = best.unwrap_or(0);
+            let s = first_clean_start(&bytes[..t]).unwrap_or(0);
             let mut v = run(&bytes[..t], s, base, None);
             v.extend(run(bytes, t, base, Some(t)));
             (v, s)

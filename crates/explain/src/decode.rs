@@ -89,11 +89,42 @@ pub fn write_text(
     source: Option<&Path>,
     mut notes: Vec<String>,
 ) -> std::io::Result<Vec<String>> {
-    let mut regs: BTreeMap<String, u64> = BTreeMap::new();
-    let mut pending: Option<PendingCode> = None;
-    let mut last_ip: Option<Resolution> = None;
-    let mut modules_seen = BTreeMap::new();
+    let mut d = TextDecoder::default();
     for line in text.lines() {
+        d.line(out, line, sym, source)?;
+    }
+    d.finish(out, sym, &mut notes)?;
+    Ok(notes)
+}
+
+/// [`write_text`] one line at a time, for a log read as a stream: the state between lines
+/// (registers, a `Code:` line waiting for them, the last IP, modules seen) is all it keeps.
+#[derive(Default)]
+pub struct TextDecoder {
+    regs: BTreeMap<String, u64>,
+    pending: Option<PendingCode>,
+    last_ip: Option<Resolution>,
+    modules_seen: BTreeMap<String, ()>,
+}
+
+impl TextDecoder {
+    /// A line without the symbolizer (none could be set up yet): printed as it is, the register
+    /// and `Code:` state reset.
+    pub fn raw_line(&mut self, out: &mut impl Write, line: &str) -> std::io::Result<()> {
+        if let Some(p) = self.pending.take() {
+            flush_code(out, p, &self.regs)?;
+        }
+        writeln!(out, "{line}")
+    }
+
+    /// Decode and print one line.
+    pub fn line(
+        &mut self,
+        out: &mut impl Write,
+        line: &str,
+        sym: &mut Symbolizer,
+        source: Option<&Path>,
+    ) -> std::io::Result<()> {
         let stamp_end = grammar::console_prefix_len(line);
         let trimmed = line[stamp_end..].trim_start();
         let is_code = trimmed.starts_with("Code:");
@@ -107,30 +138,30 @@ pub fn write_text(
         // (x86 prints the registers after Code:, arm64 before it: flush at the first line that is
         // not a register line.)
         if reg_toks.is_empty() {
-            if let Some(p) = pending.take() {
-                flush_code(out, p, &regs)?;
+            if let Some(p) = self.pending.take() {
+                flush_code(out, p, &self.regs)?;
             }
         }
         if !reg_toks.is_empty() {
             writeln!(out, "{line}")?;
-            regs.extend(reg_toks);
-            continue;
+            self.regs.extend(reg_toks);
+            return Ok(());
         }
         if is_code {
             writeln!(out, "{line}")?;
             if let Some(c) = kmortem_disasm::code_line::parse(trimmed) {
-                let address = last_ip.as_ref().and_then(|r| code_address(sym, r));
-                pending = Some(PendingCode {
+                let address = self.last_ip.as_ref().and_then(|r| code_address(sym, r));
+                self.pending = Some(PendingCode {
                     code: c,
                     address,
                     indent: line[..stamp_end].to_string() + " ",
                 });
             }
-            continue;
+            return Ok(());
         }
         if trimmed.starts_with("RIP:") || trimmed.starts_with("pc :") {
-            regs.clear();
-            last_ip = None;
+            self.regs.clear();
+            self.last_ip = None;
             // User-mode RIP: `RIP: 0033:0x47b7a0`.
             if let Some(v) = trimmed
                 .split_whitespace()
@@ -139,17 +170,17 @@ pub fn write_text(
             {
                 if v.starts_with("0x") {
                     if let Ok(a) = parse_hex(v) {
-                        last_ip = Some(user_ip(a));
+                        self.last_ip = Some(user_ip(a));
                     }
                 }
             }
         }
         let Some(tok) = grammar::find_frame(line) else {
-            writeln!(out, "{line}")?;
-            continue;
+            return writeln!(out, "{line}");
         };
         if let Some(m) = &tok.module {
-            modules_seen.insert(kmortem_symbols::split_module(m).0.to_string(), ());
+            self.modules_seen
+                .insert(kmortem_symbols::split_module(m).0.to_string(), ());
         }
         // Old-style `[<ffffffff9a2b3c4d>] func+0x1d/0x50` frames give the KASLR offset.
         if let (Some(a), None) = (tok.address, tok.module.as_ref()) {
@@ -157,8 +188,7 @@ pub fn write_text(
         }
         let r = sym.resolve(&query(&tok));
         if r.source == Source::None {
-            writeln!(out, "{line}")?;
-            continue;
+            return writeln!(out, "{line}");
         }
         writeln!(out, "{line}{}", annotate(&r))?;
         let pad = " ".repeat(line[stamp_end..tok.start].chars().count());
@@ -187,22 +217,32 @@ pub fn write_text(
                     }
                 }
             }
-            last_ip = Some(r);
+            self.last_ip = Some(r);
         }
+        Ok(())
     }
-    if let Some(p) = pending.take() {
-        flush_code(out, p, &regs)?;
-    }
-    out.flush()?;
-    for m in modules_seen.keys() {
-        if sym.module(m).is_none() {
-            notes.push(format!(
-                "module {m}: no {m}.ko found; pass --modules DIR (the build directory of the module, or /usr/lib/debug/lib/modules/REL)"
-            ));
+
+    /// End of input: the last `Code:` listing, and the notes on modules never found.
+    pub fn finish(
+        mut self,
+        out: &mut impl Write,
+        sym: &mut Symbolizer,
+        notes: &mut Vec<String>,
+    ) -> std::io::Result<()> {
+        if let Some(p) = self.pending.take() {
+            flush_code(out, p, &self.regs)?;
         }
+        out.flush()?;
+        for m in self.modules_seen.keys() {
+            if sym.module(m).is_none() {
+                notes.push(format!(
+                    "module {m}: no {m}.ko found; pass --modules DIR (the build directory of the module, or /usr/lib/debug/lib/modules/REL)"
+                ));
+            }
+        }
+        notes.append(&mut sym.notes);
+        Ok(())
     }
-    notes.append(&mut sym.notes);
-    Ok(notes)
 }
 
 #[derive(Serialize)]

@@ -128,6 +128,209 @@ pub fn unescape_kmsg(text: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Where [`Normalizer`] is inside a terminal escape sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Esc {
+    #[default]
+    None,
+    /// After ESC.
+    Start,
+    /// Inside `ESC [ ...` (CSI), before its final byte.
+    Csi,
+    /// Inside `ESC ] ...` (OSC), before BEL or `ESC \`.
+    Osc,
+    /// ESC inside an OSC (the start of its `ESC \` terminator).
+    OscEnd,
+}
+
+/// Raw log bytes as they really arrive, made into plain `\n`-separated text before any line is
+/// parsed: CR, LF and CRLF all end a line, NUL bytes are dropped, and terminal escape sequences
+/// (ANSI SGR colours of `dmesg --color=always`, any CSI, OSC titles, two-byte escapes) are
+/// removed. Streaming: a CRLF or an escape sequence split between two chunks is handled, and
+/// nothing is kept between chunks but a few bits of state.
+///
+/// Folklore: `dmesg --color=always` (util-linux 2.23+) wraps the timestamp, the facility and
+/// the subsystem prefix in SGR sequences (`ESC[32m[   1.0]ESC[0m ESC[33mBUG:ESC[0m ...`); serial
+/// consoles log CRLF, some terminal capture tools CR alone; a console that reboots writes NUL
+/// runs into the capture file (QEMU's serial log after a reset). Pinned by
+/// `input::tests::normalize_*` and the CLI's `tests/hostile_input.rs` (the lab's real consoles
+/// coloured, NUL-injected and made CR-only).
+#[derive(Debug, Clone, Default)]
+pub struct Normalizer {
+    /// The last byte seen was a CR (turned into `\n`): a `\n` right after it is dropped.
+    after_cr: bool,
+    esc: Esc,
+    /// Bytes of the escape sequence in progress (a sequence longer than [`Self::MAX_ESC`] is
+    /// given up on: its bytes so far are dropped and the rest is text again).
+    esc_len: usize,
+}
+
+impl Normalizer {
+    /// Longest escape sequence removed; past it the parameters are taken for text.
+    pub const MAX_ESC: usize = 256;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Nothing to rewrite in `data` in the current state.
+    fn clean_already(&self, data: &[u8]) -> bool {
+        self.esc == Esc::None
+            && !(self.after_cr && data.first() == Some(&b'\n'))
+            && memchr::memchr3(b'\r', 0x1b, 0, data).is_none()
+    }
+
+    /// Normalize one chunk: returns `data` itself when it needs no change (the usual case, one
+    /// vectorised search), else the rewritten bytes in `buf`.
+    pub fn push<'a>(&mut self, data: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
+        if self.clean_already(data) {
+            if !data.is_empty() {
+                self.after_cr = false;
+            }
+            return data;
+        }
+        buf.clear();
+        buf.reserve(data.len());
+        // NULs and escape sequences between a CR and its LF do not make two line ends.
+        for &b in data {
+            match self.esc {
+                Esc::None => match b {
+                    b'\r' => {
+                        buf.push(b'\n');
+                        self.after_cr = true;
+                    }
+                    b'\n' => {
+                        if !std::mem::take(&mut self.after_cr) {
+                            buf.push(b'\n');
+                        }
+                    }
+                    0 => {}
+                    0x1b => {
+                        self.esc = Esc::Start;
+                        self.esc_len = 1;
+                    }
+                    _ => {
+                        self.after_cr = false;
+                        buf.push(b);
+                    }
+                },
+                _ if b == b'\n' || b == b'\r' => {
+                    // A line end ends any escape sequence.
+                    self.esc = Esc::None;
+                    if !(b == b'\n' && self.after_cr) {
+                        buf.push(b'\n');
+                    }
+                    self.after_cr = b == b'\r';
+                }
+                _ if self.esc_len >= Self::MAX_ESC => {
+                    self.esc = Esc::None;
+                    self.after_cr = false;
+                    buf.push(b);
+                }
+                Esc::Start => {
+                    self.esc_len += 1;
+                    self.esc = match b {
+                        b'[' => Esc::Csi,
+                        b']' => Esc::Osc,
+                        // `ESC (B` and the like: one intermediate byte, then the final one.
+                        0x20..=0x2f => Esc::Start,
+                        0x1b => Esc::Start,
+                        _ => Esc::None,
+                    };
+                }
+                Esc::Csi => {
+                    self.esc_len += 1;
+                    if (0x40..=0x7e).contains(&b) {
+                        self.esc = Esc::None;
+                    }
+                }
+                Esc::Osc => {
+                    self.esc_len += 1;
+                    match b {
+                        0x07 => self.esc = Esc::None,
+                        0x1b => self.esc = Esc::OscEnd,
+                        _ => {}
+                    }
+                }
+                Esc::OscEnd => {
+                    self.esc_len += 1;
+                    self.esc = if b == b'\\' { Esc::None } else { Esc::Osc };
+                }
+            }
+        }
+        buf
+    }
+
+    /// Normalize one whole line (no state kept): `None` when it is clean already.
+    pub fn line(line: &[u8]) -> Option<Vec<u8>> {
+        let mut n = Normalizer::new();
+        if n.clean_already(line) {
+            return None;
+        }
+        let mut buf = Vec::new();
+        n.push(line, &mut buf);
+        Some(buf)
+    }
+}
+
+/// Terminal-safe text: C0 control characters (but tab and newline), DEL and the C1 controls
+/// U+0080..U+009F are written as `\xNN` (C1 as `\u{NN}`), as `dmesg` and crash escape what they
+/// print; everything else is kept. Returns the text itself when there is nothing to escape.
+///
+/// The one place where kmortem's human output is made safe: the CLI writes every human and
+/// plain-text printer through it (`kmortem oops`, `decode`, `explain`, `fixes`, `core`, `log`);
+/// JSON output is exact (serde escapes control characters on its own).
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| (c.is_control() && c != '\n' && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c);
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let v = c as u32;
+            if v < 0x80 {
+                out.push_str(&format!("\\x{v:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{v:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Does the start of a file look like a binary (an ELF, a kdump or flattened vmcore, or mostly
+/// non-text bytes) rather than a log? Returns what it is, for the message that says so.
+///
+/// Folklore: ELF vmcores start with `\x7fELF`, diskdump/kdump-compressed ones with `KDUMP   `
+/// or `DISKDUMP`, makedumpfile's flattened format with `makedumpfile`; a log may carry a few
+/// NULs or invalid UTF-8, but not 10% of bytes below 0x20 that are not whitespace. Pinned by
+/// the CLI's `tests/hostile_input.rs::oops_on_a_vmcore`.
+pub fn binary_kind(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"\x7fELF") {
+        return Some("an ELF file (a vmcore, a vmlinux or a module)");
+    }
+    if head.starts_with(b"KDUMP   ") || head.starts_with(b"DISKDUMP") {
+        return Some("a kdump-compressed vmcore");
+    }
+    if head.starts_with(b"makedumpfile") {
+        return Some("a flattened makedumpfile vmcore");
+    }
+    if head.is_empty() {
+        return None;
+    }
+    // NUL runs are console noise; count the other control bytes.
+    let odd = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, 0 | b'\t' | b'\n' | b'\r' | 0x1b | 0x0c))
+        .count();
+    let nul = head.iter().filter(|&&b| b == 0).count();
+    (odd * 10 > head.len() || (nul * 2 > head.len() && odd > 0)).then_some("a binary file")
+}
+
 /// Why [`Reassembler::add`] refused a fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FragReject {
@@ -390,5 +593,53 @@ mod tests {
             Frag::Rejected(FragReject::Malformed)
         );
         assert!(r.is_empty());
+    }
+    #[test]
+    fn normalize_cr_lf_crlf_nul_and_ansi() {
+        let mut n = Normalizer::new();
+        let mut buf = Vec::new();
+        let out = n.push(
+            b"a\r\nb\rc\nd\0e\x1b[1;31mBUG\x1b[0m \x1b]0;title\x07x\x1b(By",
+            &mut buf,
+        );
+        assert_eq!(out, b"a\nb\nc\ndeBUG xy");
+        // A CRLF and an escape split between chunks.
+        let mut n = Normalizer::new();
+        let mut all = Vec::new();
+        for chunk in [&b"x\r"[..], b"\ny\x1b[3", b"3mz\x1b", b"[0m\n", b"plain"] {
+            let mut buf = Vec::new();
+            all.extend_from_slice(n.push(chunk, &mut buf));
+        }
+        assert_eq!(all, b"x\nyz\nplain");
+        // A colour reset between CR and LF, NULs after a CR: still one line end.
+        assert_eq!(
+            Normalizer::line(b"a\r\x1b[0m\nb\r\0\nc").unwrap(),
+            b"a\nb\nc"
+        );
+        // Clean input is borrowed as it is.
+        let mut buf = Vec::new();
+        let data = b"[ 1.0] BUG: x\n";
+        assert!(std::ptr::eq(
+            Normalizer::new().push(data, &mut buf),
+            &data[..]
+        ));
+        assert_eq!(Normalizer::line(b"plain"), None);
+        // An endless CSI is given up on: the text after MAX_ESC bytes is kept.
+        let mut long = b"\x1b[".to_vec();
+        long.extend(std::iter::repeat_n(b'1', 1000));
+        let l = Normalizer::line(&long).unwrap();
+        assert_eq!(l.len(), 1000 + 2 - Normalizer::MAX_ESC);
+    }
+
+    #[test]
+    fn escape_controls_and_binary() {
+        assert_eq!(escape_controls("a\tb\n"), "a\tb\n");
+        assert_eq!(escape_controls("x\x1b[31my\r\0"), "x\\x1b[31my\\x0d\\x00");
+        assert_eq!(escape_controls("c1\u{9b}2J"), "c1\\u{9b}2J");
+        assert_eq!(escape_controls("é ü"), "é ü");
+        assert!(binary_kind(b"\x7fELF\x02\x01").unwrap().contains("ELF"));
+        assert!(binary_kind(b"KDUMP   \x00\x00").unwrap().contains("kdump"));
+        assert_eq!(binary_kind(b"[ 1.0] BUG: x\n\0\0\0[ 2.0] ok\n"), None);
+        assert_eq!(binary_kind(&[1, 2, 3, 4, 5, b'a']), Some("a binary file"));
     }
 }

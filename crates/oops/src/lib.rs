@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 /// A report never holds more lines than this (a runaway lockdep dump, a 1 GB log of frames).
-const MAX_REPORT_LINES: usize = 2000;
+pub const MAX_REPORT_LINES: usize = 2000;
 /// After the trace started, this many own-context lines that look unrelated end the report.
 const MAX_IDLE_LINES: usize = 40;
 /// Reports open at the same time (different caller ids). The oldest is closed beyond it.
@@ -374,6 +374,8 @@ struct Open {
     syz: Option<SyzText>,
     /// The input ended inside the report ([`Report::truncated`]).
     truncated: bool,
+    /// The report reached [`MAX_REPORT_LINES`] and was closed there.
+    capped: bool,
 }
 
 impl Open {
@@ -393,6 +395,7 @@ impl Open {
             body_done: false,
             syz,
             truncated: false,
+            capped: false,
         }
     }
 
@@ -431,6 +434,8 @@ pub struct Scanner {
     /// [`POOL_AFTER`] of them.
     fed: u64,
     pool: Option<Pool>,
+    /// CR/NUL/escape-sequence cleanup of what [`Scanner::feed`] is given.
+    norm: input::Normalizer,
 }
 
 fn is_end_marker(t: &str) -> bool {
@@ -627,7 +632,26 @@ impl Scanner {
     }
 
     /// Feed one line (without its `\n`). Returns the reports completed by this line.
+    ///
+    /// The line is normalized first ([`input::Normalizer`]): escape sequences and NULs go, and
+    /// a CR inside it ends a line (so one call may count as several lines).
     pub fn push_line(&mut self, line: &[u8]) -> Vec<Report> {
+        // A CRLF line end is one line end.
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match input::Normalizer::line(line) {
+            None => self.push_clean(line),
+            Some(n) => {
+                let mut done = Vec::new();
+                for l in n.split(|&b| b == b'\n') {
+                    done.extend(self.push_clean(l));
+                }
+                done
+            }
+        }
+    }
+
+    /// [`Scanner::push_line`] for a line already normalized.
+    fn push_clean(&mut self, line: &[u8]) -> Vec<Report> {
         self.line_no += 1;
         let mut done = Vec::new();
         if let Some(h) = self.held.take() {
@@ -848,8 +872,12 @@ impl Scanner {
                         close_now = true;
                     }
                 }
-                if o.lines.len() >= MAX_REPORT_LINES {
+                if o.lines.len() >= MAX_REPORT_LINES && !close_now {
+                    // Announced as `truncated_reason: line_cap` (issue 25): a report this long
+                    // is a flood (a lockdep chain loop, a console replay), and the cap bounds
+                    // memory (`MAX_OPEN` reports of this many lines).
                     close_now = true;
+                    o.capped = true;
                 }
             }
             if close_now {
@@ -902,6 +930,8 @@ impl Scanner {
         if self.pool.is_none() && before < POOL_AFTER && self.fed >= POOL_AFTER {
             self.pool = Pool::start();
         }
+        let mut buf = Vec::new();
+        let data = self.norm.push(data, &mut buf);
         let mut out = self.feed_lines(data);
         if let Some(p) = self.pool.as_mut() {
             p.flush(&mut out);
@@ -920,7 +950,7 @@ impl Scanner {
                 Some(i) => {
                     self.push_partial(&data[..i]);
                     let line = std::mem::take(&mut self.partial);
-                    out.extend(self.push_line(&line));
+                    out.extend(self.push_clean(&line));
                     data = &data[i + 1..];
                 }
             }
@@ -958,7 +988,7 @@ impl Scanner {
                     return out;
                 }
                 Some(i) => {
-                    out.extend(self.push_line(&data[..i]));
+                    out.extend(self.push_clean(&data[..i]));
                     data = &data[i + 1..];
                 }
             }
@@ -995,12 +1025,30 @@ impl Scanner {
         self.partial.extend_from_slice(&b[..b.len().min(room)]);
     }
 
+    /// The input stalled (a pipe from `dmesg -w` or a console with nothing new for a while):
+    /// complete the reports still open as [`Scanner::finish`] would, and go on reading. The
+    /// line numbers and the line being received are kept; a line that arrives later for a
+    /// flushed report starts from scratch. Used by the CLI's streaming readers so that
+    /// `(cat oops.txt; sleep 60) | kmortem explain` answers at once.
+    pub fn flush(&mut self) -> Vec<Report> {
+        if self.is_idle() {
+            return Vec::new();
+        }
+        let partial = std::mem::take(&mut self.partial);
+        let (line_no, fed) = (self.line_no, self.fed);
+        let done = std::mem::take(self).finish();
+        self.line_no = line_no;
+        self.fed = fed;
+        self.partial = partial;
+        done
+    }
+
     /// End of input: returns the reports still open (a log that ends mid-report).
     pub fn finish(mut self) -> Vec<Report> {
         let mut done = Vec::new();
         if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
-            done.extend(self.push_line(&line));
+            done.extend(self.push_clean(&line));
         }
         if let Some(h) = self.held.take() {
             done.extend(self.process(h.no, &h.text, h.ctx, h.header, h.extra));
@@ -1143,7 +1191,14 @@ fn finish_open(mut o: Open) -> Option<Report> {
     let keep = (o.last_relevant + 1).min(o.lines.len());
     o.lines.truncate(keep.max(1));
     let mut r = build_report(&o);
-    r.truncated = o.truncated;
+    r.truncated = o.truncated || o.capped;
+    r.truncated_reason = if o.truncated {
+        Some("end_of_input".to_string())
+    } else if o.capped {
+        Some("line_cap".to_string())
+    } else {
+        None
+    };
     Some(r)
 }
 
@@ -1221,6 +1276,7 @@ fn build_report(o: &Open) -> Report {
         end_line,
         text: full_text,
         truncated: false,
+        truncated_reason: None,
         guilty_file: None,
         source: None,
     };
@@ -1600,10 +1656,12 @@ fn kind_of(title: &str) -> Kind {
 pub fn parse(input: &[u8]) -> Vec<Report> {
     let mut s = Scanner::new();
     let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let input = input::Normalizer::new().push(input, &mut buf);
     let input = input.strip_suffix(b"\n").unwrap_or(input);
     if !input.is_empty() {
         for line in input.split(|&b| b == b'\n') {
-            out.extend(s.push_line(line));
+            out.extend(s.push_clean(line));
         }
     }
     out.extend(s.finish());
@@ -1935,5 +1993,72 @@ mod tests {
         );
         assert_eq!(oops_header(" foo+0x1/0x2"), None);
         assert_eq!(oops_header("Call Trace:"), None);
+    }
+
+    /// A report that reaches the 2,000-line cap says so (issue 25): `truncated` with reason
+    /// `line_cap`; a log that ends inside a report gives `end_of_input`.
+    #[test]
+    fn line_cap_is_announced() {
+        let mut log = String::from(
+            "[1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n[1.0] Call Trace:\n",
+        );
+        for i in 0..2500 {
+            log.push_str(&format!("[1.0]  func{i}+0x1/0x20\n"));
+        }
+        let rs = parse(log.as_bytes());
+        let r = &rs[0];
+        assert!(r.truncated);
+        assert_eq!(r.truncated_reason.as_deref(), Some("line_cap"));
+        assert_eq!(r.end_line - r.start_line + 1, MAX_REPORT_LINES);
+        let r = one("[1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n[1.0] Call Trace:\n[1.0]  f+0x1/0x2\n");
+        assert_eq!(r.truncated_reason.as_deref(), Some("end_of_input"));
+        let r = one("[1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n[1.0] Call Trace:\n[1.0]  f+0x1/0x2\n[1.0] ---[ end trace 0000000000000000 ]---\n");
+        assert_eq!((r.truncated, r.truncated_reason), (false, None));
+    }
+
+    /// ANSI colours, NULs and CR-only line ends do not hide a report (the lab's real consoles
+    /// are checked the same way in tests/hostile_logs.rs).
+    #[test]
+    fn ansi_nul_cr_lines() {
+        let plain = "[ 1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n[ 1.0] CPU: 0 PID: 1 Comm: sh Not tainted 6.1.0-1-amd64 #1 Debian 6.1.1-1\n[ 1.0] Call Trace:\n[ 1.0]  f+0x1/0x2\n";
+        let want = one(plain);
+        let hostile = plain
+            .replace("[ 1.0]", "\x1b[32m[ 1.0]\x1b[0m\0")
+            .replace("BUG:", "\x1b[1;31mBUG:\x1b[0m")
+            .replace("6.1.0-1", "6.1\0.0-1")
+            .replace('\n', "\r");
+        let got = one(&hostile);
+        assert_eq!(
+            (
+                &got.title,
+                &got.kernel_release,
+                got.start_line,
+                got.end_line,
+                &got.frames
+            ),
+            (
+                &want.title,
+                &want.kernel_release,
+                want.start_line,
+                want.end_line,
+                &want.frames
+            )
+        );
+        assert_eq!(got.kernel_release.as_deref(), Some("6.1.0-1-amd64"));
+    }
+
+    /// A stalled stream: `flush` completes the open report now, numbering goes on after it.
+    #[test]
+    fn flush_completes_open_reports_and_goes_on() {
+        let mut s = Scanner::new();
+        let log = "[1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n[1.0] Call Trace:\n[1.0]  f+0x1/0x2\n";
+        assert!(s.feed(log.as_bytes()).is_empty());
+        let r = s.flush();
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].start_line, r[0].end_line), (1, 3));
+        assert!(s.is_idle() && s.flush().is_empty());
+        let mut r = s.feed(log.as_bytes());
+        r.extend(s.finish());
+        assert_eq!((r[0].start_line, r[0].end_line), (4, 6));
     }
 }

@@ -191,9 +191,13 @@ pub struct Report {
     pub end_line: usize,
     /// The report's own lines, with timestamps and syslog prefixes stripped.
     pub text: String,
-    /// `true` when the input ended inside the report (no end marker was seen).
+    /// `true` when the report is incomplete: the input ended inside it (no end marker was
+    /// seen), or it reached the parser's cap of 2,000 lines and was cut there.
     #[serde(default)]
     pub truncated: bool,
+    /// Why `truncated` is set: `end_of_input` or `line_cap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_reason: Option<String>,
     /// The source file to blame (maintainer routing), when the log was symbolised
     /// (`func+0x1/0x2 net/ipv6/ip6_output.c:1748`): the first file of the trace that is not
     /// generic code (headers, `lib/`, KASAN, allocators, locking, scheduler, fault path...).

@@ -1,6 +1,6 @@
 //! `kmortem core`: open a vmcore and run crash-style commands on it.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use kmortem_kernel::session::{Session, COMMANDS};
 use kmortem_kernel::Program;
 use std::io::Write;
@@ -49,9 +49,68 @@ pub struct Args {
 }
 
 pub fn open(vmcore: &std::path::Path, vmlinux: Option<&std::path::Path>) -> Result<Session> {
-    let prog = Program::open(vmcore, vmlinux)
-        .with_context(|| format!("cannot open {}", vmcore.display()))?;
-    Ok(Session::new(prog))
+    Ok(Session::new(open_program(vmcore, vmlinux)?))
+}
+
+/// Open a vmcore, with one clear line when the path cannot be one ([`check_dump_path`]) and
+/// the library's error said once (not `cannot open X: cannot open X: ...`).
+pub fn open_program(
+    vmcore: &std::path::Path,
+    vmlinux: Option<&std::path::Path>,
+) -> Result<Program> {
+    if let Some(why) = check_dump_path(vmcore) {
+        anyhow::bail!("{why}");
+    }
+    Program::open(vmcore, vmlinux).map_err(|e| {
+        let inner = format!("{:#}", anyhow::Error::from(e));
+        let shown = vmcore.display().to_string();
+        if inner.contains(&shown) {
+            anyhow::anyhow!("{inner}")
+        } else {
+            anyhow::anyhow!("cannot open {shown}: {inner}")
+        }
+    })
+}
+
+/// What a path given as a vmcore is, when it cannot be one: one sentence saying what it is and
+/// what to give instead; `None` for a file worth trying.
+pub fn check_dump_path(p: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let shown = p.display();
+    let m = match std::fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) => {
+            return Some(match e.kind() {
+                std::io::ErrorKind::NotFound => format!("{shown}: no such file"),
+                std::io::ErrorKind::PermissionDenied => format!(
+                "{shown}: permission denied (vmcores are usually root's: run as root, or copy it)"
+            ),
+                _ => format!("{shown}: {}", super::io_reason(&e)),
+            })
+        }
+    };
+    let ft = m.file_type();
+    let what = if ft.is_dir() {
+        "a directory, not a vmcore (give the vmcore file in it, e.g. DIR/vmcore)"
+    } else if ft.is_fifo() || ft.is_socket() {
+        "a pipe, not a vmcore (a vmcore is read at random offsets: save it to a file first)"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        // /dev/null reads as an empty file; /dev/zero and disks as endless bytes.
+        let mut b = [0u8; 1];
+        let empty = std::fs::File::open(p)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut b))
+            .is_ok_and(|n| n == 0);
+        if empty {
+            "empty file, not a vmcore (give the file kdump saved, e.g. /var/crash/*/vmcore)"
+        } else {
+            "a device, not a vmcore (give the file kdump saved, e.g. /var/crash/*/vmcore)"
+        }
+    } else if m.len() == 0 {
+        "empty file, not a vmcore (give the file kdump saved, e.g. /var/crash/*/vmcore)"
+    } else {
+        return None;
+    };
+    Some(format!("{shown}: {what}"))
 }
 
 /// Run commands; returns the exit code (1 if any command failed).
@@ -66,7 +125,8 @@ pub fn run_commands(session: &mut Session, cmds: &[String], json: bool) -> Resul
                     serde_json::to_writer(&mut out, &o.json)?;
                     writeln!(out)?;
                 } else {
-                    out.write_all(o.text.as_bytes())?;
+                    // Task names, module names and log lines come from the dump: escaped.
+                    out.write_all(kmortem_oops::input::escape_controls(&o.text).as_bytes())?;
                 }
             }
             Err(e) => {
@@ -79,7 +139,11 @@ pub fn run_commands(session: &mut Session, cmds: &[String], json: bool) -> Resul
                     )?;
                     writeln!(out)?;
                 }
-                eprintln!("{c}: {e}");
+                eprintln!(
+                    "{}: {}",
+                    kmortem_oops::input::escape_controls(c),
+                    kmortem_oops::input::escape_controls(&e.to_string())
+                );
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `kmortem explain`: what exactly went wrong at the faulting instruction.
 
 use anyhow::{Context as _, Result};
-use kmortem_explain::{decode, Finding};
+use kmortem_explain::Finding;
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -52,106 +52,141 @@ struct ReportOut {
     findings: Vec<Finding>,
 }
 
-#[derive(Serialize)]
-struct JsonOut {
-    notes: Vec<String>,
-    reports: Vec<ReportOut>,
-}
-
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut program = None;
     if let Some(c) = &args.core {
-        program = Some(
-            kmortem_kernel::Program::open(c, args.debug.vmlinux.as_deref())
-                .with_context(|| format!("cannot open {}", c.display()))?,
-        );
+        program = Some(super::core::open_program(c, args.debug.vmlinux.as_deref())?);
     }
-    let input = match (&args.log, &program) {
+    let (reader, name): (Box<dyn std::io::Read + Send>, String) = match (&args.log, &program) {
         (None, Some(p)) => {
-            let recs = kmortem_kernel::printk::read_printk_log(p, &p.vmcoreinfo)
+            let recs = kmortem_kernel::printk::read_log(p, &p.vmcoreinfo)
                 .context("cannot read the log from the vmcore")?;
             let mut t = String::new();
             for r in recs {
                 t.push_str(&r.format(false));
                 t.push('\n');
             }
-            t.into_bytes()
+            (
+                Box::new(std::io::Cursor::new(t.into_bytes())),
+                "the vmcore's log".to_string(),
+            )
         }
-        _ => super::decode::read_input(&args.log)?,
+        _ => super::stream::open_log(&args.log)?,
     };
-    let text = String::from_utf8_lossy(&input);
-    let reports = kmortem_oops::parse(&input);
-    let mut notes = Vec::new();
-    let opts = args.debug.options();
-    let (mut sym, _release) = decode::symbolizer_for(&opts, &text, &reports, &mut notes);
+    let mut lazy = super::decode::LazySym::new(args.debug.options());
     // Known-bug link: only when a fixes index was built under $KMORTEM_HOME (`kmortem fixes import`).
     let fixes = kmortem_fixes::FixIndex::open(&kmortem_fixes::default_home())
         .ok()
         .filter(|ix| !ix.is_empty());
-    let mut outs = Vec::new();
-    for r in &reports {
-        let mut ctx = kmortem_explain::Context {
-            sym: &mut sym,
-            source: args.source.as_deref(),
-            log: Some(&text),
-            program: program.as_ref(),
-        };
-        let mut findings = kmortem_explain::explain(r, &mut ctx);
-        if let Some(ix) = &fixes {
-            findings.extend(known_fixes(ix, r, &text));
-        }
-        outs.push(ReportOut {
-            title: r.title.clone(),
-            kind: r.kind.as_str().to_string(),
-            findings,
-        });
-    }
-    notes.append(&mut sym.notes);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(super::SafeWriter::new(stdout.lock(), !args.json));
+    // Reports are explained and written as their chunk of the log completes; --json writes
+    // `{"reports": [...], "notes": [...]}` the same way.
+    let mut count = 0usize;
     if args.json {
-        serde_json::to_writer_pretty(
-            &mut out,
-            &JsonOut {
-                notes,
-                reports: outs,
-            },
-        )?;
-        writeln!(out)?;
+        out.write_all(b"{\n  \"reports\": [")?;
+    }
+    super::stream::for_each_chunk(reader, &name, "explain", |chunk| {
+        let text = chunk.text();
+        if chunk.reports.is_empty() {
+            lazy.for_chunk(&chunk, &text, false);
+            return Ok(true);
+        }
+        let (window, base) = chunk.window();
+        let sym = lazy.for_chunk(&chunk, &text, true).expect("forced");
+        for r in &chunk.reports {
+            // The report's lines counted from the start of the window the explainer is given.
+            let mut local = r.clone();
+            local.start_line = r.start_line.saturating_sub(base - 1).max(1);
+            local.end_line = r.end_line.saturating_sub(base - 1).max(1);
+            let mut ctx = kmortem_explain::Context {
+                sym: &mut *sym,
+                source: args.source.as_deref(),
+                log: Some(&window),
+                program: program.as_ref(),
+            };
+            let mut findings = kmortem_explain::explain(&local, &mut ctx);
+            if let Some(ix) = &fixes {
+                findings.extend(known_fixes(ix, r, &text));
+            }
+            let ro = ReportOut {
+                title: r.title.clone(),
+                kind: r.kind.as_str().to_string(),
+                findings,
+            };
+            if args.json {
+                out.write_all(if count == 0 { b"\n" } else { b",\n" })?;
+                super::decode::write_indented(&mut out, &ro, 4, true)?;
+            } else {
+                if count > 0 {
+                    writeln!(out)?;
+                }
+                print_report(&mut out, &ro)?;
+            }
+            count += 1;
+        }
+        out.flush()?;
+        Ok(true)
+    })?;
+    let mut notes = std::mem::take(&mut lazy.notes);
+    if lazy.sym.is_none() {
+        // No report: say what debug info there is, as with reports.
+        let empty = super::stream::Chunk {
+            lines: Vec::new(),
+            first_line: 1,
+            before: Vec::new(),
+            reports: Vec::new(),
+        };
+        lazy.for_chunk(&empty, "", true);
+        notes.append(&mut lazy.notes);
+    }
+    if let Some(sym) = lazy.sym.as_mut() {
+        notes.append(&mut sym.notes);
+    }
+    if args.json {
+        if count > 0 {
+            out.write_all(b"\n  ")?;
+        }
+        out.write_all(b"],\n  \"notes\": ")?;
+        super::decode::write_indented(&mut out, &notes, 2, false)?;
+        out.write_all(b"\n}\n")?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    if outs.is_empty() {
+    if count == 0 {
         writeln!(out, "no kernel crash report found in the input")?;
-    }
-    for (i, r) in outs.iter().enumerate() {
-        if i > 0 {
-            writeln!(out)?;
-        }
-        writeln!(out, "{}", r.title)?;
-        if r.findings.is_empty() {
-            writeln!(
-                out,
-                "  no findings (nothing in the report and debug info explains it)"
-            )?;
-        }
-        for f in &r.findings {
-            writeln!(
-                out,
-                "  [{}] {}: {}",
-                f.confidence.as_str(),
-                f.kind,
-                f.summary
-            )?;
-            for e in &f.evidence {
-                writeln!(out, "      - {e}")?;
-            }
-        }
     }
     out.flush()?;
     for n in notes {
-        eprintln!("kmortem explain: {n}");
+        eprintln!(
+            "kmortem explain: {}",
+            kmortem_oops::input::escape_controls(&n)
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(out: &mut impl Write, r: &ReportOut) -> std::io::Result<()> {
+    writeln!(out, "{}", r.title)?;
+    if r.findings.is_empty() {
+        writeln!(
+            out,
+            "  no findings (nothing in the report and debug info explains it)"
+        )?;
+    }
+    for f in &r.findings {
+        writeln!(
+            out,
+            "  [{}] {}: {}",
+            f.confidence.as_str(),
+            f.kind,
+            f.summary
+        )?;
+        for e in &f.evidence {
+            writeln!(out, "      - {e}")?;
+        }
+    }
+    Ok(())
 }
 
 /// The top candidates of the fixes index for one report, as `known_fix` findings (low

@@ -1,9 +1,9 @@
 //! `kmortem fixes`: from a crash to its known fix, CVE, and "is my kernel affected".
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use kmortem_fixes::git::{import_git, GitOptions};
 use kmortem_fixes::{default_home, identify_kernel, CrashQuery, FixIndex, ImportOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -83,8 +83,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn import(home: &std::path::Path, a: ImportArgs) -> Result<ExitCode> {
-    let mut ix = FixIndex::open_or_create(home)
-        .with_context(|| format!("cannot open the index under {}", home.display()))?;
+    let mut ix = FixIndex::open_or_create(home).map_err(|e| index_error(home, e))?;
     let out = std::io::stdout();
     let mut out = out.lock();
     if let Some(repo) = &a.git {
@@ -124,7 +123,9 @@ fn import(home: &std::path::Path, a: ImportArgs) -> Result<ExitCode> {
     let Some(path) = &a.path else {
         bail!("give a vulns repository path or --git REPO")
     };
-    let stats = ix.import_cves(path, ImportOptions::default())?;
+    let stats = ix
+        .import_cves(path, ImportOptions::default())
+        .map_err(|e| index_error(home, e))?;
     if a.json {
         serde_json::to_writer_pretty(&mut out, &stats)?;
         writeln!(out)?;
@@ -154,21 +155,43 @@ fn import(home: &std::path::Path, a: ImportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Most bytes of input kept for the fallbacks that need the text itself (a `kmortem oops
+/// --json` document, a drgn or crash `bt`); a console log is answered from its first report
+/// with frames as soon as that report is complete, and the rest of the input is not read.
+const MAX_TEXT: usize = 64 << 20;
+
 fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
-    let mut text = Vec::new();
-    match &args.file {
-        Some(p) if p.as_os_str() != "-" => {
-            text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let (reader, name) = super::stream::open_log(&args.file)?;
+    let mut text = String::new();
+    let mut cut = false;
+    let mut found: Option<CrashQuery> = None;
+    super::stream::for_each_chunk(reader, &name, "fixes", |chunk| {
+        for l in &chunk.lines {
+            if text.len() + l.len() < MAX_TEXT {
+                text.push_str(l);
+                text.push('\n');
+            } else {
+                cut = true;
+            }
         }
-        _ => {
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut text)
-                .context("cannot read standard input")?;
+        if chunk.reports.iter().any(|r| !r.frames.is_empty()) {
+            let t = if cut { chunk.text() } else { text.clone() };
+            found = CrashQuery::from_reports(&chunk.reports, &t);
         }
-    }
-    let text = String::from_utf8_lossy(&text);
-    let mut q = CrashQuery::from_text(&text);
+        Ok(found.is_none())
+    })?;
+    let mut q = match found {
+        Some(q) => q,
+        None => {
+            if cut {
+                eprintln!(
+                    "kmortem fixes: no report with frames in the input; only its first {} MiB were kept for the other formats",
+                    MAX_TEXT >> 20
+                );
+            }
+            CrashQuery::from_text(&text)
+        }
+    };
     if let Some(k) = &args.kernel {
         q.kernel = Some(identify_kernel(k, None));
     }
@@ -201,7 +224,7 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
             "the fix index under {} is empty: run `kmortem fixes import PATH` with a clone of the kernel's vulns repository",
             home.display()
         ),
-        Ok(Err(e)) => return Err(e.into()),
+        Ok(Err(e)) => return Err(index_error(home, e)),
         Err(_) => bail!(
             "the fix index under {} is damaged ({}): remove {} and re-run `kmortem fixes import PATH`",
             home.display(),
@@ -210,7 +233,7 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
         ),
     };
     let out = std::io::stdout();
-    let mut out = out.lock();
+    let mut out = super::SafeWriter::new(out.lock(), !args.json);
     if args.json {
         serde_json::to_writer_pretty(&mut out, &cands)?;
         writeln!(out)?;
@@ -288,4 +311,22 @@ fn query(home: &std::path::Path, args: &Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An index error as one sentence: the search engine's own errors (tantivy's) are not shown raw
+/// but said as what they mean for the user, with what to do.
+fn index_error(home: &std::path::Path, e: kmortem_fixes::IndexError) -> anyhow::Error {
+    match e {
+        kmortem_fixes::IndexError::Tantivy(t) => {
+            let detail = t.to_string();
+            let detail = detail.lines().next().unwrap_or("").trim();
+            let detail: String = detail.chars().take(120).collect();
+            anyhow::anyhow!(
+                "the fix index under {} cannot be read by the search engine ({detail}): remove {} and re-run `kmortem fixes import PATH`",
+                home.display(),
+                home.join("fixes").display()
+            )
+        }
+        e => anyhow::anyhow!("{e}"),
+    }
 }

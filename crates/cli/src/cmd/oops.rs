@@ -95,6 +95,33 @@ fn scan<W: Write>(mut reader: impl Read, source: &str, sink: &mut Sink<W>) -> st
     sink.emit(scanner.finish(), source)
 }
 
+enum Failure {
+    /// The whole message, already a sentence.
+    Said(String),
+    Io(std::io::Error),
+}
+
+/// [`scan`], after a look at the first bytes: a vmcore or any binary file is refused with a
+/// message that says what it is and how to get its log, instead of "crashes" found in binary.
+fn scan_checked<W: Write>(
+    mut reader: impl Read,
+    source: &str,
+    sink: &mut Sink<W>,
+) -> Result<(), Failure> {
+    let mut head = Vec::with_capacity(4096);
+    (&mut reader)
+        .take(4096)
+        .read_to_end(&mut head)
+        .map_err(Failure::Io)?;
+    if let Some(kind) = kmortem_oops::input::binary_kind(&head) {
+        let file = if source == "<stdin>" { "FILE" } else { source };
+        return Err(Failure::Said(format!(
+            "{source}: {kind}, not a log; for the log inside a vmcore run `kmortem log {file} | kmortem oops`"
+        )));
+    }
+    scan(std::io::Cursor::new(head).chain(reader), source, sink).map_err(Failure::Io)
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let files = if args.files.is_empty() {
         vec!["-".into()]
@@ -103,7 +130,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let stdout = std::io::stdout();
     let mut sink = Sink {
-        out: std::io::BufWriter::new(stdout.lock()),
+        out: std::io::BufWriter::new(super::SafeWriter::new(stdout.lock(), !args.json)),
         json: args.json,
         brief: args.brief,
         count: 0,
@@ -112,13 +139,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for f in &files {
         let name = f.display().to_string();
         let res = if f.as_os_str() == "-" {
-            scan(std::io::stdin().lock(), "<stdin>", &mut sink)
+            scan_checked(std::io::stdin().lock(), "<stdin>", &mut sink)
+        } else if let Some(why) = super::stream::check_log_path(f) {
+            Err(Failure::Said(why))
         } else {
-            std::fs::File::open(f).and_then(|file| scan(file, &name, &mut sink))
+            match std::fs::File::open(f) {
+                Ok(file) => scan_checked(file, &name, &mut sink),
+                Err(e) => Err(Failure::Io(e)),
+            }
         };
-        if let Err(e) = res {
-            eprintln!("kmortem: cannot read {name}: {e}");
-            failed = true;
+        match res {
+            Ok(()) => {}
+            Err(Failure::Said(why)) => {
+                eprintln!("kmortem: {why}");
+                failed = true;
+            }
+            Err(Failure::Io(e)) => {
+                eprintln!("kmortem: cannot read {name}: {}", super::io_reason(&e));
+                failed = true;
+            }
         }
     }
     sink.close(failed)?;
@@ -166,10 +205,10 @@ fn print_human(out: &mut impl Write, n: usize, r: &Report, brief: bool) -> std::
         "  lines:     {src}:{}-{}{}",
         r.start_line,
         r.end_line,
-        if r.truncated {
-            " (log ends inside the report)"
-        } else {
-            ""
+        match (r.truncated, r.truncated_reason.as_deref()) {
+            (true, Some("line_cap")) => " (cut: the report is longer than 2000 lines)",
+            (true, _) => " (log ends inside the report)",
+            _ => "",
         }
     )?;
     writeln!(out, "  kind:      {} ({})", r.kind.as_str(), r.crash_type)?;
