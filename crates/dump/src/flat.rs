@@ -59,6 +59,30 @@ impl Flattened {
         Ok(Flattened { map })
     }
 
+    /// Whether the records hold every byte of [off, off + len).
+    pub(crate) fn covers(&self, raw: &[u8], off: u64, len: u64) -> bool {
+        let Some(end) = off.checked_add(len) else {
+            return false;
+        };
+        let mut cur = off;
+        while cur < end {
+            let Some((_, &(e, _))) = self.map.range(..=cur).next_back() else {
+                return false;
+            };
+            if cur >= e {
+                return false;
+            }
+            cur = e;
+        }
+        let _ = raw;
+        true
+    }
+
+    /// The logical end of the file: the end of the last record.
+    pub(crate) fn end(&self) -> u64 {
+        self.map.values().map(|&(e, _)| e).max().unwrap_or(0)
+    }
+
     pub(crate) fn slice<'a>(&self, raw: &'a [u8], off: u64, len: usize) -> Option<Cow<'a, [u8]>> {
         let end = off.checked_add(len as u64)?;
         // Fast path: one record holds it all.
