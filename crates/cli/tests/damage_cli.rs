@@ -234,31 +234,61 @@ fn lab_lost_prstatus_notes_are_named() {
         let sub = read_at(&t, bs, 64);
         let (noff, nsize) = (u64le(&sub, 48), u64le(&sub, 56));
         let notes = read_at(&t, noff, nsize as usize);
-        // Rename every CORE note: all registers lost.
-        let mut o = 0usize;
-        let mut renamed = 0;
-        while o + 12 <= notes.len() {
-            let (nsz, dsz) = (u32le(&notes, o) as usize, u32le(&notes, o + 4) as usize);
-            if nsz == 0 {
-                break;
+        let bt = |t: &Path| {
+            kmortem(&[
+                "core",
+                t.to_str().unwrap(),
+                "-s",
+                v.to_str().unwrap(),
+                "--json",
+                "-c",
+                "bt",
+            ])
+        };
+        // Rename the notes of NAME: those registers are lost.
+        let drop = |name: &[u8; 4]| {
+            let mut o = 0usize;
+            let mut renamed = 0;
+            while o + 16 <= notes.len() {
+                let (nsz, dsz) = (u32le(&notes, o) as usize, u32le(&notes, o + 4) as usize);
+                if nsz == 0 {
+                    break;
+                }
+                if &notes[o + 12..o + 16] == name {
+                    patch(&t, noff + o as u64 + 12, b"XXXX");
+                    renamed += 1;
+                }
+                o += 12 + nsz.div_ceil(4) * 4 + dsz.div_ceil(4) * 4;
             }
-            if &notes[o + 12..o + 16] == b"CORE" {
-                patch(&t, noff + o as u64 + 12, b"XORE");
-                renamed += 1;
-            }
-            o += 12 + nsz.div_ceil(4) * 4 + dsz.div_ceil(4) * 4;
-        }
+            renamed
+        };
+        let renamed = drop(b"CORE");
         assert!(renamed > 0);
-        let (out, err, code) = kmortem(&[
-            "core",
-            t.to_str().unwrap(),
-            "-s",
-            v.to_str().unwrap(),
-            "--json",
-            "-c",
-            "bt",
-        ]);
-        println!("[{}] {renamed} notes dropped: exit {code}\n{err}", l.name());
+        let qemu = drop(b"QEMU");
+        if qemu == 0 {
+            println!("[{}] no QEMU notes in this kdump", l.name());
+        } else {
+            // Only the CORE notes gone: QEMU's CPU state is the start, and that is said.
+            let t2 = copy(&d, None, &dir, "nocore");
+            let mut o = 0usize;
+            while o + 16 <= notes.len() {
+                let (nsz, dsz) = (u32le(&notes, o) as usize, u32le(&notes, o + 4) as usize);
+                if nsz == 0 {
+                    break;
+                }
+                if &notes[o + 12..o + 16] == b"CORE" {
+                    patch(&t2, noff + o as u64 + 12, b"XXXX");
+                }
+                o += 12 + nsz.div_ceil(4) * 4 + dsz.div_ceil(4) * 4;
+            }
+            let (out, err, code) = bt(&t2);
+            println!("[{}] CORE notes dropped: exit {code}\n{err}", l.name());
+            assert_eq!(code, 3, "{err}");
+            assert!(err.contains("has no NT_PRSTATUS note") && err.contains("QEMU"), "{err}");
+            assert!(out.contains("\"frames\""), "{out}");
+        }
+        let (out, err, code) = bt(&t);
+        println!("[{}] {renamed} CORE + {qemu} QEMU notes dropped: exit {code}\n{err}", l.name());
         assert!(err.contains("registers are missing"), "{err}");
         assert!(err.contains("NT_PRSTATUS"), "{err}");
         assert_eq!(code, 1, "bt has no answer");

@@ -866,14 +866,18 @@ pub fn load_vmlinux(path: &Path) -> Result<Vmlinux, Error> {
         .ok()
         .flatten()
         .map(|b| b.iter().map(|x| format!("{x:02x}")).collect());
-    let symbols = Symbols::from_elf(map.clone(), 0).map_err(|e| bad(e.to_string()))?;
-    let not_vmlinux = what_elf_is(&f, path, symbols.get("linux_banner").is_some(), btf.is_some());
-    if symbols.is_empty() && not_vmlinux.is_none() {
-        return Err(bad("no symbols".into()));
-    }
-    if symbols.is_empty() {
-        return Err(Error::NotVmlinux(not_vmlinux.unwrap_or_default()));
-    }
+    let not_vmlinux = what_elf_is(
+        &f,
+        path,
+        f.symbol_by_name("linux_banner").is_some(),
+        btf.is_some(),
+    );
+    let symbols = match (Symbols::from_elf(map.clone(), 0), &not_vmlinux) {
+        (Ok(s), _) if !s.is_empty() => s,
+        (_, Some(why)) => return Err(Error::NotVmlinux(why.clone())),
+        (Ok(_), None) => return Err(bad("no symbols".into())),
+        (Err(e), None) => return Err(bad(e.to_string())),
+    };
     Ok(Vmlinux {
         path: path.to_path_buf(),
         map,

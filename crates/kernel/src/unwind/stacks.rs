@@ -75,6 +75,17 @@ pub fn cpu_regs_checked(prog: &Program, cpu: u32) -> Result<Option<Regs>, String
             cpus.len()
         ));
     };
+    prog.warnings.push(
+        crate::warnings::Warning::new(
+            crate::warnings::Kind::MissingRegisters,
+            format!(
+                "CPU {cpu} has no NT_PRSTATUS note ({} notes for {} CPUs): its walk starts from QEMU's CPU state (rip and rsp only)",
+                notes.len(),
+                cpus.len()
+            ),
+        )
+        .what("NT_PRSTATUS"),
+    );
     let mut r = Regs::default();
     r.0[IP] = c.rip;
     r.0[SP] = c.rsp;
