@@ -437,3 +437,54 @@ fn lab_wrong_vmlinux_named_and_forced() {
         }
     });
 }
+
+/// `explain --core` alone reads the log through `kmortem log`'s reader (5.10+ lockless ring);
+/// with another crash's log it says they are not the same crash; `decode` with another
+/// kernel's vmlinux says the releases differ.
+#[test]
+fn lab_explain_core_and_decode_mismatches() {
+    kmortem_lab::each(|l| {
+        let (d, _) = scenario_dump(l, "kdump-zlib");
+        let want = l.need("null_deref").meta.expected_title.unwrap_or_default();
+        let (out, err, code) = kmortem(&["explain", "--core", d.to_str().unwrap()]);
+        println!("[{}] explain --core: exit {code}: {}", l.name(), out.lines().next().unwrap_or(""));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&want), "{want:?} not in {out}");
+        assert!(!err.contains("not the same crash"), "{err}");
+        let other = l.need("bug").console_log();
+        let (_, err, _) = kmortem(&[
+            "explain",
+            "--core",
+            d.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ]);
+        assert!(err.contains("not the same crash"), "{err}");
+        let same = l.need("null_deref").console_log();
+        let (_, err, _) = kmortem(&[
+            "explain",
+            "--core",
+            d.to_str().unwrap(),
+            same.to_str().unwrap(),
+        ]);
+        assert!(!err.contains("not the same crash"), "{err}");
+        let ov = kmortem_lab::Lab::all()
+            .ok()
+            .and_then(|all| all.iter().find(|o| o.name() != l.name()))
+            .map(|o| o.vmlinux());
+        if let Some(ov) = ov.filter(|p| p.is_file()) {
+            let (_, err, _) = common::run(
+                &["decode", "--vmlinux", ov.to_str().unwrap(), same.to_str().unwrap()],
+                &[],
+                None,
+            );
+            println!("[{}] decode with {}: {err}", l.name(), ov.display());
+            assert!(err.contains("the oops is Linux"), "{err}");
+            let (_, err, _) = common::run(
+                &["decode", "--vmlinux", l.vmlinux().to_str().unwrap(), same.to_str().unwrap()],
+                &[],
+                None,
+            );
+            assert!(!err.contains("the oops is Linux"), "{err}");
+        }
+    });
+}

@@ -824,6 +824,24 @@ impl Program {
     }
 }
 
+/// The release in a vmlinux file's `linux_banner` ("Linux version RELEASE (...)"), read from
+/// the file alone (no symbol index): for checking a vmlinux against an oops's release.
+pub fn vmlinux_file_release(path: &Path) -> Option<String> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: read-only map of a file we do not modify.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let f = object::File::parse(&map[..]).ok()?;
+    let sym = f.symbol_by_name("linux_banner")?;
+    let sec = f.section_by_index(sym.section_index()?).ok()?;
+    let d = sec.data().ok()?;
+    let o = usize::try_from(sym.address().checked_sub(sec.address())?).ok()?;
+    let rest = d.get(o..)?;
+    let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len()).min(512);
+    let banner = String::from_utf8_lossy(&rest[..end]).into_owned();
+    banner.split_whitespace().nth(2).map(str::to_string)
+}
+
 /// The vmlinux's own `linux_banner` string, read from the file.
 fn vmlinux_banner(v: &Vmlinux) -> Option<String> {
     use object::{Object, ObjectSection};

@@ -117,6 +117,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut notes = Vec::new();
     let (mut sym, release) =
         decode::symbolizer_for(&args.debug_options(), &text, &reports, &mut notes);
+    // A --vmlinux of another release than the oops's gives wrong file:line: say so.
+    let oops_release = reports
+        .iter()
+        .find_map(|r| r.kernel_release.clone())
+        .or_else(|| release.clone());
+    if let (Some(v), Some(want)) = (&args.debug.vmlinux, &oops_release) {
+        if let Some(have) = kmortem_kernel::program::vmlinux_file_release(v) {
+            if &have != want {
+                notes.push(format!(
+                    "warning: {} is Linux {have}, the oops is Linux {want}: file:line and symbols may be wrong",
+                    v.display()
+                ));
+            }
+        }
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {

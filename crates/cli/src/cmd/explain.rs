@@ -68,7 +68,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let input = match (&args.log, &program) {
         (None, Some(p)) => {
-            let recs = kmortem_kernel::printk::read_printk_log(p, &p.vmcoreinfo)
+            // The reader `kmortem log` uses: the lockless ring of 5.10+ or the legacy log_buf.
+            let recs = kmortem_kernel::printk::read_log(p, &p.vmcoreinfo)
                 .context("cannot read the log from the vmcore")?;
             let mut t = String::new();
             for r in recs {
@@ -84,6 +85,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut notes = Vec::new();
     let opts = args.debug.options();
     let (mut sym, _release) = decode::symbolizer_for(&opts, &text, &reports, &mut notes);
+    if let (Some(_), Some(p)) = (&args.log, &program) {
+        notes.extend(same_crash(p, &reports));
+    }
     // Known-bug link: only when a fixes index was built under $KMORTEM_HOME (`kmortem fixes import`).
     let fixes = kmortem_fixes::FixIndex::open(&kmortem_fixes::default_home())
         .ok()
@@ -195,4 +199,42 @@ fn known_fixes(ix: &kmortem_fixes::FixIndex, r: &kmortem_oops::Report, text: &st
             f
         })
         .collect()
+}
+
+/// With a log and a dump: are they the same crash? The release of the log's reports against
+/// the dump's OSRELEASE, and the log's report titles against the dump's own log. Each
+/// disagreement is a warning (the findings mix two crashes otherwise).
+fn same_crash(p: &kmortem_kernel::Program, reports: &[kmortem_oops::Report]) -> Vec<String> {
+    let mut out = Vec::new();
+    let log_rel = reports.iter().find_map(|r| r.kernel_release.clone());
+    if let (Some(a), Some(b)) = (&log_rel, &p.vmcoreinfo.osrelease) {
+        if a != b {
+            out.push(format!(
+                "warning: the log is Linux {a}, the dump is Linux {b}: not the same crash"
+            ));
+            return out;
+        }
+    }
+    let Ok(recs) = kmortem_kernel::printk::read_log(p, &p.vmcoreinfo) else {
+        return out;
+    };
+    let mut t = String::new();
+    for r in recs {
+        t.push_str(&r.format(false));
+        t.push('\n');
+    }
+    let dump_titles: Vec<String> = kmortem_oops::parse(t.as_bytes())
+        .into_iter()
+        .map(|r| r.title)
+        .collect();
+    if let Some(r) = reports.first() {
+        if !dump_titles.is_empty() && !dump_titles.contains(&r.title) {
+            out.push(format!(
+                "warning: the log's crash ({:?}) is not in the dump's log (which has {:?}): not the same crash",
+                r.title,
+                dump_titles.first().cloned().unwrap_or_default()
+            ));
+        }
+    }
+    out
 }
