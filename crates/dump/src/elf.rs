@@ -68,6 +68,14 @@ impl Elf {
                 u64_at(b, o + 40),
             ) else {
                 // Truncated program header table: keep the segments we have.
+                damage.push(Damage {
+                    kind: DamageKind::Truncated,
+                    range: None,
+                    what: "program headers".into(),
+                    message: format!(
+                        "the file ends inside the program header table: {i} of {phnum} headers read"
+                    ),
+                });
                 break;
             };
             match pt {

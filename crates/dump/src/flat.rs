@@ -91,6 +91,10 @@ impl Flattened {
             let fs = usize::try_from(f + (off - s)).ok()?;
             return raw.get(fs..fs + len).map(Cow::Borrowed);
         }
+        // Only allocate for bytes the records hold: a damaged header can ask for 2^52 bytes.
+        if !self.covers(raw, off, len as u64) {
+            return None;
+        }
         let mut out = Vec::with_capacity(len);
         let mut cur = off;
         while cur < end {
@@ -138,7 +142,12 @@ mod tests {
         insert(&mut m, 0, 100, 1000);
         insert(&mut m, 10, 20, 5000);
         insert(&mut m, 90, 120, 7000);
+        let f = Flattened { map: m.clone() };
         let v: Vec<_> = m.into_iter().collect();
+        assert!(f.covers(&[], 5, 100));
+        assert!(!f.covers(&[], 5, 200));
+        // A length no record holds is refused before anything is allocated for it.
+        assert!(f.slice(&[], 0, usize::MAX / 2).is_none());
         assert_eq!(
             v,
             vec![

@@ -200,7 +200,7 @@ impl Kdump {
     /// of the dumpable bitmap, then the page data: first, when zero pages are excluded (dump
     /// level bit 1), one shared zero page, then the pages in pfn order (write_kdump_pages*()
     /// in makedumpfile.c). So the first descriptor's data offset is the end of the table, or
-    /// one block after it. Split dumps (`--split`) hold a pfn range each and are not checked.
+    /// one block after it (or after the table rounded up to a block, for writers that align). Split dumps (`--split`) hold a pfn range each and are not checked.
     /// Pinned by `lab_kdump_bitmap_that_lies` and `lab_truncated_dumps_are_flagged`.
     fn check(&mut self, src: &Source, dumpable: u64) {
         let h = &self.header;
@@ -240,7 +240,10 @@ impl Kdump {
         match desc(0) {
             Some((off, _)) if off != 0 => {
                 let room = off.saturating_sub(self.desc_off) / 24;
-                if off < table_end || off > table_end.saturating_add(bs) {
+                // (other writers align the page data up to a block: one block of slack
+                // beyond the zero page)
+                let slack = table_end.div_ceil(bs).saturating_mul(bs).saturating_add(bs);
+                if off < table_end || off > slack {
                     let why = format!(
                         "the dump bitmap marks {dumpable} pages dumpable, but the page descriptors have room for {room} (page data starts at file offset {off:#x})"
                     );
