@@ -163,8 +163,13 @@ fn lab_kdump_bitmap_that_lies() {
         for (name, byte) in [("all", 0xffu8), ("none", 0u8)] {
             let t = copy(&d, None, &dir, name);
             patch(&t, bm_off + half, &vec![byte; half as usize]);
-            let (out, err, code) =
-                kmortem(&["core", t.to_str().unwrap(), "--json", "-c", "rd -p 0x1000000 4"]);
+            let (out, err, code) = kmortem(&[
+                "core",
+                t.to_str().unwrap(),
+                "--json",
+                "-c",
+                "rd -p 0x1000000 4",
+            ]);
             println!("[{}] dump bitmap {name}: exit {code}\n{err}", l.name());
             assert!(
                 err.contains("the dump bitmap marks") && err.contains("page descriptors"),
@@ -216,7 +221,10 @@ fn lab_overlapping_pt_load() {
             kinds(&ws).contains(&"overlapping_segments".to_string()),
             "{ws:?}"
         );
-        assert!(err.contains("overlapping PT_LOAD segments hold different bytes"), "{err}");
+        assert!(
+            err.contains("overlapping PT_LOAD segments hold different bytes"),
+            "{err}"
+        );
         assert_eq!(code, 1, "the read is refused");
     });
 }
@@ -284,11 +292,17 @@ fn lab_lost_prstatus_notes_are_named() {
             let (out, err, code) = bt(&t2);
             println!("[{}] CORE notes dropped: exit {code}\n{err}", l.name());
             assert_eq!(code, 3, "{err}");
-            assert!(err.contains("has no NT_PRSTATUS note") && err.contains("QEMU"), "{err}");
+            assert!(
+                err.contains("has no NT_PRSTATUS note") && err.contains("QEMU"),
+                "{err}"
+            );
             assert!(out.contains("\"frames\""), "{out}");
         }
         let (out, err, code) = bt(&t);
-        println!("[{}] {renamed} CORE + {qemu} QEMU notes dropped: exit {code}\n{err}", l.name());
+        println!(
+            "[{}] {renamed} CORE + {qemu} QEMU notes dropped: exit {code}\n{err}",
+            l.name()
+        );
         assert!(err.contains("registers are missing"), "{err}");
         assert!(err.contains("NT_PRSTATUS"), "{err}");
         assert_eq!(code, 1, "bt has no answer");
@@ -335,9 +349,14 @@ fn lab_damaged_task_list_is_named() {
             "-c",
             "ps",
         ]);
-        println!("[{}] task {task:#x} next -> {bogus:#x}: exit {code}\n{err}", l.name());
+        println!(
+            "[{}] task {task:#x} next -> {bogus:#x}: exit {code}\n{err}",
+            l.name()
+        );
         assert!(
-            err.contains(&format!("ps: task list ends at {link:#x} (bad next pointer")),
+            err.contains(&format!(
+                "ps: task list ends at {link:#x} (bad next pointer"
+            )),
             "{err}"
         );
         assert!(err.contains("tasks"), "{err}");
@@ -382,7 +401,10 @@ fn lab_bad_printk_metadata_is_named() {
         }
         assert!(n > 0, "no printk offsets in the header");
         let (out, err, code) = kmortem(&["core", t.to_str().unwrap(), "--json", "-c", "log"]);
-        println!("[{}] state_var offset patched ({n}x): exit {code}\n{err}", l.name());
+        println!(
+            "[{}] state_var offset patched ({n}x): exit {code}\n{err}",
+            l.name()
+        );
         assert!(err.contains("printk ring makes no sense"), "{err}");
         assert!(err.contains("OFFSET(prb_desc.state_var)"), "{err}");
         assert_eq!(code, 1);
@@ -417,7 +439,8 @@ fn lab_wrong_vmlinux_named_and_forced() {
             .and_then(|all| all.iter().find(|o| o.name() != l.name()))
             .map(|o| o.vmlinux());
         if let Some(o) = other.filter(|o| o.is_file() && *o != v) {
-            let (_, err, code) = kmortem(&["core", d, "-s", o.to_str().unwrap(), "-c", "sym jiffies"]);
+            let (_, err, code) =
+                kmortem(&["core", d, "-s", o.to_str().unwrap(), "-c", "sym jiffies"]);
             assert_eq!(code, 2, "{err}");
             assert!(err.contains("do not match"), "{err}");
             let (out, err, code) = kmortem(&[
@@ -447,7 +470,11 @@ fn lab_explain_core_and_decode_mismatches() {
         let (d, _) = scenario_dump(l, "kdump-zlib");
         let want = l.need("null_deref").meta.expected_title.unwrap_or_default();
         let (out, err, code) = kmortem(&["explain", "--core", d.to_str().unwrap()]);
-        println!("[{}] explain --core: exit {code}: {}", l.name(), out.lines().next().unwrap_or(""));
+        println!(
+            "[{}] explain --core: exit {code}: {}",
+            l.name(),
+            out.lines().next().unwrap_or("")
+        );
         assert_eq!(code, 0, "{err}");
         assert!(out.contains(&want), "{want:?} not in {out}");
         assert!(!err.contains("not the same crash"), "{err}");
@@ -473,14 +500,24 @@ fn lab_explain_core_and_decode_mismatches() {
             .map(|o| o.vmlinux());
         if let Some(ov) = ov.filter(|p| p.is_file()) {
             let (_, err, _) = common::run(
-                &["decode", "--vmlinux", ov.to_str().unwrap(), same.to_str().unwrap()],
+                &[
+                    "decode",
+                    "--vmlinux",
+                    ov.to_str().unwrap(),
+                    same.to_str().unwrap(),
+                ],
                 &[],
                 None,
             );
             println!("[{}] decode with {}: {err}", l.name(), ov.display());
             assert!(err.contains("the oops is Linux"), "{err}");
             let (_, err, _) = common::run(
-                &["decode", "--vmlinux", l.vmlinux().to_str().unwrap(), same.to_str().unwrap()],
+                &[
+                    "decode",
+                    "--vmlinux",
+                    l.vmlinux().to_str().unwrap(),
+                    same.to_str().unwrap(),
+                ],
                 &[],
                 None,
             );

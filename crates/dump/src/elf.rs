@@ -209,7 +209,10 @@ fn truncation(loads: &[Load], flen: u64) -> Option<Damage> {
         let lost = l.filesz - have;
         missing += lost;
         segs += 1;
-        let r = (l.paddr.saturating_add(have), l.paddr.saturating_add(l.filesz));
+        let r = (
+            l.paddr.saturating_add(have),
+            l.paddr.saturating_add(l.filesz),
+        );
         if first.is_none_or(|f| r.0 < f.0) {
             first = Some(r);
         }

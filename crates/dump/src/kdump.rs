@@ -255,7 +255,9 @@ impl Kdump {
                             "{why}: the bitmap is damaged, no page can be located, reads are refused"
                         ),
                     });
-                    self.untrusted = Some(format!("kdump bitmap disagrees with the descriptors ({why})"));
+                    self.untrusted = Some(format!(
+                        "kdump bitmap disagrees with the descriptors ({why})"
+                    ));
                     return;
                 }
             }
@@ -271,15 +273,13 @@ impl Kdump {
         let mut pfn = 0u64;
         while pfn < n.min(h.max_mapnr) {
             let byte = self.dump_bitmap[(pfn / 8) as usize];
-            if byte == 0 && pfn % 8 == 0 {
+            if byte == 0 && pfn.is_multiple_of(8) {
                 pfn += 8;
                 continue;
             }
             if byte & (1 << (pfn % 8)) != 0 {
                 let ok = match desc(idx) {
-                    Some((off, size)) if off != 0 && size != 0 => {
-                        src.covers(off, size as u64)
-                    }
+                    Some((off, size)) if off != 0 && size != 0 => src.covers(off, size as u64),
                     _ => false,
                 };
                 if !ok {

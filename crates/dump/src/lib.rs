@@ -404,5 +404,34 @@ pub fn fuzz_open(data: &[u8]) {
     }
 }
 
+/// Fuzzing entry for damaged dumps: everything `kmortem core` reads before and while it
+/// answers (the damage found at open, notes, registers, VMCOREINFO, pages at the start, middle
+/// and end of every range, and a stride through them). Must never panic.
+pub fn fuzz_read_paths(d: &Dump) {
+    let _ = d.damage().len();
+    let _ = d.prstatus_notes();
+    let _ = d.qemu_cpus();
+    let _ = d.vmcoreinfo().map(|v| v.len());
+    let _ = d.kdump_header();
+    let _ = d.memory_size();
+    let mut page = vec![0u8; 4096];
+    let mut reads = 0;
+    for (s, e) in d.ranges().into_iter().take(64) {
+        let len = e.saturating_sub(s);
+        for p in [s, s + len / 2, e.saturating_sub(4096)] {
+            let _ = d.read_phys(p, &mut page);
+        }
+        let stride = (len / 16).max(4096);
+        let mut p = s;
+        while p < e && reads < 512 {
+            let _ = d.read_phys(p.wrapping_sub(8), &mut page[..16]);
+            let _ = d.read_phys(p, &mut page);
+            p = p.saturating_add(stride);
+            reads += 1;
+        }
+    }
+    let _ = d.is_present(u64::MAX - 1);
+}
+
 #[cfg(test)]
 mod tests;

@@ -372,7 +372,11 @@ fn kdump_damage_is_named() {
         .iter()
         .find(|x| x.kind == DamageKind::Truncated)
         .expect("truncation named");
-    assert!(t.message.contains("dumped pages are missing"), "{}", t.message);
+    assert!(
+        t.message.contains("dumped pages are missing"),
+        "{}",
+        t.message
+    );
     let mut k = build_kdump(C::Raw);
     // The dump bitmap is the second half of the bitmap blocks: set every bit of it.
     let bs = 4096usize;

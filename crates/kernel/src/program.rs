@@ -837,7 +837,11 @@ pub fn vmlinux_file_release(path: &Path) -> Option<String> {
     let d = sec.data().ok()?;
     let o = usize::try_from(sym.address().checked_sub(sec.address())?).ok()?;
     let rest = d.get(o..)?;
-    let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len()).min(512);
+    let end = rest
+        .iter()
+        .position(|&c| c == 0)
+        .unwrap_or(rest.len())
+        .min(512);
     let banner = String::from_utf8_lossy(&rest[..end]).into_owned();
     banner.split_whitespace().nth(2).map(str::to_string)
 }
@@ -932,9 +936,7 @@ fn what_elf_is(
         ObjectKind::Relocatable => "an object file (.o)",
         ObjectKind::Core => "a core dump",
         ObjectKind::Dynamic if f.section_by_name(".interp").is_none() => "a shared library",
-        ObjectKind::Dynamic | ObjectKind::Executable
-            if f.section_by_name(".interp").is_some() =>
-        {
+        ObjectKind::Dynamic | ObjectKind::Executable if f.section_by_name(".interp").is_some() => {
             "an executable"
         }
         _ => "an ELF file",
@@ -944,7 +946,10 @@ fn what_elf_is(
         lacks.push("no .BTF");
     }
     lacks.push("no linux_banner");
-    Some(format!("{name}: {what}, not a vmlinux ({})", lacks.join(", ")))
+    Some(format!(
+        "{name}: {what}, not a vmlinux ({})",
+        lacks.join(", ")
+    ))
 }
 
 /// Find the KASLR offset without VMCOREINFO, from QEMU's CPU state and the vmlinux.
