@@ -525,3 +525,46 @@ fn lab_explain_core_and_decode_mismatches() {
         }
     });
 }
+
+/// The lab module built for the other kernel, given with `mod -s`: named by its vermagic and
+/// not used; this kernel's own build is used without a word.
+#[test]
+fn lab_module_of_another_build_is_named() {
+    kmortem_lab::each(|l| {
+        let (d, v) = scenario_dump(l, "kdump-zlib");
+        let other = kmortem_lab::Lab::all()
+            .ok()
+            .and_then(|all| all.iter().find(|o| o.name() != l.name()))
+            .map(|o| o.kmlab_ko());
+        let Some(other) = other.filter(|p| p.is_file()) else {
+            println!("[{}] no other kernel's module: skipped", l.name());
+            return;
+        };
+        let run = |ko: &Path| {
+            kmortem(&[
+                "core",
+                d.to_str().unwrap(),
+                "-s",
+                v.to_str().unwrap(),
+                "--json",
+                "-c",
+                &format!("mod -s kmlab {}", ko.display()),
+            ])
+        };
+        let (out, err, code) = run(&other);
+        println!(
+            "[{}] mod -s kmlab {}: exit {code}\n{err}",
+            l.name(),
+            other.display()
+        );
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains("module kmlab:") && err.contains("(vermagic)"),
+            "{err}"
+        );
+        assert!(kinds(&json_warnings(&out)).contains(&"module_mismatch".to_string()));
+        let own = l.kmlab_ko();
+        let (_, err, code) = run(&own);
+        assert_eq!((code, err.as_str()), (0, ""), "own module");
+    });
+}

@@ -846,6 +846,37 @@ pub fn vmlinux_file_release(path: &Path) -> Option<String> {
     banner.split_whitespace().nth(2).map(str::to_string)
 }
 
+impl Program {
+    /// Why the module file `path` is not the build of module `name` the dumped kernel
+    /// loaded, or None when it fits: its `.modinfo` `vermagic=` must start with the dump's
+    /// release (the string the kernel itself checks at load time, kernel/module/version.c and
+    /// include/linux/vermagic.h). The one message every command uses for a module file
+    /// (`mod`, `mod -s`); pinned by `lab_module_of_another_build_is_named`.
+    pub fn module_file_mismatch(&self, name: &str, path: &Path) -> Option<String> {
+        use object::{Object, ObjectSection};
+        let rel = self.vmcoreinfo.osrelease.as_deref()?;
+        let data = std::fs::read(path).ok()?;
+        let f = object::File::parse(&data[..]).ok()?;
+        let Some(mi) = f.section_by_name(".modinfo").and_then(|s| s.data().ok()) else {
+            return Some(format!(
+                "module {name}: {} has no .modinfo: not a kernel module",
+                path.display()
+            ));
+        };
+        let vermagic = mi
+            .split(|&c| c == 0)
+            .find_map(|kv| kv.strip_prefix(b"vermagic="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())?;
+        let mrel = vermagic.split_whitespace().next().unwrap_or("");
+        (mrel != rel).then(|| {
+            format!(
+                "module {name}: {} was built for Linux {mrel} (vermagic), the dump runs Linux {rel}: not used",
+                path.display()
+            )
+        })
+    }
+}
+
 /// The vmlinux's own `linux_banner` string, read from the file.
 fn vmlinux_banner(v: &Vmlinux) -> Option<String> {
     use object::{Object, ObjectSection};
