@@ -153,6 +153,50 @@ def seeds(target):
                             i = n.index(b"OSRELEASE=")
                             j = n.find(b"\0", i)
                             yield f"{tag}-{k}", n[i:j if j >= 0 else None]
+    elif target == "dump_damaged":
+        # Real lab vmcores damaged as issue 25's hostile inputs were: the head of the file (a
+        # dump cut short), and that head with its kdump bitmap flipped, its notes renamed, a
+        # PT_LOAD moved onto another, or bytes flipped every 4 KiB.
+        per_kernel = {}
+        for s, meta in scenarios():
+            if meta["name"] not in ("null_deref", "bug", "many_tasks", "null_deref_la57"):
+                continue
+            kernel = meta.get("kernel_name", "")
+            if per_kernel.get(kernel, 0) >= 12:
+                continue
+            per_kernel[kernel] = per_kernel.get(kernel, 0) + len(meta["dumps"])
+            for dd in meta["dumps"]:
+                p = os.path.join(s, dd["file"])
+                tag = f"{meta.get('kernel_name', '')}-{meta['name']}-{dd['format']}"
+                b = bytearray(head(p, 1 << 20))
+                yield tag + "-cut", bytes(b)
+                if b[:8] == b"KDUMP   ":
+                    bs, sub, blocks = struct.unpack_from("<iii", b, 428)
+                    if 512 <= bs <= (1 << 20) and blocks > 0:
+                        bm = (1 + sub) * bs
+                        half = blocks * bs // 2
+                        for name, byte in (("bitmap-all", 0xff), ("bitmap-none", 0)):
+                            v = bytearray(b)
+                            v[bm + half:min(len(v), bm + 2 * half)] = bytes([byte]) * max(0, min(len(v), bm + 2 * half) - (bm + half))
+                            yield f"{tag}-{name}", bytes(v)
+                    v = bytearray(b)
+                    for i in range(len(v)):
+                        if v[i:i + 4] == b"CORE":
+                            v[i:i + 4] = b"XORE"
+                    yield tag + "-nonotes", bytes(v)
+                elif b[:4] == b"\x7fELF":
+                    phoff, = struct.unpack_from("<Q", b, 32)
+                    phnum, = struct.unpack_from("<H", b, 56)
+                    loads = [phoff + i * 56 for i in range(phnum)
+                             if struct.unpack_from("<I", b, phoff + i * 56)[0] == 1]
+                    if len(loads) >= 2:
+                        v = bytearray(b)
+                        v[loads[-1] + 16:loads[-1] + 32] = v[loads[0] + 16:loads[0] + 32]
+                        yield tag + "-overlap", bytes(v)
+                v = bytearray(b)
+                for i in range(4096, len(v), 4096):
+                    v[i] ^= 0x5a
+                yield tag + "-flipped", bytes(v)
     elif target == "symbol_map":
         for d in lab_dirs():
             for p in glob.glob(os.path.join(d, "root", "boot", "System.map-*")):

@@ -59,6 +59,30 @@ impl Flattened {
         Ok(Flattened { map })
     }
 
+    /// Whether the records hold every byte of [off, off + len).
+    pub(crate) fn covers(&self, raw: &[u8], off: u64, len: u64) -> bool {
+        let Some(end) = off.checked_add(len) else {
+            return false;
+        };
+        let mut cur = off;
+        while cur < end {
+            let Some((_, &(e, _))) = self.map.range(..=cur).next_back() else {
+                return false;
+            };
+            if cur >= e {
+                return false;
+            }
+            cur = e;
+        }
+        let _ = raw;
+        true
+    }
+
+    /// The logical end of the file: the end of the last record.
+    pub(crate) fn end(&self) -> u64 {
+        self.map.values().map(|&(e, _)| e).max().unwrap_or(0)
+    }
+
     pub(crate) fn slice<'a>(&self, raw: &'a [u8], off: u64, len: usize) -> Option<Cow<'a, [u8]>> {
         let end = off.checked_add(len as u64)?;
         // Fast path: one record holds it all.
@@ -66,6 +90,10 @@ impl Flattened {
         if end <= e {
             let fs = usize::try_from(f + (off - s)).ok()?;
             return raw.get(fs..fs + len).map(Cow::Borrowed);
+        }
+        // Only allocate for bytes the records hold: a damaged header can ask for 2^52 bytes.
+        if !self.covers(raw, off, len as u64) {
+            return None;
         }
         let mut out = Vec::with_capacity(len);
         let mut cur = off;
@@ -114,7 +142,12 @@ mod tests {
         insert(&mut m, 0, 100, 1000);
         insert(&mut m, 10, 20, 5000);
         insert(&mut m, 90, 120, 7000);
+        let f = Flattened { map: m.clone() };
         let v: Vec<_> = m.into_iter().collect();
+        assert!(f.covers(&[], 5, 100));
+        assert!(!f.covers(&[], 5, 200));
+        // A length no record holds is refused before anything is allocated for it.
+        assert!(f.slice(&[], 0, usize::MAX / 2).is_none());
         assert_eq!(
             v,
             vec![

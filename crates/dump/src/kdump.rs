@@ -1,9 +1,9 @@
 //! kdump-compressed dumps (makedumpfile's "KDUMP   " format, header versions 1 to 6, and the
 //! older "DISKDUMP"). Layout: crash's diskdump.h and makedumpfile's diskdump_mod.h.
 
-use crate::notes::{parse_notes, Note};
+use crate::notes::{parse_notes_checked, Note};
 use crate::source::Source;
-use crate::{malformed, u32_at, u64_at, Hole, OpenError};
+use crate::{malformed, u32_at, u64_at, Damage, DamageKind, Hole, OpenError};
 
 /// The fields of `struct disk_dump_header` and `struct kdump_sub_header` that matter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +57,14 @@ pub(crate) struct Kdump {
     /// Set bits of the dumpable bitmap before each chunk.
     prefix: Vec<u64>,
     desc_off: u64,
+    pub(crate) damage: Vec<Damage>,
+    /// Set when the bitmap and the descriptors disagree: no page can be trusted to be the
+    /// page asked for, so every read is refused with this reason.
+    pub(crate) untrusted: Option<String>,
 }
+
+/// Header status bit of a dump makedumpfile did not finish (diskdump_mod.h).
+const DUMP_DH_COMPRESSED_INCOMPLETE: u32 = 0x8;
 
 /// Parse `disk_dump_header` + `kdump_sub_header` from their raw blocks (exposed for fuzzing).
 pub fn parse_header(h: &[u8], sub: &[u8]) -> Result<KdumpHeader, OpenError> {
@@ -172,32 +179,186 @@ impl Kdump {
             prefix.push(acc);
             acc += chunk.iter().map(|b| b.count_ones() as u64).sum::<u64>();
         }
-        Ok(Kdump {
+        let mut k = Kdump {
             desc_off: bm_off + bm_len,
             header,
             ram_bitmap,
             dump_bitmap,
             prefix,
-        })
+            damage: Vec::new(),
+            untrusted: None,
+        };
+        k.check(src, acc);
+        Ok(k)
     }
 
-    pub(crate) fn notes(&self, src: &Source) -> Vec<Note> {
+    /// Check the descriptors against the bitmap and the file: a bitmap that claims more or
+    /// fewer pages than the descriptor table holds (every page index after the lie would name
+    /// another page's descriptor), and descriptors or page data past the end of the file.
+    ///
+    /// Folklore: makedumpfile writes the descriptors right after the bitmaps, one per set bit
+    /// of the dumpable bitmap, then the page data: first, when zero pages are excluded (dump
+    /// level bit 1), one shared zero page, then the pages in pfn order (write_kdump_pages*()
+    /// in makedumpfile.c). So the first descriptor's data offset is the end of the table, or
+    /// one block after it (or after the table rounded up to a block, for writers that align). Split dumps (`--split`) hold a pfn range each and are not checked.
+    /// Pinned by `lab_kdump_bitmap_that_lies` and `lab_truncated_dumps_are_flagged`.
+    fn check(&mut self, src: &Source, dumpable: u64) {
+        let h = &self.header;
+        if h.status & DUMP_DH_COMPRESSED_INCOMPLETE != 0 {
+            self.damage.push(Damage {
+                kind: DamageKind::Truncated,
+                range: None,
+                what: "header".into(),
+                message: "makedumpfile did not finish this dump (status DUMP_DH_COMPRESSED_INCOMPLETE): pages it never wrote are missing".into(),
+            });
+        }
+        if h.split {
+            return;
+        }
+        let bs = h.block_size as u64;
+        let flen = src.len();
+        if dumpable == 0 {
+            if flen > self.desc_off.saturating_add(bs) {
+                let why = format!(
+                    "the dump bitmap marks no page dumpable, but {} bytes of page descriptors and data follow it",
+                    flen - self.desc_off
+                );
+                self.damage.push(Damage {
+                    kind: DamageKind::Bitmap,
+                    range: None,
+                    what: "dump bitmap".into(),
+                    message: format!("{why}: the bitmap is damaged, no page can be located"),
+                });
+            }
+            return;
+        }
+        let table_end = self.desc_off.saturating_add(dumpable.saturating_mul(24));
+        let desc = |i: u64| -> Option<(u64, u32)> {
+            let d = src.slice(self.desc_off.checked_add(i.checked_mul(24)?)?, 24)?;
+            Some((u64_at(&d, 0)?, u32_at(&d, 8)?))
+        };
+        match desc(0) {
+            Some((off, _)) if off != 0 => {
+                let room = off.saturating_sub(self.desc_off) / 24;
+                // (other writers align the page data up to a block: one block of slack
+                // beyond the zero page)
+                let slack = table_end.div_ceil(bs).saturating_mul(bs).saturating_add(bs);
+                if off < table_end || off > slack {
+                    let why = format!(
+                        "the dump bitmap marks {dumpable} pages dumpable, but the page descriptors have room for {room} (page data starts at file offset {off:#x})"
+                    );
+                    self.damage.push(Damage {
+                        kind: DamageKind::Bitmap,
+                        range: None,
+                        what: "dump bitmap".into(),
+                        message: format!(
+                            "{why}: the bitmap is damaged, no page can be located, reads are refused"
+                        ),
+                    });
+                    self.untrusted = Some(format!(
+                        "kdump bitmap disagrees with the descriptors ({why})"
+                    ));
+                    return;
+                }
+            }
+            _ => {}
+        }
+        // Truncation: walk the dumpable pfns in order with their descriptors (work bounded by
+        // the bitmap, which is in the file).
+        let mut idx = 0u64;
+        let mut missing = 0u64;
+        let mut first: Option<(u64, u64)> = None;
+        let mut last_end = 0u64;
+        let n = self.dump_bitmap.len() as u64 * 8;
+        let mut pfn = 0u64;
+        while pfn < n.min(h.max_mapnr) {
+            let byte = self.dump_bitmap[(pfn / 8) as usize];
+            if byte == 0 && pfn.is_multiple_of(8) {
+                pfn += 8;
+                continue;
+            }
+            if byte & (1 << (pfn % 8)) != 0 {
+                let ok = match desc(idx) {
+                    Some((off, size)) if off != 0 && size != 0 => src.covers(off, size as u64),
+                    _ => false,
+                };
+                if !ok {
+                    missing += 1;
+                    let p = pfn * bs;
+                    if first.is_none() {
+                        first = Some((p, p + bs));
+                    }
+                    last_end = p + bs;
+                }
+                idx += 1;
+            }
+            pfn += 1;
+        }
+        if let Some((s, _)) = first {
+            self.damage.push(Damage {
+                kind: DamageKind::Truncated,
+                range: Some((s, last_end)),
+                what: "page data".into(),
+                message: format!(
+                    "file truncated at {flen} bytes: {missing} of {dumpable} dumped pages are missing (physical {s:#x}-{last_end:#x})"
+                ),
+            });
+        }
+    }
+
+    pub(crate) fn notes(&self, src: &Source, damage: &mut Vec<Damage>) -> Vec<Note> {
         let h = &self.header;
         if h.size_note == 0 || h.size_note > (64 << 20) {
             return Vec::new();
         }
-        src.slice(h.offset_note, h.size_note as usize)
-            .map(|d| parse_notes(&d))
-            .unwrap_or_default()
+        let Some(d) = src.slice(h.offset_note, h.size_note as usize) else {
+            damage.push(Damage {
+                kind: DamageKind::Truncated,
+                range: None,
+                what: "notes".into(),
+                message: format!(
+                    "the note area ({} bytes at offset {:#x}) is past the end of the file: the CPUs' registers are lost",
+                    h.size_note, h.offset_note
+                ),
+            });
+            return Vec::new();
+        };
+        let (notes, stop) = parse_notes_checked(&d);
+        if let Some((at, why)) = stop {
+            damage.push(Damage {
+                kind: DamageKind::Notes,
+                range: None,
+                what: "notes".into(),
+                message: format!(
+                    "notes end early at file offset {:#x}: {why} ({} notes read)",
+                    h.offset_note + at as u64,
+                    notes.len()
+                ),
+            });
+        }
+        notes
     }
 
-    pub(crate) fn vmcoreinfo(&self, src: &Source) -> Option<Vec<u8>> {
+    pub(crate) fn vmcoreinfo(&self, src: &Source, damage: &mut Vec<Damage>) -> Option<Vec<u8>> {
         let h = &self.header;
         if h.size_vmcoreinfo == 0 || h.size_vmcoreinfo > (1 << 20) {
             return None;
         }
-        src.slice(h.offset_vmcoreinfo, h.size_vmcoreinfo as usize)
-            .map(|c| c.into_owned())
+        let v = src
+            .slice(h.offset_vmcoreinfo, h.size_vmcoreinfo as usize)
+            .map(|c| c.into_owned());
+        if v.is_none() {
+            damage.push(Damage {
+                kind: DamageKind::Truncated,
+                range: None,
+                what: "VMCOREINFO".into(),
+                message: format!(
+                    "VMCOREINFO ({} bytes at offset {:#x}) is past the end of the file",
+                    h.size_vmcoreinfo, h.offset_vmcoreinfo
+                ),
+            });
+        }
+        v
     }
 
     fn bit(map: &[u8], pfn: u64) -> bool {

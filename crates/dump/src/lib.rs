@@ -24,7 +24,7 @@ use std::sync::Mutex;
 pub use kdump::{
     fuzz_header as fuzz_kdump_header, parse_header as parse_kdump_header, Compression, KdumpHeader,
 };
-pub use notes::parse_notes;
+pub use notes::{parse_notes, parse_notes_checked};
 use source::Source;
 
 /// Errors that prevent opening a dump at all.
@@ -69,6 +69,43 @@ pub enum Hole {
     Corrupt { paddr: u64, reason: String },
 }
 
+/// What kind of damage [`Dump::damage`] found when the dump was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DamageKind {
+    /// The file ends before data its headers describe (segments, descriptors, pages).
+    Truncated,
+    /// Two `PT_LOAD` segments describe the same physical memory with different bytes.
+    Overlap,
+    /// The kdump dumpable bitmap disagrees with the page descriptors.
+    Bitmap,
+    /// The note area is cut short or malformed, or a note is shorter than its layout.
+    Notes,
+}
+
+impl DamageKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DamageKind::Truncated => "truncated",
+            DamageKind::Overlap => "overlapping_segments",
+            DamageKind::Bitmap => "bitmap",
+            DamageKind::Notes => "notes",
+        }
+    }
+}
+
+/// One fact about a damaged dump, found at open: what is wrong, the physical range (or
+/// nothing) it concerns, the structure it names (`PT_LOAD`, `NT_PRSTATUS`, `dump bitmap`),
+/// and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub kind: DamageKind,
+    /// Physical addresses [start, end) the damage covers, when it is about memory.
+    pub range: Option<(u64, u64)>,
+    /// The structure named: `PT_LOAD`, `PT_NOTE`, `NT_PRSTATUS`, `page descriptors`, ...
+    pub what: String,
+    pub message: String,
+}
+
 /// The container format of a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -100,6 +137,7 @@ pub struct Dump {
     format: Format,
     notes: Vec<Note>,
     vmcoreinfo: Option<Vec<u8>>,
+    damage: Vec<Damage>,
     cache: Mutex<PageCache>,
 }
 
@@ -147,10 +185,12 @@ impl Dump {
         } else {
             return Err(OpenError::UnknownFormat(head.to_vec()));
         };
+        let mut damage = Vec::new();
         let (body, notes, vmcoreinfo) = match format {
             Format::Elf => {
                 let e = elf::Elf::parse(src.bytes())?;
-                let notes = e.notes(src.bytes());
+                damage.extend(e.damage.iter().cloned());
+                let notes = e.notes(src.bytes(), &mut damage);
                 let vmci = notes
                     .iter()
                     .find(|n| n.name == b"VMCOREINFO")
@@ -159,8 +199,9 @@ impl Dump {
             }
             _ => {
                 let k = kdump::Kdump::parse(&src)?;
-                let notes = k.notes(&src);
-                let vmci = k.vmcoreinfo(&src).or_else(|| {
+                damage.extend(k.damage.iter().cloned());
+                let notes = k.notes(&src, &mut damage);
+                let vmci = k.vmcoreinfo(&src, &mut damage).or_else(|| {
                     notes
                         .iter()
                         .find(|n| n.name == b"VMCOREINFO")
@@ -169,12 +210,31 @@ impl Dump {
                 (Body::Kdump(Box::new(k)), notes, vmci)
             }
         };
+        for (i, n) in notes
+            .iter()
+            .filter(|n| n.name == b"CORE" && n.ntype == notes::NT_PRSTATUS)
+            .enumerate()
+        {
+            if PrStatus::parse(&n.desc).is_none() {
+                damage.push(Damage {
+                    kind: DamageKind::Notes,
+                    range: None,
+                    what: "NT_PRSTATUS".into(),
+                    message: format!(
+                        "NT_PRSTATUS note {i} is {} bytes, shorter than the {} of an x86_64 elf_prstatus: that CPU's registers are lost",
+                        n.desc.len(),
+                        notes::PRSTATUS_SIZE
+                    ),
+                });
+            }
+        }
         Ok(Dump {
             src,
             body,
             format,
             notes,
             vmcoreinfo,
+            damage,
             cache: Mutex::new(PageCache {
                 map: Default::default(),
             }),
@@ -198,17 +258,30 @@ impl Dump {
         &self.notes
     }
 
+    /// What was found damaged when the dump was opened: truncation, overlapping segments, a
+    /// bitmap that disagrees with the descriptors, cut or short notes. Empty for a sound dump.
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
     /// The raw VMCOREINFO text, when the dump carries one.
     pub fn vmcoreinfo(&self) -> Option<&[u8]> {
         self.vmcoreinfo.as_deref()
     }
 
-    /// The per-CPU `NT_PRSTATUS` register sets, in note order (= CPU order).
+    /// The per-CPU `NT_PRSTATUS` register sets, in note order (= CPU order). A note too short
+    /// to hold the registers is left out (see [`Dump::prstatus_notes`] to keep the order).
     pub fn prstatus(&self) -> Vec<PrStatus> {
+        self.prstatus_notes().into_iter().flatten().collect()
+    }
+
+    /// Every `NT_PRSTATUS` note in note order, `None` for one too short to parse: the n-th
+    /// entry stays the n-th CPU's even when a note before it is damaged.
+    pub fn prstatus_notes(&self) -> Vec<Option<PrStatus>> {
         self.notes
             .iter()
             .filter(|n| n.name == b"CORE" && n.ntype == notes::NT_PRSTATUS)
-            .filter_map(|n| PrStatus::parse(&n.desc))
+            .map(|n| PrStatus::parse(&n.desc))
             .collect()
     }
 
@@ -247,6 +320,12 @@ impl Dump {
         match &self.body {
             Body::Elf(e) => e.read(self.src.bytes(), paddr, buf),
             Body::Kdump(k) => {
+                if let Some(why) = &k.untrusted {
+                    return Err(Hole::Corrupt {
+                        paddr,
+                        reason: why.clone(),
+                    });
+                }
                 let bs = k.header.block_size as u64;
                 let mut done = 0usize;
                 while done < buf.len() {
@@ -313,6 +392,9 @@ pub fn fuzz_open(data: &[u8]) {
     if let Ok(d) = Dump::from_bytes(data.to_vec()) {
         let _ = d.prstatus();
         let _ = d.qemu_cpus();
+        let _ = d.damage();
+        let _ = d.vmcoreinfo();
+        let _ = d.memory_size();
         let mut buf = [0u8; 64];
         for (s, e) in d.ranges().into_iter().take(8) {
             let _ = d.read_phys(s, &mut buf);
@@ -320,6 +402,35 @@ pub fn fuzz_open(data: &[u8]) {
         }
         let _ = d.read_phys(0, &mut buf);
     }
+}
+
+/// Fuzzing entry for damaged dumps: everything `kmortem core` reads before and while it
+/// answers (the damage found at open, notes, registers, VMCOREINFO, pages at the start, middle
+/// and end of every range, and a stride through them). Must never panic.
+pub fn fuzz_read_paths(d: &Dump) {
+    let _ = d.damage().len();
+    let _ = d.prstatus_notes();
+    let _ = d.qemu_cpus();
+    let _ = d.vmcoreinfo().map(|v| v.len());
+    let _ = d.kdump_header();
+    let _ = d.memory_size();
+    let mut page = vec![0u8; 4096];
+    let mut reads = 0;
+    for (s, e) in d.ranges().into_iter().take(64) {
+        let len = e.saturating_sub(s);
+        for p in [s, s + len / 2, e.saturating_sub(4096)] {
+            let _ = d.read_phys(p, &mut page);
+        }
+        let stride = (len / 16).max(4096);
+        let mut p = s;
+        while p < e && reads < 512 {
+            let _ = d.read_phys(p.wrapping_sub(8), &mut page[..16]);
+            let _ = d.read_phys(p, &mut page);
+            p = p.saturating_add(stride);
+            reads += 1;
+        }
+    }
+    let _ = d.is_present(u64::MAX - 1);
 }
 
 #[cfg(test)]

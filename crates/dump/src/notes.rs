@@ -15,30 +15,56 @@ pub struct Note {
 
 /// Parse a run of ELF notes (4-byte aligned, as in vmcores). Stops at the first malformed note
 /// and keeps the ones before it.
-pub fn parse_notes(mut b: &[u8]) -> Vec<Note> {
+pub fn parse_notes(b: &[u8]) -> Vec<Note> {
+    parse_notes_checked(b).0
+}
+
+/// Like [`parse_notes`], and says where and why parsing stopped early: `Some((offset,
+/// reason))` when bytes that are not zero padding remain after the last good note.
+pub fn parse_notes_checked(all: &[u8]) -> (Vec<Note>, Option<(usize, String)>) {
+    let mut b = all;
     let mut out = Vec::new();
+    let stop = |b: &[u8], why: &str| {
+        if b.iter().all(|&c| c == 0) {
+            None
+        } else {
+            Some((all.len() - b.len(), why.to_string()))
+        }
+    };
     let align = |n: usize| n.checked_add(3).map(|v| v & !3);
-    while b.len() >= 12 {
+    while !b.is_empty() {
         let (Some(namesz), Some(descsz), Some(ntype)) = (u32_at(b, 0), u32_at(b, 4), u32_at(b, 8))
         else {
-            break;
+            let why = stop(b, "a note header cut short");
+            return (out, why);
         };
         if namesz == 0 && descsz == 0 && ntype == 0 {
-            break; // zero padding at the end of a PT_NOTE
+            // zero padding at the end of a PT_NOTE
+            let why = stop(b, "zero note header followed by data");
+            return (out, why);
         }
         let (namesz, descsz) = (namesz as usize, descsz as usize);
+        let cut = || {
+            Some((
+                all.len() - b.len(),
+                format!("note of name size {namesz}, descriptor size {descsz} runs past the end of the note area"),
+            ))
+        };
         let Some(name_end) = align(namesz).and_then(|n| n.checked_add(12)) else {
-            break;
+            return (out, cut());
         };
         let Some(desc_end) = align(descsz).and_then(|d| d.checked_add(name_end)) else {
-            break;
+            return (out, cut());
         };
         let Some(name) = b.get(12..12 + namesz) else {
-            break;
+            return (out, cut());
         };
         // Folklore: some writers (old kexec-tools) do not pad the last note's descriptor.
-        let Some(desc) = b.get(name_end..name_end + descsz) else {
-            break;
+        let Some(desc) = name_end
+            .checked_add(descsz)
+            .and_then(|e| b.get(name_end..e))
+        else {
+            return (out, cut());
         };
         let name = name.strip_suffix(b"\0").unwrap_or(name).to_vec();
         out.push(Note {
@@ -48,7 +74,7 @@ pub fn parse_notes(mut b: &[u8]) -> Vec<Note> {
         });
         b = b.get(desc_end..).unwrap_or(&[]);
     }
-    out
+    (out, None)
 }
 
 /// x86_64 registers from an `NT_PRSTATUS` note (struct elf_prstatus).
@@ -66,10 +92,13 @@ pub const PRSTATUS_REG_NAMES: [&str; 27] = [
     "gs",
 ];
 
+/// The bytes of an x86_64 `elf_prstatus` up to the end of `pr_reg` (the note is 336).
+pub const PRSTATUS_SIZE: usize = 112 + 27 * 8;
+
 impl PrStatus {
     /// Parse the x86_64 layout (336 bytes: pr_pid at 32, pr_reg at 112).
     pub fn parse(d: &[u8]) -> Option<PrStatus> {
-        if d.len() < 112 + 27 * 8 {
+        if d.len() < PRSTATUS_SIZE {
             return None;
         }
         let mut regs = [0u64; 27];

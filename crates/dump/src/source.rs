@@ -19,6 +19,24 @@ impl Source {
         }
     }
 
+    /// Whether all `len` bytes at logical offset `off` are there (no copy).
+    pub(crate) fn covers(&self, off: u64, len: u64) -> bool {
+        match self {
+            Source::Flat(inner, idx) => idx.covers(inner.bytes(), off, len),
+            _ => off
+                .checked_add(len)
+                .is_some_and(|e| e <= self.bytes().len() as u64),
+        }
+    }
+
+    /// The logical length of the file (for a flattened file: the end of its last record).
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Source::Flat(_, idx) => idx.end(),
+            _ => self.bytes().len() as u64,
+        }
+    }
+
     /// `len` bytes at logical offset `off`, or None if any byte is missing.
     pub(crate) fn slice(&self, off: u64, len: usize) -> Option<Cow<'_, [u8]>> {
         match self {

@@ -321,3 +321,72 @@ fn garbage_never_panics() {
     let n = parse_notes(&[8, 0, 0, 0, 255, 255, 255, 255, 1, 0, 0, 0, b'a']);
     assert!(n.is_empty());
 }
+
+/// Crafted headers (issue 25): counts and sizes that claim more than the file holds give a
+/// clear error or named damage, never a huge allocation or a panic.
+#[test]
+fn crafted_counts_are_bounded_by_the_file() {
+    // kdump: bitmap_blocks = 2^31 blocks of 1 MiB.
+    let mut k = build_kdump(C::Raw);
+    k[428..432].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    k[436..440].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let e = Dump::from_bytes(k).err().expect("refused");
+    assert!(e.to_string().contains("beyond end of file"), "{e}");
+    // The same through the flattened format (reads through the record index).
+    let mut k = build_kdump(C::Raw);
+    k[436..440].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let e = Dump::from_bytes(flatten(&k)).err().expect("refused");
+    assert!(e.to_string().contains("beyond end of file"), "{e}");
+    // ELF: PN_XNUM with a section header claiming 2^32-1 program headers.
+    let mut f = build_elf();
+    f[56..58].copy_from_slice(&0xffffu16.to_le_bytes());
+    let shoff = f.len() as u64;
+    f[40..48].copy_from_slice(&shoff.to_le_bytes());
+    f.extend_from_slice(&[0u8; 64]);
+    let o = shoff as usize + 44;
+    f[o..o + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let d = Dump::from_bytes(f).expect("opens with what it has");
+    assert!(
+        d.damage()
+            .iter()
+            .any(|x| x.message.contains("ends inside the program header table")),
+        "{:?}",
+        d.damage()
+    );
+    // A note whose descriptor size claims 4 GiB.
+    let mut n = note(b"CORE", 1, &prstatus(1));
+    n[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let (notes, stop) = parse_notes_checked(&n);
+    assert!(notes.is_empty());
+    assert!(stop.is_some_and(|(at, why)| at == 0 && why.contains("runs past")));
+}
+
+/// A truncated kdump names the missing pages; a bitmap with extra bits refuses every read
+/// instead of returning the next page's bytes.
+#[test]
+fn kdump_damage_is_named() {
+    let k = build_kdump(C::Raw);
+    let d = Dump::from_bytes(k[..k.len() - 4096].to_vec()).unwrap();
+    let t = d
+        .damage()
+        .iter()
+        .find(|x| x.kind == DamageKind::Truncated)
+        .expect("truncation named");
+    assert!(
+        t.message.contains("dumped pages are missing"),
+        "{}",
+        t.message
+    );
+    let mut k = build_kdump(C::Raw);
+    // The dump bitmap is the second half of the bitmap blocks: set every bit of it.
+    let bs = 4096usize;
+    let sub = u32::from_le_bytes(k[432..436].try_into().unwrap()) as usize;
+    let blocks = u32::from_le_bytes(k[436..440].try_into().unwrap()) as usize;
+    let bm = (1 + sub) * bs;
+    let half = blocks * bs / 2;
+    k[bm + half..bm + 2 * half].fill(0xff);
+    let d = Dump::from_bytes(k).unwrap();
+    assert!(d.damage().iter().any(|x| x.kind == DamageKind::Bitmap));
+    let mut b = [0u8; 16];
+    assert!(matches!(d.read_phys(0, &mut b), Err(Hole::Corrupt { .. })));
+}

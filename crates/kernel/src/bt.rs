@@ -241,7 +241,22 @@ impl BtState {
         task: u64,
         cpu_running: Option<u32>,
     ) -> Result<Trace, CmdError> {
-        let start = match cpu_running.and_then(|c| stacks::cpu_regs(prog, c)) {
+        let regs = match cpu_running {
+            Some(c) => stacks::cpu_regs_checked(prog, c).map_err(|why| {
+                prog.warnings.push(
+                    crate::warnings::Warning::new(
+                        crate::warnings::Kind::MissingRegisters,
+                        format!("bt: {why}: the stack of the task running there cannot be walked"),
+                    )
+                    .what("NT_PRSTATUS"),
+                );
+                CmdError::Usage(format!(
+                    "bt: {why}: cannot walk the stack of task {task:#x} (a running task's thread.sp is stale)"
+                ))
+            })?,
+            None => None,
+        };
+        let start = match regs {
             Some(r) => Start::Regs(r),
             None => stacks::inactive_start(prog, task)?,
         };
@@ -480,7 +495,19 @@ pub fn panic_cpu(prog: &Program) -> Option<u32> {
 pub fn active_tasks(prog: &Program) -> Vec<(u32, u64)> {
     prog.present_cpus()
         .into_iter()
-        .filter_map(|c| stacks::current_task(prog, c).map(|t| (c, t)))
+        .filter_map(|c| {
+            let t = stacks::current_task(prog, c);
+            if t.is_none() {
+                prog.warnings.push(
+                    crate::warnings::Warning::new(
+                        crate::warnings::Kind::Unreadable,
+                        format!("bt: CPU {c}: its current task is unreadable in this dump"),
+                    )
+                    .what("current_task"),
+                );
+            }
+            t.map(|t| (c, t))
+        })
         .collect()
 }
 
@@ -543,7 +570,22 @@ fn run_targets(
     st.want_vars = flags.vars;
     for (i, &(task, cpu, running)) in targets.iter().enumerate() {
         let (pid, comm) = task_ident(prog, task);
-        let t = st.task_trace(prog, task, pid, comm, cpu, running)?;
+        let t = match st.task_trace(prog, task, pid, comm, cpu, running) {
+            Ok(t) => t,
+            // One task's failure is the others' business only as a warning (bt -a, foreach).
+            Err(e) if targets.len() > 1 => {
+                prog.warnings.push(
+                    crate::warnings::Warning::new(
+                        crate::warnings::Kind::Unreadable,
+                        format!("bt: PID {pid} (task {task:#x}): no backtrace: {e}"),
+                    )
+                    .what("task_struct")
+                    .range(task, task + 1),
+                );
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if i > 0 {
             text.push('\n');
         }

@@ -417,6 +417,18 @@ impl Session {
         for (n, p) in &self.cmds.module_files {
             idx.insert(n.clone(), p.clone());
         }
+        // A file of another build is named and left out, never used quietly.
+        let prog = &self.prog;
+        idx.retain(|n, p| match prog.module_file_mismatch(n, p) {
+            Some(why) => {
+                prog.warnings.push(
+                    crate::warnings::Warning::new(crate::warnings::Kind::ModuleMismatch, why)
+                        .what(format!("module {n}")),
+                );
+                false
+            }
+            None => true,
+        });
         idx
     }
 

@@ -57,7 +57,9 @@ pub fn decode_names(
             &t[..e]
         })
         .collect();
-    let mut out = Vec::with_capacity(num);
+    // Each symbol takes at least one byte of names: a count the names cannot hold allocates
+    // no more than the names justify (issue 25), and fails below at the end of the names.
+    let mut out = Vec::with_capacity(num.min(names.len()));
     let mut p = 0usize;
     let mut buf = Vec::with_capacity(128);
     for i in 0..num {
@@ -298,7 +300,8 @@ impl Kallsyms {
 }
 
 fn read_upto(mem: &dyn Memory, addr: u64, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
+    // Grows with what is read, not with what a (possibly damaged) length claims.
+    let mut out = Vec::with_capacity(len.min(1 << 20));
     let mut a = addr;
     while out.len() < len {
         let n = (4096 - (a % 4096) as usize).min(len - out.len());
@@ -343,6 +346,20 @@ mod tests {
             }
         }
         (table, index)
+    }
+
+    #[test]
+    fn a_count_the_names_cannot_hold_is_refused() {
+        // 4M symbols claimed by 5 bytes of names: an error at the end of the names, after
+        // allocating for at most 5 symbols.
+        let names = [4u8, 0, b'a', b'b', b'c'];
+        let mut ti = vec![0u8; 512];
+        ti[2 * 0x61] = 0;
+        let r = decode_names(&names, MAX_SYMS, b"a\0", &ti);
+        assert!(
+            matches!(&r, Err(e) if e.to_string().contains("names end at symbol")),
+            "{r:?}"
+        );
     }
 
     #[test]

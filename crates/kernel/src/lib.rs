@@ -23,10 +23,12 @@ pub mod tasks;
 pub mod types;
 pub mod unwind;
 pub mod vmcoreinfo;
+pub mod warnings;
 
 pub use mem::{Memory, ReadError};
 pub use program::{Error, Program};
 pub use vmcoreinfo::VmcoreInfo;
+pub use warnings::{Kind as WarningKind, Warning, Warnings};
 
 /// Serialize an address as a `0x`-prefixed hex string (JSON numbers lose precision above
 /// 2^53, and kernel addresses are all above it).

@@ -50,6 +50,8 @@ pub enum LogError {
     Missing(String),
     #[error("cannot read the printk buffer: {0}")]
     Read(#[from] crate::mem::ReadError),
+    #[error("{0}")]
+    Inconsistent(String),
 }
 
 struct Need<'a>(&'a VmcoreInfo);
@@ -157,6 +159,10 @@ pub fn read_lockless(mem: &dyn Memory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>
     let mut out = Vec::new();
     let mut id = tail_id & id_mask;
     let head = head_id & id_mask;
+    // Descriptors whose state names another id: a few are normal at the tail (reused), all of
+    // them means VMCOREINFO's offsets do not describe this ring.
+    let mut foreign = 0u64;
+    let mut scanned = 0u64;
     for _ in 0..=count {
         let idx = id & (count - 1);
         let d = descs + idx * desc_size;
@@ -169,6 +175,10 @@ pub fn read_lockless(mem: &dyn Memory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>
             continue;
         };
         let state = sv >> 62;
+        scanned += 1;
+        if sv & id_mask != id {
+            foreign += 1;
+        }
         // 1 = committed, 2 = finalized: complete records. 0 = reserved, 3 = reusable.
         if sv & id_mask == id && (state == 1 || state == 2) {
             let begin = mem.read_u64(d + blk_off + begin_off)?;
@@ -212,6 +222,24 @@ pub fn read_lockless(mem: &dyn Memory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>
             break;
         }
         id = (id + 1) & id_mask;
+    }
+    // Folklore: every descriptor between tail_id and head_id carries its own id in state_var
+    // (prb_reserve() writes it, kernel/printk/printk_ringbuffer.c); a ring where none does, or
+    // whose records have text longer than the ring, was read with offsets that are not this
+    // kernel's. Pinned by `lab_bad_printk_metadata_is_named`.
+    if out.is_empty() && foreign > 0 && foreign * 2 >= scanned {
+        return Err(LogError::Inconsistent(format!(
+            "the printk ring makes no sense with VMCOREINFO's offsets: none of the {scanned} descriptors from tail id {tail_id:#x} to head id {head_id:#x} is a record ({foreign} carry another id; OFFSET(prb_desc.state_var)={}, SIZE(prb_desc)={desc_size}, OFFSET(printk_ringbuffer.desc_ring)={})",
+            n.off("prb_desc.state_var")?,
+            n.off("printk_ringbuffer.desc_ring")?
+        )));
+    }
+    if foreign * 2 > scanned && scanned > 8 {
+        HOLES.with(|h| {
+            h.borrow_mut().push(format!(
+                "{foreign} of {scanned} descriptors carry another id: the ring or VMCOREINFO's printk offsets are damaged"
+            ))
+        });
     }
     Ok(out)
 }

@@ -22,8 +22,10 @@ pub enum Error {
     },
     #[error("{0} is not an ELF file with a symbol table: {1}")]
     BadVmlinux(String, String),
-    #[error("vmlinux and vmcore do not match: {0}")]
+    #[error("vmlinux and vmcore do not match: {0} (--force goes on anyway)")]
     Mismatch(String),
+    #[error("{0} (--force goes on anyway)")]
+    NotVmlinux(String),
     #[error("{0}")]
     Bootstrap(String),
     #[error(transparent)]
@@ -52,6 +54,8 @@ pub struct Vmlinux {
     dwarf: OnceLock<Option<Dwarf>>,
     pub build_id: Option<String>,
     kaslr: u64,
+    /// Why this ELF file does not look like a vmlinux (a module, an executable...), when so.
+    pub not_vmlinux: Option<String>,
 }
 
 pub struct Program {
@@ -68,6 +72,8 @@ pub struct Program {
     /// With no vmlinux: the kernel's kallsyms and BTF, read from the dump on first use.
     kallsyms: OnceLock<Result<crate::kallsyms::Kallsyms, String>>,
     mem_btf: OnceLock<Result<Btf, String>>,
+    /// Damage and mismatches found at open and by the walks (crate::warnings).
+    pub warnings: crate::warnings::Warnings,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -159,8 +165,19 @@ fn scan_vmcoreinfo(dump: &Dump) -> Option<VmcoreInfo> {
 }
 
 impl Program {
-    /// Open a dump and, optionally, its vmlinux.
+    /// Open a dump and, optionally, its vmlinux; a vmlinux that is not the dumped kernel is
+    /// refused.
     pub fn open(dump_path: &Path, vmlinux: Option<&Path>) -> Result<Program, Error> {
+        Self::open_with(dump_path, vmlinux, false)
+    }
+
+    /// [`Program::open`]; with `force`, a vmlinux that does not match the dump (or is not a
+    /// vmlinux) is used anyway and the mismatch becomes a warning.
+    pub fn open_with(
+        dump_path: &Path,
+        vmlinux: Option<&Path>,
+        force: bool,
+    ) -> Result<Program, Error> {
         let dump = Dump::open(dump_path)?;
         let (mut vmcoreinfo, mut source) = match dump.vmcoreinfo() {
             Some(t) => (VmcoreInfo::parse(t), VmcoreinfoSource::Note),
@@ -176,6 +193,11 @@ impl Program {
             Some(p) => Some(load_vmlinux(p)?),
             None => None,
         };
+        if let Some(why) = vml.as_ref().and_then(|v| v.not_vmlinux.clone()) {
+            if !force {
+                return Err(Error::NotVmlinux(why));
+            }
+        }
         let (vm, kaslr) = if source != VmcoreinfoSource::None {
             let vi = &vmcoreinfo;
             let phys_base = vi.number("phys_base").unwrap_or(0) as u64;
@@ -227,8 +249,35 @@ impl Program {
             modules: OnceLock::new(),
             kallsyms: OnceLock::new(),
             mem_btf: OnceLock::new(),
+            warnings: Default::default(),
         };
-        prog.check_vmlinux()?;
+        for d in prog.dump.damage() {
+            use crate::warnings::{Kind, Warning};
+            let kind = match d.kind {
+                kmortem_dump::DamageKind::Truncated => Kind::Truncated,
+                kmortem_dump::DamageKind::Overlap => Kind::OverlappingSegments,
+                kmortem_dump::DamageKind::Bitmap => Kind::Bitmap,
+                kmortem_dump::DamageKind::Notes => Kind::Notes,
+            };
+            let mut w = Warning::new(kind, d.message.clone()).what(d.what.clone());
+            w.range = d.range;
+            prog.warnings.push(w);
+        }
+        let problems = prog.check_vmlinux();
+        if let Some(first) = problems.first() {
+            if !force {
+                return Err(Error::Mismatch(first.clone()));
+            }
+            for p in problems {
+                prog.warnings.push(
+                    crate::warnings::Warning::new(
+                        crate::warnings::Kind::VmlinuxMismatch,
+                        format!("vmlinux and vmcore do not match: {p} (going on: --force)"),
+                    )
+                    .what("vmlinux"),
+                );
+            }
+        }
         Ok(prog)
     }
 
@@ -239,48 +288,81 @@ impl Program {
     /// Folklore: some 6.x stable kernels wrote a garbage BUILD-ID into VMCOREINFO (a
     /// build-id note read before it was set), so a BUILD-ID mismatch alone is not trusted
     /// when the banner matches. Pinned by the lab test `lab_wrong_vmlinux_is_refused`.
-    fn check_vmlinux(&self) -> Result<(), Error> {
+    fn check_vmlinux(&self) -> Vec<String> {
         let Some(v) = &self.vmlinux else {
-            return Ok(());
+            return Vec::new();
         };
+        let mut problems = Vec::new();
+        if let Some(why) = &v.not_vmlinux {
+            problems.push(why.clone());
+            return problems;
+        }
         let file_banner = vmlinux_banner(v);
         if file_banner.is_none() {
-            return Err(Error::Mismatch(format!(
+            problems.push(format!(
                 "{} has no linux_banner: it is not a vmlinux",
                 v.path.display()
-            )));
+            ));
+            return problems;
         }
         if let (Some(fb), Some(rel)) = (&file_banner, &self.vmcoreinfo.osrelease) {
             let frel = fb.split_whitespace().nth(2).unwrap_or("");
             if frel != rel {
-                return Err(Error::Mismatch(format!(
+                problems.push(format!(
                     "{} is Linux {frel}, the dump is Linux {rel}",
                     v.path.display()
-                )));
+                ));
             }
         }
+        let mut banner_checked = false;
         if let (Some(fb), Some(addr)) = (&file_banner, v.symbols.addr("linux_banner")) {
             if let Ok(mb) = self.read_cstr(addr, 512) {
+                banner_checked = true;
                 let mb = String::from_utf8_lossy(&mb);
                 if mb.trim_end() != fb.trim_end() {
-                    return Err(Error::Mismatch(format!(
+                    problems.push(format!(
                         "linux_banner differs:\n  vmlinux: {}\n  vmcore:  {}",
                         fb.trim_end(),
                         mb.trim_end()
-                    )));
+                    ));
                 }
-                return Ok(());
             }
         }
-        if let (Some(a), Some(b)) = (&v.build_id, &self.vmcoreinfo.build_id) {
-            if a != b && b.len() == a.len() {
-                return Err(Error::Mismatch(format!(
-                    "build-id {a} of {} differs from the dump's {b}",
-                    v.path.display()
-                )));
+        // The kernel's own build-id, from its .notes in the dump's memory (the bytes the
+        // running kernel had), against the file's .note.gnu.build-id.
+        let mem_id = self.memory_build_id();
+        match (&v.build_id, &mem_id) {
+            (Some(a), Some(b)) if a != b => problems.push(format!(
+                "build-id {a} of {} differs from the running kernel's {b} (its .notes in the dump)",
+                v.path.display()
+            )),
+            _ => {}
+        }
+        if !banner_checked && mem_id.is_none() {
+            if let (Some(a), Some(b)) = (&v.build_id, &self.vmcoreinfo.build_id) {
+                if a != b && b.len() == a.len() {
+                    problems.push(format!(
+                        "build-id {a} of {} differs from the dump's {b} (VMCOREINFO BUILD-ID)",
+                        v.path.display()
+                    ));
+                }
             }
         }
-        Ok(())
+        problems
+    }
+
+    /// The GNU build-id note of the running kernel, read from `__start_notes..__stop_notes`
+    /// in the dump (the vmlinux's addresses, relocated).
+    pub fn memory_build_id(&self) -> Option<String> {
+        let v = self.vmlinux.as_ref()?;
+        let s = v.symbols.addr("__start_notes")?;
+        let e = v.symbols.addr("__stop_notes")?;
+        let len = e.checked_sub(s).filter(|&n| n > 0 && n <= 1 << 16)?;
+        let b = self.read_vec(s, len as usize).ok()?;
+        kmortem_dump::parse_notes(&b)
+            .into_iter()
+            .find(|n| n.name == b"GNU" && n.ntype == 3)
+            .map(|n| n.desc.iter().map(|x| format!("{x:02x}")).collect())
     }
 
     pub fn symbols(&self) -> Option<&Symbols> {
@@ -742,6 +824,59 @@ impl Program {
     }
 }
 
+/// The release in a vmlinux file's `linux_banner` ("Linux version RELEASE (...)"), read from
+/// the file alone (no symbol index): for checking a vmlinux against an oops's release.
+pub fn vmlinux_file_release(path: &Path) -> Option<String> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: read-only map of a file we do not modify.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let f = object::File::parse(&map[..]).ok()?;
+    let sym = f.symbol_by_name("linux_banner")?;
+    let sec = f.section_by_index(sym.section_index()?).ok()?;
+    let d = sec.data().ok()?;
+    let o = usize::try_from(sym.address().checked_sub(sec.address())?).ok()?;
+    let rest = d.get(o..)?;
+    let end = rest
+        .iter()
+        .position(|&c| c == 0)
+        .unwrap_or(rest.len())
+        .min(512);
+    let banner = String::from_utf8_lossy(&rest[..end]).into_owned();
+    banner.split_whitespace().nth(2).map(str::to_string)
+}
+
+impl Program {
+    /// Why the module file `path` is not the build of module `name` the dumped kernel
+    /// loaded, or None when it fits: its `.modinfo` `vermagic=` must start with the dump's
+    /// release (the string the kernel itself checks at load time, kernel/module/version.c and
+    /// include/linux/vermagic.h). The one message every command uses for a module file
+    /// (`mod`, `mod -s`); pinned by `lab_module_of_another_build_is_named`.
+    pub fn module_file_mismatch(&self, name: &str, path: &Path) -> Option<String> {
+        use object::{Object, ObjectSection};
+        let rel = self.vmcoreinfo.osrelease.as_deref()?;
+        let data = std::fs::read(path).ok()?;
+        let f = object::File::parse(&data[..]).ok()?;
+        let Some(mi) = f.section_by_name(".modinfo").and_then(|s| s.data().ok()) else {
+            return Some(format!(
+                "module {name}: {} has no .modinfo: not a kernel module",
+                path.display()
+            ));
+        };
+        let vermagic = mi
+            .split(|&c| c == 0)
+            .find_map(|kv| kv.strip_prefix(b"vermagic="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())?;
+        let mrel = vermagic.split_whitespace().next().unwrap_or("");
+        (mrel != rel).then(|| {
+            format!(
+                "module {name}: {} was built for Linux {mrel} (vermagic), the dump runs Linux {rel}: not used",
+                path.display()
+            )
+        })
+    }
+}
+
 /// The vmlinux's own `linux_banner` string, read from the file.
 fn vmlinux_banner(v: &Vmlinux) -> Option<String> {
     use object::{Object, ObjectSection};
@@ -784,10 +919,18 @@ pub fn load_vmlinux(path: &Path) -> Result<Vmlinux, Error> {
         .ok()
         .flatten()
         .map(|b| b.iter().map(|x| format!("{x:02x}")).collect());
-    let symbols = Symbols::from_elf(map.clone(), 0).map_err(|e| bad(e.to_string()))?;
-    if symbols.is_empty() {
-        return Err(bad("no symbols".into()));
-    }
+    let not_vmlinux = what_elf_is(
+        &f,
+        path,
+        f.symbol_by_name("linux_banner").is_some(),
+        btf.is_some(),
+    );
+    let symbols = match (Symbols::from_elf(map.clone(), 0), &not_vmlinux) {
+        (Ok(s), _) if !s.is_empty() => s,
+        (_, Some(why)) => return Err(Error::NotVmlinux(why.clone())),
+        (Ok(_), None) => return Err(bad("no symbols".into())),
+        (Err(e), None) => return Err(bad(e.to_string())),
+    };
     Ok(Vmlinux {
         path: path.to_path_buf(),
         map,
@@ -796,7 +939,48 @@ pub fn load_vmlinux(path: &Path) -> Result<Vmlinux, Error> {
         dwarf: OnceLock::new(),
         build_id,
         kaslr: 0,
+        not_vmlinux,
     })
+}
+
+/// When an ELF file is not a vmlinux, what it is: `ls: an executable, not a vmlinux (no
+/// .BTF, no linux_banner)`. A vmlinux is an `ET_EXEC` x86_64 image with a `linux_banner`
+/// symbol; a module is `ET_REL` with `.modinfo`; a program has `PT_INTERP`.
+fn what_elf_is(
+    f: &object::File<'_>,
+    path: &Path,
+    has_banner: bool,
+    has_btf: bool,
+) -> Option<String> {
+    use object::{Object, ObjectKind};
+    if has_banner {
+        return None;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let what = match f.kind() {
+        ObjectKind::Relocatable if f.section_by_name(".modinfo").is_some() => {
+            "a kernel module (.ko)"
+        }
+        ObjectKind::Relocatable => "an object file (.o)",
+        ObjectKind::Core => "a core dump",
+        ObjectKind::Dynamic if f.section_by_name(".interp").is_none() => "a shared library",
+        ObjectKind::Dynamic | ObjectKind::Executable if f.section_by_name(".interp").is_some() => {
+            "an executable"
+        }
+        _ => "an ELF file",
+    };
+    let mut lacks = Vec::new();
+    if !has_btf {
+        lacks.push("no .BTF");
+    }
+    lacks.push("no linux_banner");
+    Some(format!(
+        "{name}: {what}, not a vmlinux ({})",
+        lacks.join(", ")
+    ))
 }
 
 /// Find the KASLR offset without VMCOREINFO, from QEMU's CPU state and the vmlinux.

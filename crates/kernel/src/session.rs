@@ -16,6 +16,8 @@ pub struct Session {
     pub(crate) cmds: crate::cmds::State,
     /// `bt` state: ORC tables, DWARF symbolizer, pc cache (crate::bt).
     pub bt: crate::bt::BtState,
+    /// Whether the warnings found at open were said already (the front end's business).
+    pub opened_said: bool,
 }
 
 /// One command's result.
@@ -114,14 +116,39 @@ impl Session {
             log_holes: Vec::new(),
             cmds: crate::cmds::State::default(),
             bt: Default::default(),
+            opened_said: false,
         }
     }
 
     pub fn log(&mut self) -> Result<&[LogRecord], CmdError> {
         if self.log.is_none() {
-            self.log = Some(
-                crate::printk::read_log(&self.prog, &self.prog.vmcoreinfo)
-                    .map_err(|e| e.to_string()),
+            let r = crate::printk::read_log_partial(&self.prog, &self.prog.vmcoreinfo);
+            self.log = Some(match r {
+                Ok((l, holes)) => {
+                    self.log_holes = holes;
+                    Ok(l)
+                }
+                Err(e) => Err(e.to_string()),
+            });
+        }
+        // Said on every command that uses the log (the log itself is read once).
+        if !self.log_holes.is_empty() {
+            self.prog.warnings.push(
+                crate::warnings::Warning::new(
+                    crate::warnings::Kind::Unreadable,
+                    format!(
+                        "log: {} records unreadable (first: {})",
+                        self.log_holes.len(),
+                        self.log_holes[0]
+                    ),
+                )
+                .what("printk ring"),
+            );
+        }
+        if let Some(Err(e)) = &self.log {
+            self.prog.warnings.push(
+                crate::warnings::Warning::new(crate::warnings::Kind::Printk, format!("log: {e}"))
+                    .what("printk ring"),
             );
         }
         match self.log.as_ref() {
@@ -227,7 +254,6 @@ impl Session {
             )));
         }
         let l = self.log()?.to_vec();
-        let holes = self.log_holes.clone();
         let l = &l;
         let mut t = String::with_capacity(l.len() * 80);
         for r in l {
@@ -238,13 +264,6 @@ impl Session {
             }
             t.push_str(&s);
             t.push('\n');
-        }
-        if !holes.is_empty() {
-            t.push_str(&format!(
-                "log: {} records unreadable (first: {})\n",
-                holes.len(),
-                holes[0]
-            ));
         }
         Ok(Output {
             text: t,

@@ -225,9 +225,22 @@ impl Program {
                     .filter(|c| !on.contains(c))
                     .collect()
             },
-            memory: self
-                .memory_bytes()
-                .unwrap_or_else(|| self.dump.memory_size()),
+            memory: self.memory_bytes().unwrap_or_else(|| {
+                let m = self.dump.memory_size();
+                if self.field("pglist_data", "node_present_pages").is_ok() {
+                    self.warnings.push(
+                        crate::warnings::Warning::new(
+                            crate::warnings::Kind::Unreadable,
+                            format!(
+                                "MEMORY: node_present_pages is unreadable in this dump; {} is the size of the dump's memory map instead",
+                                m
+                            ),
+                        )
+                        .what("node_data"),
+                    );
+                }
+                m
+            }),
             uptime_secs: uptime,
             crash_time,
             panic: log.and_then(panic_message),

@@ -80,18 +80,58 @@ impl Program {
         let mut todo: Vec<(u64, bool)> = vec![(init, false)];
         let mut seeded = false;
         self.add_task(init, thread_walk, group_off, &mut seen, &mut addrs);
+        // Where the list broke, for the warning: (link address, what was wrong).
+        let mut breaks: Vec<(u64, String)> = Vec::new();
         while let Some((from, back)) = todo.pop() {
             let mut p = from;
             let mut hole = false;
             for _ in 0..4_000_000 {
-                let link = p + tasks_off + if back { 8 } else { 0 };
+                let dir = if back { "prev" } else { "next" };
+                let link = p.wrapping_add(tasks_off) + if back { 8 } else { 0 };
                 let next = match self.read_u64(link) {
                     Ok(n) if n != 0 => n.wrapping_sub(tasks_off),
-                    _ => {
+                    Ok(_) => {
+                        breaks.push((link, format!("NULL {dir} pointer")));
+                        hole = true;
+                        break;
+                    }
+                    Err(e) => {
+                        breaks.push((link, format!("unreadable: {e}")));
                         hole = true;
                         break;
                     }
                 };
+                // Folklore: a list_head is sound when next->prev == this node (the check of
+                // CONFIG_DEBUG_LIST's __list_del_entry_valid(), and drgn's and crash's list
+                // walkers); a pointer that fails it is damage, not a task, and everything past
+                // it is another walk's to find. Pinned by `lab_damaged_task_list_is_named`.
+                let node = p.wrapping_add(tasks_off);
+                let back_link = next.wrapping_add(tasks_off) + if back { 0 } else { 8 };
+                match self.read_u64(back_link) {
+                    Ok(b) if b == node => {}
+                    Ok(b) => {
+                        breaks.push((
+                            link,
+                            format!(
+                                "bad {dir} pointer {:#x}: it points back to {b:#x}, not {node:#x}",
+                                next.wrapping_add(tasks_off)
+                            ),
+                        ));
+                        hole = true;
+                        break;
+                    }
+                    Err(e) => {
+                        breaks.push((
+                            link,
+                            format!(
+                                "{dir} pointer {:#x} leads to unreadable memory: {e}",
+                                next.wrapping_add(tasks_off)
+                            ),
+                        ));
+                        hole = true;
+                        break;
+                    }
+                }
                 if next == init || seen.contains(&next) {
                     break;
                 }
@@ -176,7 +216,51 @@ impl Program {
             });
         }
         out.sort_by_key(|t| (t.pid, t.cpu, t.task));
+        self.warn_task_list(&breaks, &out);
         Ok(out)
+    }
+
+    /// Say where the task list broke and how many tasks the answer may lack: `nr_threads`
+    /// (kernel/fork.c, every thread but the idle tasks) is the count the list should have.
+    fn warn_task_list(&self, breaks: &[(u64, String)], tasks: &[Task]) {
+        use crate::warnings::{Kind, Warning};
+        let shown = tasks.iter().filter(|t| t.pid != 0).count();
+        let expected = self
+            .symbol("nr_threads")
+            .and_then(|a| self.read_u32(a).ok())
+            .map(|n| n as usize);
+        let Some(&(link, ref why)) = breaks.first() else {
+            if let Some(n) = expected.filter(|&n| n > shown + shown / 10 + 2) {
+                self.warnings.push(
+                    Warning::new(
+                        Kind::DamagedList,
+                        format!("task list: {shown} of {n} tasks (nr_threads) found"),
+                    )
+                    .what("init_task.tasks"),
+                );
+            }
+            return;
+        };
+        let count = match expected {
+            Some(n) if n > shown => format!("; {shown} of {n} tasks (nr_threads) shown"),
+            Some(n) => format!(
+                "; {shown} tasks shown (nr_threads {n}), found past the break through the pid table"
+            ),
+            None => format!("; {shown} tasks shown, the list may hold more"),
+        };
+        let more = if breaks.len() > 1 {
+            format!(" (and {} more breaks)", breaks.len() - 1)
+        } else {
+            String::new()
+        };
+        self.warnings.push(
+            Warning::new(
+                Kind::DamagedList,
+                format!("task list ends at {link:#x} ({why}){more}{count}"),
+            )
+            .what("init_task.tasks")
+            .range(link, link + 8),
+        );
     }
 
     /// Record a task and its threads: `signal->thread_head` (3.14+, the only list since 6.7

@@ -318,6 +318,10 @@ impl<'a> Types<'a> {
         let Type::Struct { members, .. } = t else {
             return;
         };
+        // Damaged BTF can make an anonymous struct its own member: cap the nesting (issue 25).
+        if depth > 32 {
+            return;
+        }
         for m in members {
             let off = base + m.bit_offset / 8;
             let (_, mt) = self.resolve(m.ty);
@@ -365,6 +369,9 @@ impl<'a> Types<'a> {
         let Type::Struct { members, .. } = t else {
             return;
         };
+        if depth > 32 {
+            return;
+        }
         let pad = "  ".repeat(depth);
         let n = members.len();
         for (i, m) in members.iter().enumerate() {
@@ -411,6 +418,9 @@ impl<'a> Types<'a> {
         bit_off: u8,
         depth: usize,
     ) -> String {
+        if depth > 48 {
+            return "<nested too deep>".into();
+        }
         let (_, t) = self.resolve(id);
         let unread = || "<unreadable>".to_string();
         match t {

@@ -25,6 +25,18 @@ use std::process::ExitCode;
 ///   kmortem core vmcore -s vmlinux -c 'dis -l schedule' -c 'list -o module.list -H modules'
 ///   kmortem core vmcore -c ps -c runq          (no vmlinux: kallsyms + BTF from the dump)
 ///   kmortem core vmcore -s vmlinux --mod-dir ./build -c 'bt -l' -c 'bt -a' -c 'foreach bt'
+///
+/// Damage is said, not papered over: a truncated file, excluded or missing pages, a kdump
+/// bitmap that disagrees with its descriptors, overlapping PT_LOAD segments, lost or short
+/// NT_PRSTATUS notes, a broken task list, unusable printk metadata, a vmlinux kept with
+/// --force. Each is a warning on stderr (`ps: task list ends at 0x... (bad next pointer);
+/// 31 of 56 tasks (nr_threads) shown`) and, with --json, a `{"command": ..., "warnings":
+/// [...]}` line after the command's document (docs/json/core.md).
+///
+/// Exit status: 0 every command answered in full; 1 a command failed; 2 the dump (or the
+/// vmlinux) could not be opened, or the vmlinux is not the dumped kernel (without --force);
+/// 3 every command answered, but an answer is partial or the input is damaged or mismatched
+/// (the warnings say what).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -46,10 +58,24 @@ pub struct Args {
     /// lib/modules/RELEASE next to the vmlinux is searched anyway).
     #[arg(long = "mod-dir", value_name = "DIR")]
     pub mod_dirs: Vec<PathBuf>,
+    /// Use the vmlinux even when it is not the dumped kernel (or not a vmlinux); the mismatch
+    /// stays a warning and the exit status is 3.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn open(vmcore: &std::path::Path, vmlinux: Option<&std::path::Path>) -> Result<Session> {
-    Ok(Session::new(open_program(vmcore, vmlinux)?))
+    open_with(vmcore, vmlinux, false)
+}
+
+/// [`open`], with `--force`: a vmlinux that is not the dumped kernel's is used anyway (the
+/// mismatch stays a warning).
+pub fn open_with(
+    vmcore: &std::path::Path,
+    vmlinux: Option<&std::path::Path>,
+    force: bool,
+) -> Result<Session> {
+    Ok(Session::new(open_program_with(vmcore, vmlinux, force)?))
 }
 
 /// Open a vmcore, with one clear line when the path cannot be one ([`check_dump_path`]) and
@@ -58,10 +84,19 @@ pub fn open_program(
     vmcore: &std::path::Path,
     vmlinux: Option<&std::path::Path>,
 ) -> Result<Program> {
+    open_program_with(vmcore, vmlinux, false)
+}
+
+/// [`open_program`] with `--force`.
+pub fn open_program_with(
+    vmcore: &std::path::Path,
+    vmlinux: Option<&std::path::Path>,
+    force: bool,
+) -> Result<Program> {
     if let Some(why) = check_dump_path(vmcore) {
         anyhow::bail!("{why}");
     }
-    Program::open(vmcore, vmlinux).map_err(|e| {
+    Program::open_with(vmcore, vmlinux, force).map_err(|e| {
         let inner = format!("{:#}", anyhow::Error::from(e));
         let shown = vmcore.display().to_string();
         if inner.contains(&shown) {
@@ -113,13 +148,51 @@ pub fn check_dump_path(p: &std::path::Path) -> Option<String> {
     Some(format!("{shown}: {what}"))
 }
 
-/// Run commands; returns the exit code (1 if any command failed).
+/// Exit status of a run whose every command answered but some answer is partial, or whose
+/// input is damaged or mismatched.
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// Print warnings on stderr, prefixed with the command (`ps: ...`), or `kmortem` for what
+/// opening the dump found.
+fn say(prefix: &str, ws: &[kmortem_kernel::Warning]) {
+    for w in ws {
+        let m = &w.message;
+        // Messages that already name their command keep their own prefix.
+        if m.starts_with(&format!("{prefix}: ")) {
+            eprintln!("warning: {m}");
+        } else {
+            eprintln!("warning: {prefix}: {m}");
+        }
+    }
+}
+
+/// Run commands; returns the exit code (1 if any command failed, 3 if any warning was said).
 pub fn run_commands(session: &mut Session, cmds: &[String], json: bool) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = false;
+    // What opening found, once, before the first command.
+    let mut warned = !session.prog.warnings.is_empty();
+    if !session.opened_said {
+        session.opened_said = true;
+        let open = session.prog.warnings.all();
+        if !open.is_empty() {
+            say("kmortem", &open);
+            if json {
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({"command": null, "warnings": open}),
+                )?;
+                writeln!(out)?;
+            }
+        }
+    }
     for c in cmds {
-        match session.run(c) {
+        let mark = session.prog.warnings.mark();
+        let name = c.split_whitespace().next().unwrap_or("");
+        let r = session.run(c);
+        let ws = session.prog.warnings.since(mark);
+        match r {
             Ok(o) => {
                 if json {
                     serde_json::to_writer(&mut out, &o.json)?;
@@ -146,17 +219,31 @@ pub fn run_commands(session: &mut Session, cmds: &[String], json: bool) -> Resul
                 );
             }
         }
+        if !ws.is_empty() {
+            warned = true;
+            out.flush()?;
+            say(name, &ws);
+            if json {
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({"command": c, "warnings": ws}),
+                )?;
+                writeln!(out)?;
+            }
+        }
     }
     out.flush()?;
     Ok(if failed {
         ExitCode::from(1)
+    } else if warned {
+        ExitCode::from(EXIT_PARTIAL)
     } else {
         ExitCode::SUCCESS
     })
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut s = open(&args.vmcore, args.vmlinux.as_deref())?;
+    let mut s = open_with(&args.vmcore, args.vmlinux.as_deref(), args.force)?;
     for d in &args.mod_dirs {
         s.add_module_dir(d);
     }

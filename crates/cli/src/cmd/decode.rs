@@ -142,6 +142,22 @@ impl LazySym {
                 .or_else(|| self.seen_release.clone());
             let mut sym = decode::setup(&self.opts, release.as_deref(), &mut self.notes);
             sym.kaslr_offset = self.opts.kaslr_offset;
+            // A --vmlinux of another release than the oops's gives wrong file:line: say so.
+            let oops_release = chunk
+                .reports
+                .iter()
+                .find_map(|r| r.kernel_release.clone())
+                .or_else(|| self.seen_release.clone());
+            if let (Some(v), Some(want)) = (&self.opts.vmlinux, &oops_release) {
+                if let Some(have) = kmortem_kernel::program::vmlinux_file_release(v) {
+                    if &have != want {
+                        self.notes.push(format!(
+                            "warning: {} is Linux {have}, the oops is Linux {want}: file:line and symbols may be wrong",
+                            v.display()
+                        ));
+                    }
+                }
+            }
             self.release = release;
             self.sym = Some(sym);
         }

@@ -59,6 +59,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let (reader, name): (Box<dyn std::io::Read + Send>, String) = match (&args.log, &program) {
         (None, Some(p)) => {
+            // The reader `kmortem log` uses: the lockless ring of 5.10+ or the legacy log_buf.
             let recs = kmortem_kernel::printk::read_log(p, &p.vmcoreinfo)
                 .context("cannot read the log from the vmcore")?;
             let mut t = String::new();
@@ -74,6 +75,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         _ => super::stream::open_log(&args.log)?,
     };
     let mut lazy = super::decode::LazySym::new(args.debug.options());
+    // With both a log and a dump: are they the same crash? Asked of the first reports seen.
+    let mut same_crash_notes: Option<Vec<String>> = None;
     // Known-bug link: only when a fixes index was built under $KMORTEM_HOME (`kmortem fixes import`).
     let fixes = kmortem_fixes::FixIndex::open(&kmortem_fixes::default_home())
         .ok()
@@ -91,6 +94,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if chunk.reports.is_empty() {
             lazy.for_chunk(&chunk, &text, false);
             return Ok(true);
+        }
+        if let (Some(_), Some(p), None) = (&args.log, &program, &same_crash_notes) {
+            same_crash_notes = Some(same_crash(p, &chunk.reports));
         }
         let (window, base) = chunk.window();
         let sym = lazy.for_chunk(&chunk, &text, true).expect("forced");
@@ -129,6 +135,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Ok(true)
     })?;
     let mut notes = std::mem::take(&mut lazy.notes);
+    notes.extend(same_crash_notes.unwrap_or_default());
     if lazy.sym.is_none() {
         // No report: say what debug info there is, as with reports.
         let empty = super::stream::Chunk {
@@ -230,4 +237,42 @@ fn known_fixes(ix: &kmortem_fixes::FixIndex, r: &kmortem_oops::Report, text: &st
             f
         })
         .collect()
+}
+
+/// With a log and a dump: are they the same crash? The release of the log's reports against
+/// the dump's OSRELEASE, and the log's report titles against the dump's own log. Each
+/// disagreement is a warning (the findings mix two crashes otherwise).
+fn same_crash(p: &kmortem_kernel::Program, reports: &[kmortem_oops::Report]) -> Vec<String> {
+    let mut out = Vec::new();
+    let log_rel = reports.iter().find_map(|r| r.kernel_release.clone());
+    if let (Some(a), Some(b)) = (&log_rel, &p.vmcoreinfo.osrelease) {
+        if a != b {
+            out.push(format!(
+                "warning: the log is Linux {a}, the dump is Linux {b}: not the same crash"
+            ));
+            return out;
+        }
+    }
+    let Ok(recs) = kmortem_kernel::printk::read_log(p, &p.vmcoreinfo) else {
+        return out;
+    };
+    let mut t = String::new();
+    for r in recs {
+        t.push_str(&r.format(false));
+        t.push('\n');
+    }
+    let dump_titles: Vec<String> = kmortem_oops::parse(t.as_bytes())
+        .into_iter()
+        .map(|r| r.title)
+        .collect();
+    if let Some(r) = reports.first() {
+        if !dump_titles.is_empty() && !dump_titles.contains(&r.title) {
+            out.push(format!(
+                "warning: the log's crash ({:?}) is not in the dump's log (which has {:?}): not the same crash",
+                r.title,
+                dump_titles.first().cloned().unwrap_or_default()
+            ));
+        }
+    }
+    out
 }

@@ -20,7 +20,17 @@ use crate::program::{Error, Program};
 /// the task that was running. When a CPU's note is all zero (a CPU that never reached
 /// `crash_save_cpu()`), there is nothing to start from. Pinned by `lab_bt_matches_oracles`.
 pub fn cpu_regs(prog: &Program, cpu: u32) -> Option<Regs> {
-    let notes = prog.dump.prstatus();
+    cpu_regs_checked(prog, cpu).ok().flatten()
+}
+
+/// [`cpu_regs`], telling a note that is lost or short (`Err`, the reason) from one that is
+/// there but all zero (`Ok(None)`: the CPU saved nothing).
+///
+/// Folklore: a short or missing note must not shift the others: the n-th `NT_PRSTATUS` is the
+/// n-th CPU's only while every note is there (kmortem_dump::Dump::prstatus_notes keeps the
+/// places). Pinned by `lab_lost_prstatus_notes_are_named`.
+pub fn cpu_regs_checked(prog: &Program, cpu: u32) -> Result<Option<Regs>, String> {
+    let notes = prog.dump.prstatus_notes();
     let cpus = prog.present_cpus();
     // One note per CPU: the n-th note is the n-th CPU. Otherwise (kexec-tools drops the notes
     // of CPUs that saved nothing) match `pr_pid` with the pid of the CPU's current task.
@@ -30,24 +40,57 @@ pub fn cpu_regs(prog: &Program, cpu: u32) -> Option<Regs> {
         current_task(prog, cpu)
             .and_then(|t| prog.read_member(t, "task_struct", "pid").ok())
             .filter(|&pid| pid != 0)
-            .and_then(|pid| notes.iter().position(|n| n.pid as u64 == pid))
-            .or_else(|| cpus.iter().position(|&c| c == cpu))
+            .and_then(|pid| {
+                notes
+                    .iter()
+                    .position(|n| n.is_some_and(|n| n.pid as u64 == pid))
+            })
+            .or_else(|| {
+                (notes.len() > cpus.len())
+                    .then(|| cpus.iter().position(|&c| c == cpu))
+                    .flatten()
+            })
     };
-    if let Some(p) = index.and_then(|i| notes.get(i)) {
-        let mut r = Regs::default();
-        r.0.copy_from_slice(&p.regs[..21]);
-        if r.0[IP] != 0 || r.0[SP] != 0 {
-            return Some(r);
+    match index.and_then(|i| notes.get(i).map(|n| (i, n))) {
+        Some((_, Some(p))) => {
+            let mut r = Regs::default();
+            r.0.copy_from_slice(&p.regs[..21]);
+            if r.0[IP] != 0 || r.0[SP] != 0 {
+                return Ok(Some(r));
+            }
+            return Ok(None);
         }
-        return None;
+        Some((i, None)) => {
+            return Err(format!(
+                "CPU {cpu}'s registers are missing: its NT_PRSTATUS note (note {i}) is too short"
+            ))
+        }
+        None => {}
     }
     let q = prog.dump.qemu_cpus();
-    let c = q.get(cpu as usize)?;
+    let Some(c) = q.get(cpu as usize) else {
+        return Err(format!(
+            "CPU {cpu}'s registers are missing: no NT_PRSTATUS note for it ({} notes for {} CPUs)",
+            notes.len(),
+            cpus.len()
+        ));
+    };
+    prog.warnings.push(
+        crate::warnings::Warning::new(
+            crate::warnings::Kind::MissingRegisters,
+            format!(
+                "CPU {cpu} has no NT_PRSTATUS note ({} notes for {} CPUs): its walk starts from QEMU's CPU state (rip and rsp only)",
+                notes.len(),
+                cpus.len()
+            ),
+        )
+        .what("NT_PRSTATUS"),
+    );
     let mut r = Regs::default();
     r.0[IP] = c.rip;
     r.0[SP] = c.rsp;
     r.0[super::CS] = 0x10;
-    Some(r)
+    Ok(Some(r))
 }
 
 /// The task running on `cpu`: per-CPU `current_task` (before 6.2) or `pcpu_hot.current_task`
