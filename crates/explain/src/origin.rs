@@ -129,6 +129,16 @@ impl FnCode {
         Some(def)
     }
 
+    /// Whether an instruction in [from, to) writes `reg`, or a branch lands in (from, to) (a
+    /// value that lived in `reg` at `from` may not be the one it holds at `to`).
+    pub fn writes_between(&self, from: u64, to: u64, reg: u16) -> bool {
+        self.insns
+            .iter()
+            .filter(|x| x.ip() >= from && x.ip() < to)
+            .any(|x| self.written(x).contains(&reg))
+            || self.branches.iter().any(|&(_, t)| t > from && t < to)
+    }
+
     /// Whether `reg` at `pc` still holds the value it had at function entry.
     pub fn unchanged_since_entry(&self, pc: u64, reg: u16) -> bool {
         !self.writes_before(pc, reg) && !self.branches.iter().any(|&(_, t)| t < self.start)
@@ -165,6 +175,10 @@ pub enum Origin {
         /// The variable's pointee type (typedefs stripped), for member resolution.
         pointee: Option<(Arc<Binary>, u64)>,
         reg: u16,
+        /// The frame it was found in: 0 for the faulting function, 1 for its caller, ...
+        level: usize,
+        /// The PC (in that frame's function) where it lives in `reg`.
+        pc: u64,
         /// How the variable got its value, when the instructions before show it.
         from: Option<Box<Origin>>,
     },
@@ -173,11 +187,18 @@ pub enum Origin {
         name: String,
         member: Option<String>,
         pointee: Option<(Arc<Binary>, u64)>,
+        /// The address is the value (`&name`), not the memory there.
+        addr_of: bool,
+        /// The ELF symbol (`khd.2`: GCC's name of a function-local static) and the offset in it,
+        /// with the module that holds it, for finding its run-time address in a vmcore.
+        elf: Option<(Option<String>, String, u64)>,
     },
     /// `base->path`, loaded from memory.
     Load {
         base: Box<Origin>,
         path: String,
+        /// Byte offset of `path` in the base's pointee.
+        offset: u64,
         pointee: Option<(Arc<Binary>, u64)>,
         /// `func+0xoff` of the load.
         at: String,
@@ -187,6 +208,7 @@ pub enum Origin {
     AddrOf {
         base: Box<Origin>,
         path: String,
+        offset: u64,
         pointee: Option<(Arc<Binary>, u64)>,
     },
     /// `&base[i]`.
@@ -230,9 +252,25 @@ impl Origin {
     /// Every known derivation along the way: `next = prev->next`, `prev = rq.tmp_alone_branch`.
     pub fn chain(&self, out: &mut Vec<String>) {
         match self {
-            Origin::Var { name, from, .. } => {
+            Origin::Var {
+                name,
+                from,
+                pointee,
+                ..
+            } => {
                 if let Some(f) = from {
-                    out.push(format!("`{name}` = `{}`", f.expr()));
+                    // `lock` = `kcq` where `lock` is a `raw_spinlock_t *` and `kcq` a struct
+                    // pointer: the member at offset 0 of that type is what was passed.
+                    let member = match (pointee, f.pointee()) {
+                        (Some((b, want)), Some((fb, have))) => {
+                            zero_member_path(fb, *have, &b.type_name(*want))
+                        }
+                        _ => None,
+                    };
+                    match member {
+                        Some(p) => out.push(format!("`{name}` = `&{}->{p}`", f.expr_as_base())),
+                        None => out.push(format!("`{name}` = `{}`", f.expr())),
+                    }
                     f.chain(out);
                 }
             }
@@ -332,7 +370,14 @@ fn pointee_of(bin: &Arc<Binary>, type_die: Option<u64>) -> Option<(Arc<Binary>, 
 impl<'a> Tracer<'a> {
     /// The variable living in `reg` at `pc`, innermost scope first (`prefer_struct`: the first
     /// whose pointee is a struct or union, if any).
-    pub fn var_in(&self, code: &FnCode, pc: u64, reg: u16, prefer_struct: bool) -> Option<Origin> {
+    pub fn var_in(
+        &self,
+        code: &FnCode,
+        level: usize,
+        pc: u64,
+        reg: u16,
+        prefer_struct: bool,
+    ) -> Option<Origin> {
         let scopes = code.variables_at(pc);
         let mut cands = Vec::new();
         for s in &scopes {
@@ -345,6 +390,8 @@ impl<'a> Tracer<'a> {
                         type_name: v.type_name.clone(),
                         pointee: pointee_of(&code.bin, v.type_die),
                         reg,
+                        level,
+                        pc,
                         from: None,
                     });
                 }
@@ -375,7 +422,7 @@ impl<'a> Tracer<'a> {
         reg: u16,
         depth: usize,
     ) -> Option<Origin> {
-        let var = self.var_in(code, pc, reg, true);
+        let var = self.var_in(code, level, pc, reg, true);
         let derived = if depth > 0 {
             self.derive(code, level, pc, reg, depth - 1)
         } else {
@@ -434,6 +481,7 @@ impl<'a> Tracer<'a> {
             return Some(Origin::Load {
                 base: Box::new(base),
                 path: mp.path,
+                offset: m.disp as u64,
                 pointee,
                 at: format!("{}+{:#x}", code.name, def.ip() - code.start),
                 text: def.text.clone(),
@@ -474,6 +522,7 @@ impl<'a> Tracer<'a> {
             return Some(Origin::AddrOf {
                 base: Box::new(base),
                 path,
+                offset: m.disp as u64,
                 pointee,
             });
         }
@@ -497,6 +546,8 @@ impl<'a> Tracer<'a> {
             name,
             member,
             pointee: pointee_of(&code.bin, member_type),
+            addr_of: false,
+            elf: elf_symbol(code, addr),
         })
     }
 
@@ -522,8 +573,16 @@ impl<'a> Tracer<'a> {
             pointee: mt
                 .and_then(|t| code.bin.strip_type(t))
                 .map(|t| (code.bin.clone(), t.die)),
+            addr_of: true,
+            elf: elf_symbol(code, addr),
         })
     }
+}
+
+/// The ELF symbol holding a (link-time) data address, with the module it is in.
+fn elf_symbol(code: &FnCode, addr: u64) -> Option<(Option<String>, String, u64)> {
+    let (s, off) = code.bin.data_symbol_at(addr)?;
+    Some((code.module.clone(), s.name.to_string(), off))
 }
 
 fn static_named(code: &FnCode, addr: u64) -> Option<(String, Option<u64>, u64)> {
@@ -536,6 +595,34 @@ fn static_named(code: &FnCode, addr: u64) -> Option<(String, Option<u64>, u64)> 
             off,
         ))
     })
+}
+
+/// The path of members at offset 0 of struct `die` down to one of type `want` (a type name):
+/// `lock.rlock` for `struct kmlab_ctx_queue` and `struct raw_spinlock`. `None` when `die` is
+/// itself of that type or no such member exists.
+fn zero_member_path(bin: &Binary, die: u64, want: &str) -> Option<String> {
+    let mut cur = bin.strip_type(die)?;
+    if bin.type_name(cur.die) == want {
+        return None;
+    }
+    let mut path = Vec::new();
+    for _ in 0..6 {
+        if !matches!(cur.kind, TypeKind::Struct | TypeKind::Union) {
+            return None;
+        }
+        let m = bin
+            .type_members(cur.die)
+            .into_iter()
+            .find(|m| m.offset == 0)?;
+        if let Some(n) = &m.name {
+            path.push(n.clone());
+        }
+        cur = bin.strip_type(m.type_die?)?;
+        if bin.type_name(cur.die) == want {
+            return (!path.is_empty()).then(|| path.join("."));
+        }
+    }
+    None
 }
 
 /// The shallowest member starting exactly at `off` (`link`, not `link.next`), descending only
