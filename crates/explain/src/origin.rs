@@ -464,6 +464,9 @@ impl<'a> Tracer<'a> {
                 return self.origin(code, level, def.ip(), src, depth);
             }
         }
+        if let Some(e) = self.scaled_add(code, level, def, reg, depth) {
+            return Some(e);
+        }
         if let Some((d, m)) = insn::load(&def.ins) {
             if d != reg || m.index.is_some() {
                 return None;
@@ -527,6 +530,66 @@ impl<'a> Tracer<'a> {
             });
         }
         None
+    }
+
+    /// `imul reg, i, SIZE` then `add reg, [base+disp]`, where the memory is an array pointer
+    /// whose elements are SIZE bytes: `&base->arr[i]` (GCC at -Os computes `&p->a[i]` this way
+    /// instead of `lea (a,i,8)` on a `lea (i,i,8)`; pinned by `wrong_cpu_index_Os` in
+    /// tests/shapes.rs).
+    fn scaled_add(
+        &self,
+        code: &FnCode,
+        level: usize,
+        def: &Insn,
+        reg: u16,
+        depth: usize,
+    ) -> Option<Origin> {
+        use iced_x86::{Mnemonic, OpKind};
+        let x = &def.ins;
+        if x.mnemonic() != Mnemonic::Add
+            || x.op0_kind() != OpKind::Register
+            || x.op1_kind() != OpKind::Memory
+            || insn::dwarf_reg(x.op0_register()) != Some(reg)
+        {
+            return None;
+        }
+        let m = insn::mem_operand(x)?;
+        if m.index.is_some() || m.rip_relative || m.disp < 0 {
+            return None;
+        }
+        let base = self.origin(code, level, def.ip(), m.base?, depth)?;
+        let (bin, pt) = base.pointee()?.clone();
+        let mp = bin.member_path(pt, m.disp as u64)?;
+        if mp.remainder != 0 {
+            return None;
+        }
+        let elem = pointee_of(&bin, mp.type_die)?;
+        let es = bin.type_info(elem.1).and_then(|t| bin.sizeof(&t))?;
+        let scale = code.reaching_def(def.ip(), reg)?;
+        let imm = matches!(
+            scale.ins.op2_kind(),
+            OpKind::Immediate8to64 | OpKind::Immediate32to64 | OpKind::Immediate8to32
+        );
+        if scale.ins.mnemonic() != Mnemonic::Imul
+            || scale.ins.op_count() != 3
+            || !imm
+            || scale.ins.immediate(2) != es
+        {
+            return None;
+        }
+        let at = format!("{}+{:#x}", code.name, def.ip() - code.start);
+        Some(Origin::Element {
+            base: Box::new(Origin::Load {
+                base: Box::new(base),
+                path: mp.path,
+                offset: m.disp as u64,
+                pointee: Some(elem.clone()),
+                at,
+                text: def.text.clone(),
+            }),
+            pointee: Some(elem),
+            text: format!("{}; {}", scale.text, def.text),
+        })
     }
 
     /// A RIP-relative load of a static variable (or of one of its members).

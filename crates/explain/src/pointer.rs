@@ -377,6 +377,7 @@ pub fn explain(
         if let Some(c) = &class {
             f.fact("class", c.id);
         }
+        f.fact("verdict", verdict(class.as_ref(), report.kind));
         out.push(f);
         return out;
     };
