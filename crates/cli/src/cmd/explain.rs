@@ -43,6 +43,11 @@ pub struct Args {
     /// Print JSON (docs/json/explain.md).
     #[arg(long)]
     pub json: bool,
+    /// Explain the Nth report of the log (1 = the first) instead of the one that ended the
+    /// machine (the one `Kernel panic - not syncing` follows, else the last oops/BUG, else the
+    /// last report).
+    #[arg(long = "report", value_name = "N")]
+    pub report: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -55,7 +60,29 @@ struct ReportOut {
 #[derive(Serialize)]
 struct JsonOut {
     notes: Vec<String>,
+    /// The report explained (an index into `reports`) and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    picked: Option<kmortem_oops::Pick>,
     reports: Vec<ReportOut>,
+}
+
+/// The report to explain: `--report N` (1-based), else the one that ended the machine.
+pub(crate) fn pick_report(
+    reports: &[kmortem_oops::Report],
+    requested: Option<usize>,
+) -> Result<Option<kmortem_oops::Pick>> {
+    match requested {
+        Some(n) if n == 0 || n > reports.len() => anyhow::bail!(
+            "--report {n}: the log holds {} report{} (numbered from 1)",
+            reports.len(),
+            if reports.len() == 1 { "" } else { "s" }
+        ),
+        Some(n) => Ok(Some(kmortem_oops::Pick {
+            index: n - 1,
+            reason: kmortem_oops::PickReason::Requested,
+        })),
+        None => Ok(kmortem_oops::pick_fatal(reports)),
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -81,6 +108,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let text = String::from_utf8_lossy(&input);
     let reports = kmortem_oops::parse(&input);
+    let picked = pick_report(&reports, args.report)?;
     let mut notes = Vec::new();
     let opts = args.debug.options();
     let (mut sym, _release) = decode::symbolizer_for(&opts, &text, &reports, &mut notes);
@@ -89,7 +117,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .ok()
         .filter(|ix| !ix.is_empty());
     let mut outs = Vec::new();
-    for r in &reports {
+    for (i, r) in reports.iter().enumerate() {
+        // Only the picked report is explained; the others are context (their titles).
+        if picked.is_some_and(|p| p.index != i) {
+            outs.push(ReportOut {
+                title: r.title.clone(),
+                kind: r.kind.as_str().to_string(),
+                findings: Vec::new(),
+            });
+            continue;
+        }
         let mut ctx = kmortem_explain::Context {
             sym: &mut sym,
             source: args.source.as_deref(),
@@ -114,6 +151,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             &mut out,
             &JsonOut {
                 notes,
+                picked,
                 reports: outs,
             },
         )?;
@@ -124,10 +162,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         writeln!(out, "no kernel crash report found in the input")?;
     }
     for (i, r) in outs.iter().enumerate() {
-        if i > 0 {
+        if picked.is_some_and(|p| p.index != i) {
+            continue;
+        }
+        if i > 0 && picked.is_none() {
             writeln!(out)?;
         }
         writeln!(out, "{}", r.title)?;
+        if let Some(p) = picked.filter(|_| outs.len() > 1) {
+            write_pick(&mut out, p, &outs)?;
+        }
         if r.findings.is_empty() {
             writeln!(
                 out,
@@ -152,6 +196,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("kmortem explain: {n}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which report of several is explained, and the others as context.
+fn write_pick(out: &mut impl Write, p: kmortem_oops::Pick, outs: &[ReportOut]) -> Result<()> {
+    writeln!(
+        out,
+        "  (report {} of {}: {})",
+        p.index + 1,
+        outs.len(),
+        p.reason.describe()
+    )?;
+    for (j, o) in outs.iter().enumerate() {
+        if j != p.index {
+            writeln!(
+                out,
+                "  {} report {}: {} (`--report {}` explains it)",
+                if j < p.index { "earlier" } else { "later" },
+                j + 1,
+                o.title,
+                j + 1
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The top candidates of the fixes index for one report, as `known_fix` findings (low
