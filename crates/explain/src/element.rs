@@ -104,6 +104,8 @@ pub struct Element {
     pub index: Option<u64>,
     /// Bytes past the element's start (a member of it).
     pub remainder: u64,
+    /// The index's C expression, when a variable holds it (`slot`).
+    pub index_expr: Option<String>,
     /// The number of elements and where it comes from (`khd->nr_kcqs`, `DWARF: kmlab_hits[4]`).
     pub bound: Option<(u64, String)>,
     /// How the base and the bound were read.
@@ -130,7 +132,13 @@ pub fn find(env: &Env<'_>, o: &Origin, v: u64) -> Option<Element> {
     match o {
         Origin::Var { from, .. } => find(env, from.as_deref()?, v),
         Origin::AddrOf { base, offset, .. } => find(env, base, v.wrapping_sub(*offset)),
-        Origin::Element { base, pointee, .. } => {
+        Origin::Element {
+            base,
+            pointee,
+            index_reg,
+            index_name,
+            ..
+        } => {
             let (bin, t) = pointee.as_ref()?;
             let mut ti = bin.strip_type(*t)?;
             let mut bound = None;
@@ -154,11 +162,27 @@ pub fn find(env: &Env<'_>, o: &Origin, v: u64) -> Option<Element> {
             if bound.is_none() {
                 bound = bound_member(env, base, &mut evidence);
             }
-            let (index, remainder) = match b {
-                Some(b) if v >= b => (Some((v - b) / es), (v - b) % es),
+            // A register holding a multiple of the index says it directly (and is the only way
+            // for a per-CPU array, whose element address has the CPU's offset added).
+            let from_reg = index_reg.and_then(|(r, level, pc, mult)| {
+                let x = env.reg(level, pc, r)?.wrapping_mul(mult);
+                (x % es == 0).then(|| {
+                    let i = x / es;
+                    evidence.push(format!(
+                        "%{} = {:#x} (oops registers): index {i} ({}-byte elements)",
+                        x86_64_register_name(r).unwrap_or("?"),
+                        env.reg(level, pc, r).unwrap_or(0),
+                        es
+                    ));
+                    i
+                })
+            });
+            let (index, remainder) = match (from_reg, b) {
+                (Some(i), _) => (Some(i), 0),
+                (None, Some(b)) if v >= b => (Some((v - b) / es), (v - b) % es),
                 _ => (None, 0),
             };
-            if let (Some(i), Some(b)) = (index, b) {
+            if let (Some(i), Some(b), None) = (index, b, from_reg) {
                 evidence.push(format!(
                     "element address {v:#x} - array start {b:#x} = {:#x} = {i} × {es}{}",
                     v - b,
@@ -176,6 +200,7 @@ pub fn find(env: &Env<'_>, o: &Origin, v: u64) -> Option<Element> {
                 base: b,
                 index,
                 remainder,
+                index_expr: index_name.clone(),
                 bound,
                 evidence,
             })

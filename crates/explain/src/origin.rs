@@ -216,6 +216,11 @@ pub enum Origin {
         base: Box<Origin>,
         pointee: Option<(Arc<Binary>, u64)>,
         text: String,
+        /// Where the index is, when a register holds a multiple of it: (register, frame level,
+        /// PC, byte multiplier: index = value × multiplier / element size).
+        index_reg: Option<(u16, usize, u64, u64)>,
+        /// The DWARF variable in that register (`slot`).
+        index_name: Option<String>,
     },
 }
 
@@ -230,7 +235,9 @@ impl Origin {
             },
             Origin::Load { base, path, .. } => format!("{}->{path}", base.expr_as_base()),
             Origin::AddrOf { base, path, .. } => format!("&{}->{path}", base.expr_as_base()),
-            Origin::Element { base, .. } => format!("&{}[…]", base.expr()),
+            Origin::Element { base, .. } => {
+                format!("&{}[…]", base.expr().trim_start_matches('&'))
+            }
         }
     }
 
@@ -467,6 +474,15 @@ impl<'a> Tracer<'a> {
         if let Some(e) = self.scaled_add(code, level, def, reg, depth) {
             return Some(e);
         }
+        // `add reg, %gs:this_cpu_off`: this_cpu_ptr(p) (get_cpu_ptr, per_cpu_ptr on this CPU)
+        // is p's own derivation in the CPU's per-CPU area.
+        if def.ins.mnemonic() == iced_x86::Mnemonic::Add
+            && def.ins.segment_prefix() == iced_x86::Register::GS
+            && def.ins.op0_kind() == iced_x86::OpKind::Register
+            && insn::dwarf_reg(def.ins.op0_register()) == Some(reg)
+        {
+            return self.origin(code, level, def.ip(), reg, depth);
+        }
         if let Some((d, m)) = insn::load(&def.ins) {
             if d != reg || m.index.is_some() {
                 return None;
@@ -506,6 +522,9 @@ impl<'a> Tracer<'a> {
                 let target = code.rip_target(def)?;
                 return self.static_addr(code, target);
             }
+            if m.base.is_none() {
+                return self.static_element(code, level, def, m.index?, m.scale as u64);
+            }
             let base = self.origin(code, level, def.ip(), m.base?, depth)?;
             let (bin, pt) = base.pointee()?.clone();
             if m.index.is_some() {
@@ -516,6 +535,8 @@ impl<'a> Tracer<'a> {
                     base: Box::new(base),
                     pointee: Some((bin, pt)),
                     text: def.text.clone(),
+                    index_reg: None,
+                    index_name: None,
                 });
             }
             let (path, mt) = shallow_member(&bin, pt, m.disp as u64)?;
@@ -589,6 +610,49 @@ impl<'a> Tracer<'a> {
             }),
             pointee: Some(elem),
             text: format!("{}; {}", scale.text, def.text),
+            index_reg: None,
+            index_name: None,
+        })
+    }
+
+    /// `lea (,%idx,SCALE) + &array` in a module (the displacement is relocated to a static
+    /// array): `&array[i]`, the index in `%idx` (or in `%r` when `%idx` = `r + r*k`, GCC's
+    /// multiply by 3, 5, 9). Pinned by `percpu_index` in tests/shapes.rs.
+    fn static_element(
+        &self,
+        code: &FnCode,
+        level: usize,
+        def: &Insn,
+        idx: u16,
+        scale: u64,
+    ) -> Option<Origin> {
+        if code.bin.kind != kmortem_symbols::ElfKind::Relocatable {
+            return None;
+        }
+        let site = def.end().checked_sub(4)?;
+        let target = code.bin.code_relocation(site)?;
+        let base = self.static_addr(code, target)?;
+        let pointee = base.pointee().cloned();
+        let (mut r, mut mult, mut at) = (idx, scale, def.ip());
+        if let Some(d) = code.reaching_def(def.ip(), idx) {
+            if let Some((dd, m)) = insn::lea(&d.ins) {
+                if dd == idx && m.base.is_some() && m.base == m.index && m.disp == 0 {
+                    r = m.base?;
+                    mult *= m.scale as u64 + 1;
+                    at = d.ip();
+                }
+            }
+        }
+        let index_name = match self.var_in(code, level, at, r, false) {
+            Some(Origin::Var { name, .. }) => Some(name),
+            _ => None,
+        };
+        Some(Origin::Element {
+            base: Box::new(base),
+            pointee,
+            text: def.text.clone(),
+            index_reg: Some((r, level, at, mult)),
+            index_name,
         })
     }
 

@@ -464,17 +464,21 @@ pub fn explain(
                 String::new()
             }
         );
+        if let Some(x) = &e.index_expr {
+            s.push_str(&format!(", index `{x}`"));
+        }
         if let Some((n, src)) = &e.bound {
-            s.push_str(&format!(
-                ", and `{src}` = {n}",
-                src = src.trim_start_matches("DWARF: ")
-            ));
+            if src.starts_with("DWARF: ") {
+                s.push_str(&format!(", and the array has {n} elements"));
+            } else {
+                s.push_str(&format!(", and `{src}` = {n}"));
+            }
             match e.out_of_bounds() {
                 Some(true) => {
                     s.push_str(": index out of bounds");
                     verdict = "index_out_of_bounds";
                     // The index and the bound are both read, not inferred.
-                    if confidence == Confidence::Medium && e.base.is_some() {
+                    if confidence == Confidence::Medium {
                         confidence = Confidence::High;
                     }
                 }
@@ -518,6 +522,9 @@ pub fn explain(
         }
         if let Some(i) = e.index {
             f.fact("index", i.to_string());
+        }
+        if let Some(x) = &e.index_expr {
+            f.fact("index_expr", x.clone());
         }
         if let Some((n, src)) = &e.bound {
             f.fact("bound", n.to_string());
