@@ -474,6 +474,9 @@ impl<'a> Tracer<'a> {
         if let Some(e) = self.scaled_add(code, level, def, reg, depth) {
             return Some(e);
         }
+        if let Some(e) = self.static_scaled_add(code, level, def, reg) {
+            return Some(e);
+        }
         // `add reg, %gs:this_cpu_off`: this_cpu_ptr(p) (get_cpu_ptr, per_cpu_ptr on this CPU)
         // is p's own derivation in the CPU's per-CPU area.
         if def.ins.mnemonic() == iced_x86::Mnemonic::Add
@@ -651,6 +654,66 @@ impl<'a> Tracer<'a> {
             base: Box::new(base),
             pointee,
             text: def.text.clone(),
+            index_reg: Some((r, level, at, mult)),
+            index_name,
+        })
+    }
+
+    /// `imul reg, i, SIZE` then `add reg, $array` (a relocated immediate) in a module: GCC -Os's
+    /// `&array[i]` of a static (or per-CPU) array; the index is `i`'s register, through one
+    /// register copy (`mov %edi,%eax`). Pinned by `percpu_index_Os` in tests/shapes.rs.
+    fn static_scaled_add(
+        &self,
+        code: &FnCode,
+        level: usize,
+        def: &Insn,
+        reg: u16,
+    ) -> Option<Origin> {
+        use iced_x86::{Mnemonic, OpKind};
+        let x = &def.ins;
+        if x.mnemonic() != Mnemonic::Add
+            || x.op0_kind() != OpKind::Register
+            || x.op1_kind() != OpKind::Immediate32to64
+            || insn::dwarf_reg(x.op0_register()) != Some(reg)
+            || code.bin.kind != kmortem_symbols::ElfKind::Relocatable
+        {
+            return None;
+        }
+        let target = code.bin.code_relocation(def.end().checked_sub(4)?)?;
+        let base = self.static_addr(code, target)?;
+        let scale = code.reaching_def(def.ip(), reg)?;
+        let imm = matches!(
+            scale.ins.op2_kind(),
+            OpKind::Immediate8to64 | OpKind::Immediate32to64 | OpKind::Immediate8to32
+        );
+        if scale.ins.mnemonic() != Mnemonic::Imul
+            || scale.ins.op_count() != 3
+            || scale.ins.op1_kind() != OpKind::Register
+            || !imm
+        {
+            return None;
+        }
+        let mult = scale.ins.immediate(2);
+        let mut r = insn::dwarf_reg(scale.ins.op1_register())?;
+        let mut at = scale.ip();
+        if let Some(d) = code.reaching_def(at, r) {
+            if d.ins.mnemonic() == Mnemonic::Mov
+                && d.ins.op0_kind() == OpKind::Register
+                && d.ins.op1_kind() == OpKind::Register
+                && insn::dwarf_reg(d.ins.op0_register()) == Some(r)
+            {
+                r = insn::dwarf_reg(d.ins.op1_register())?;
+                at = d.ip();
+            }
+        }
+        let index_name = match self.var_in(code, level, at, r, false) {
+            Some(Origin::Var { name, .. }) => Some(name),
+            _ => None,
+        };
+        Some(Origin::Element {
+            pointee: base.pointee().cloned(),
+            base: Box::new(base),
+            text: format!("{}; {}", scale.text, def.text),
             index_reg: Some((r, level, at, mult)),
             index_name,
         })

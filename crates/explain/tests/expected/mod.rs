@@ -302,7 +302,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         scenario: "percpu_index",
-        must: false,
+        must: true,
         picked: (0, "panic"),
         console: PERCPU,
         console_also: &[],
