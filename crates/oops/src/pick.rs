@@ -152,7 +152,7 @@ mod tests {
 
     const WARN: &str = "[  0.05] WARNING: CPU: 0 PID: 0 at arch/x86/kernel/cpu/bugs.c:3524 __warn_thunk+0x20/0x30\n\
 [  0.05] Modules linked in:\n\
-[  0.05] CPU: 0 PID: 0 Comm: swapper/0 Not tainted 6.12.118+deb12-cloud-amd64 #1\n\
+[  0.05] CPU: 0 PID: 0 Comm: swapper/0 Not tainted 6.99.0-test #1\n\
 [  0.05] RIP: 0010:__warn_thunk+0x20/0x30\n\
 [  0.05] Call Trace:\n\
 [  0.05]  <TASK>\n\
@@ -165,7 +165,7 @@ mod tests {
             "[{ts}] BUG: kernel NULL pointer dereference, address: 0000000000000008\n\
 [{ts}] #PF: supervisor read access in kernel mode\n\
 [{ts}] Oops: 0000 [#1] PREEMPT SMP NOPTI\n\
-[{ts}] CPU: 1 PID: 99 Comm: sh Not tainted 6.1.0-57-cloud-amd64 #1\n\
+[{ts}] CPU: 1 PID: 99 Comm: sh Not tainted 6.99.0-test #1\n\
 [{ts}] RIP: 0010:{func}+0x5/0x10\n\
 [{ts}] Call Trace:\n\
 [{ts}]  <TASK>\n\
