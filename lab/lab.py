@@ -163,25 +163,34 @@ def fetch_kernel(k, d):
 # ------------------------------------------------------------------------------------ module
 
 
-def build_module(rel, d):
+def build_module(rel, d, opt=None):
     """module/<hash>/kmlab.ko (built there, with its source: DWARF names that path), and a copy
     at module/kmlab.ko. Each scenario's meta.json names the versioned .ko and source, so dumps
-    made with an older module stay consistent while a newer one is being built."""
+    made with an older module stay consistent while a newer one is being built.
+
+    `opt` (`-O1`, `-Os`) builds module/<hash><opt>/kmlab.ko from the same source with
+    `ccflags-y += <opt>` appended to its Kbuild (the kernel's -O2 comes first on the command
+    line, so the module's own flag wins), for the scenarios that explain code of another
+    optimisation level; module/kmlab.ko stays the -O2 build."""
     root = os.path.join(d, "root")
     src = os.path.join(LAB_SRC, "module")
     mdir = os.path.join(d, "module")
     h = file_sha(os.path.join(src, "kmlab.c"), os.path.join(src, "Kbuild"))
-    bdir = os.path.join(mdir, h)
-    stamp = os.path.join(mdir, ".stamp")
+    tag = h + (opt or "")
+    bdir = os.path.join(mdir, tag)
+    stamp = os.path.join(mdir, ".stamp" + (opt or ""))
     ko = os.path.join(mdir, "kmlab.ko")
-    if os.path.exists(ko) and os.path.exists(os.path.join(bdir, "kmlab.ko")) and \
-            stamp_ok(stamp, h):
-        return h
-    log("building kmlab.ko against the extracted headers")
+    built = os.path.join(bdir, "kmlab.ko")
+    if (opt or os.path.exists(ko)) and os.path.exists(built) and stamp_ok(stamp, tag):
+        return tag
+    log(f"building kmlab.ko{' ' + opt if opt else ''} against the extracted headers")
     shutil.rmtree(bdir, ignore_errors=True)
     os.makedirs(bdir)
     for f in ("kmlab.c", "Kbuild"):
         shutil.copy(os.path.join(src, f), bdir)
+    if opt:
+        with open(os.path.join(bdir, "Kbuild"), "a") as f:
+            f.write(f"# lab variant: the module at {opt}\nccflags-y += {opt}\n")
     hdr = os.path.join(root, f"usr/src/linux-headers-{rel}")
     # The flavour's Makefile includes /usr/src/linux-headers-*-common/Makefile by absolute path;
     # call the extracted common Makefile directly with the flavour dir as the object tree.
@@ -190,10 +199,11 @@ def build_module(rel, d):
     cc = "gcc-12" if shutil.which("gcc-12") else "gcc"
     run(["make", "-s", "-C", hdr, "-f", os.path.join(common, "Makefile"), f"M={bdir}",
          f"CC={cc}", "modules"])
-    shutil.copy(os.path.join(bdir, "kmlab.ko"), ko + ".tmp")
-    os.rename(ko + ".tmp", ko)
-    write_stamp(stamp, h)
-    return h
+    if not opt:
+        shutil.copy(built, ko + ".tmp")
+        os.rename(ko + ".tmp", ko)
+    write_stamp(stamp, tag)
+    return tag
 
 
 # ------------------------------------------------------------------------------------ initramfs
@@ -226,15 +236,21 @@ def copy_module(base, dst_dir):
             shutil.copyfileobj(f, o)
 
 
-def build_initramfs(rel, d, mod_hash):
+def initramfs_path(d, opt=None):
+    """The initramfs with the -O2 kmlab.ko, or with the `opt` build (initramfs-O1.cpio.gz)."""
+    return os.path.join(d, f"initramfs{opt or ''}.cpio.gz")
+
+
+def build_initramfs(rel, d, mod_hash, opt=None):
     root = os.path.join(d, "root")
     init = os.path.join(LAB_SRC, "initramfs", "init")
-    out_path = os.path.join(d, "initramfs.cpio.gz")
+    out_path = initramfs_path(d, opt)
     h = sha(file_sha(init), mod_hash, open("/bin/busybox", "rb").read()[:4096])
     stamp = out_path + ".stamp"
     if os.path.exists(out_path) and stamp_ok(stamp, h):
         return h
-    log("building initramfs.cpio.gz (busybox-static, kmlab.ko, qemu_fw_cfg, virtio, makedumpfile)")
+    log(f"building {os.path.basename(out_path)} (busybox-static, kmlab.ko, qemu_fw_cfg, virtio, "
+        "makedumpfile)")
     with tempfile.TemporaryDirectory() as t:
         for sub in ("bin", "sbin", "proc", "sys", "dev", "lib/modules", "boot", "tmp", "usr/bin",
                     "lib64", "etc"):
@@ -242,7 +258,8 @@ def build_initramfs(rel, d, mod_hash):
         shutil.copy("/bin/busybox", os.path.join(t, "bin/busybox"))
         shutil.copy(init, os.path.join(t, "init"))
         os.chmod(os.path.join(t, "init"), 0o755)
-        shutil.copy(os.path.join(d, "module/kmlab.ko"), os.path.join(t, "lib/modules"))
+        shutil.copy(os.path.join(d, "module", mod_hash, "kmlab.ko") if opt else
+                    os.path.join(d, "module/kmlab.ko"), os.path.join(t, "lib/modules"))
         kmods = os.path.join(root, f"lib/modules/{rel}/kernel/drivers")
         for rp in ("firmware/qemu_fw_cfg", "virtio/virtio", "virtio/virtio_ring",
                    "virtio/virtio_pci", "virtio/virtio_pci_legacy_dev",
@@ -259,6 +276,9 @@ def build_initramfs(rel, d, mod_hash):
                     os.makedirs(os.path.dirname(dst), exist_ok=True)
                     shutil.copy(os.path.realpath(lib), dst)
         write_cpio_gz(t, out_path)
+        if opt:
+            write_stamp(stamp, h)
+            return h
         # kdump: the first kernel also carries the capture kernel (the same kernel) and the
         # plain initramfs, for `kexec -p`.
         shutil.copy(os.path.join(root, f"boot/vmlinuz-{rel}"), os.path.join(t, "boot/vmlinuz"))
@@ -353,6 +373,33 @@ SCENARIOS = [
     dict(name="wrong_cpu_index", kind="paging_request",
          title="BUG: unable to handle kernel paging request in kmlab_bio_merge",
          func="kmlab_bio_merge", dumps=SMALL),
+    # New shapes of the seed bugs (issue 21): explain must name the variable, member and verdict
+    # of code it was not developed against. Their expected findings are in
+    # crates/explain/tests/shapes.rs.
+    dict(name="null_member_deep", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_request_mtu",
+         func="kmlab_request_mtu", dumps=SMALL),
+    # Folklore: hlist_del() has no CONFIG_DEBUG_LIST check (6.1 and 6.12 alike), so a second
+    # hlist_del() is not a list report: __hlist_del() writes through the LIST_POISON2 left in
+    # n->pprev, a non-canonical address (GPF).
+    dict(name="hlist_double_del", kind="general_protection_fault",
+         title="general protection fault in kmlab_peer_unhash", func="kmlab_peer_unhash",
+         dumps=SMALL),
+    # get_cpu_ptr(&kmlab_hits[0x2000000]) of a per-CPU array of 4: 768 MB past the module's
+    # per-CPU area (embedded in the direct map, 256 MB of RAM): an unmapped address.
+    dict(name="percpu_index", kind="paging_request",
+         title="BUG: unable to handle kernel paging request in kmlab_account_hit",
+         func="kmlab_account_hit", dumps=SMALL),
+    # slab_nomerge: the two 64-byte caches must not be merged with kmalloc-64 (or with each
+    # other), so that the token's slab page really goes back to the page allocator.
+    dict(name="uaf_realloc", kind="general_protection_fault",
+         title="general protection fault in kmlab_token_get", func="kmlab_token_get",
+         extra="slab_nomerge", dumps=SMALL),
+    # A benign WARNING (no panic_on_warn: the machine goes on) before the fatal oops: explain
+    # must explain the second report, the one `Kernel panic - not syncing` follows.
+    dict(name="warn_then_oops", kind="null_pointer_dereference",
+         title="BUG: unable to handle kernel NULL pointer dereference in kmlab_request_mtu",
+         func="kmlab_request_mtu", reports=2, dumps=SMALL),
     # variants of null_deref
     dict(name="null_deref_nokaslr", trigger="null_deref", kind="null_pointer_dereference",
          title="BUG: unable to handle kernel NULL pointer dereference in kmlab_device_get",
@@ -384,6 +431,19 @@ SCENARIOS = [
          overlay=dict(script="many-tasks", tasks=3000), mem=1024, dumps=SMALL, timeout=300),
 ]
 
+# The explain-relevant scenarios again, with kmlab.ko built at -O1 and -Os (module/<hash>-O1/,
+# initramfs-O1.cpio.gz): the same bugs in code the compiler laid out differently. Cheap on
+# purpose (CI builds the lab from scratch): one kdump-zlib dump, drgn and addr2line oracles,
+# no crash session.
+OPT_LEVELS = [("O1", "-O1"), ("Os", "-Os")]
+# Two array shapes only (issue 21 items 2 and 3): every variant is two more TCG boots in CI.
+OPT_VARIANTS_OF = ["wrong_cpu_index", "percpu_index"]
+for _base in [sc for sc in SCENARIOS if sc["name"] in OPT_VARIANTS_OF]:
+    for _tag, _flag in OPT_LEVELS:
+        SCENARIOS.append(dict(_base, name=f"{_base['name']}_{_tag}",
+                              trigger=_base.get("trigger", _base["name"]), opt=_flag,
+                              dumps=SMALL, oracles=["drgn", "addr2line"]))
+
 
 def overlay_initrd(sc, d, base):
     """The lab's initramfs with the scenario's overlay cpio appended (the kernel unpacks
@@ -393,8 +453,9 @@ def overlay_initrd(sc, d, base):
         return base
     import gzip
     script = open(os.path.join(LAB_SRC, "initramfs", ov["script"])).read()
-    script = script.replace("@TASKS@", str(ov["tasks"]))
+    script = script.replace("@TASKS@", str(ov.get("tasks", "")))
     out_path = os.path.join(d, "scenarios", sc["name"], ".initrd.cpio.gz")
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with tempfile.TemporaryDirectory() as t:
         with open(os.path.join(t, "init"), "w") as f:
             f.write(script)
@@ -457,7 +518,7 @@ def boot_and_dump(sc, d, sdir, rel):
     qemu = ["nice", "-n", "5", "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-smp", "2",
             "-m", str(sc.get("mem", 256)), "-cpu", sc.get("cpu", "qemu64"),
             "-kernel", os.path.join(root, f"boot/vmlinuz-{rel}"),
-            "-initrd", overlay_initrd(sc, d, os.path.join(d, "initramfs.cpio.gz")),
+            "-initrd", overlay_initrd(sc, d, initramfs_path(d, sc.get("opt"))),
             "-append", cmdline,
             "-display", "none", "-monitor", "none", "-serial", f"file:{console}",
             "-qmp", f"unix:{sock},server=on,wait=off", "-no-reboot"]
@@ -468,7 +529,8 @@ def boot_and_dump(sc, d, sdir, rel):
         with open(disk, "wb") as f:
             f.truncate(512 << 20)
         qemu += ["-drive", f"file={disk},format=raw,if=virtio"]
-        qemu[qemu.index("-initrd") + 1] = os.path.join(d, "initramfs-kdump.cpio.gz")
+        qemu[qemu.index("-initrd") + 1] = overlay_initrd(
+            sc, d, os.path.join(d, "initramfs-kdump.cpio.gz"))
     qemu += sc.get("qemu_extra", [])
     log(f"{name}: booting ({cmdline})")
     t = time.time()
@@ -800,7 +862,8 @@ def do_scenario(sc, d, info, force):
     name = sc["name"]
     _TLS.prefix = f"[{info['name']}] "
     sdir = os.path.join(d, "scenarios", name)
-    h = sha(json.dumps(sc, sort_keys=True), info["initramfs_hash"], LAB_FORMAT,
+    mod_hash, initramfs_hash = build_of(info, sc)
+    h = sha(json.dumps(sc, sort_keys=True), initramfs_hash, LAB_FORMAT,
             ",".join(info["oracles"]),
             file_sha(DRGN_SCRIPT), file_sha(os.path.join(LAB_SRC, "oracle", "addr2line_oracle.py")),
             *([file_sha(os.path.join(LAB_SRC, "initramfs", sc["overlay"]["script"]))]
@@ -815,7 +878,7 @@ def do_scenario(sc, d, info, force):
     os.makedirs(os.path.join(sdir, "oracle"))
     root = os.path.join(d, "root")
     vmlinux = os.path.join(root, f"usr/lib/debug/boot/vmlinux-{rel}")
-    ko = os.path.join(d, "module", info["module_hash"], "kmlab.ko")
+    ko = os.path.join(d, "module", mod_hash, "kmlab.ko")
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         cmdline, secs = boot_and_dump(sc, d, sdir, rel)
         early = crashed_before_trigger(os.path.join(sdir, "console.log"))
@@ -880,7 +943,11 @@ def do_scenario(sc, d, info, force):
         "vmlinux": vmlinux,
         "modules_debug_dir": os.path.join(root, f"usr/lib/debug/lib/modules/{rel}"),
         "kmlab_ko": ko,
-        "kmlab_source": os.path.join(d, "module", info["module_hash"], "kmlab.c"),
+        "kmlab_source": os.path.join(d, "module", mod_hash, "kmlab.c"),
+        # the optimisation level kmlab.ko was built at (-O2: the kernel's own)
+        "opt": sc.get("opt", "-O2"),
+        # reports in the console: more than one when a benign one comes before the crash
+        "expected_reports": sc.get("reports", 1),
         "system_map": os.path.join(root, f"boot/System.map-{rel}"),
         "cmdline": cmdline,
         "kaslr": "nokaslr" not in flags,
@@ -906,7 +973,7 @@ def do_scenario(sc, d, info, force):
     for i, dd in enumerate(oracle_dumps):
         tag = "" if i == 0 else "." + dd["format"]
         log(f"{name}: oracles on {dd['file']}")
-        if "crash" in info["oracles"]:
+        if "crash" in info["oracles"] and "crash" in sc.get("oracles", ["crash"]):
             crash_oracle(os.path.join(sdir, dd["file"]), tag, odir, vmlinux, timings,
                          per_command=(i == 0 and name == "null_deref"))
         drgn_oracle(os.path.join(sdir, dd["file"]), tag, odir, vmlinux, ko, timings)
@@ -919,6 +986,22 @@ def do_scenario(sc, d, info, force):
     write_stamp(stamp, h)
     log(f"{name}: done ({', '.join(x['file'] for x in dumps)})")
     return True
+
+
+def build_of(info, sc):
+    """(module hash, initramfs hash) a scenario boots with: the -O2 build, or its `opt` one."""
+    opt = sc.get("opt")
+    if not opt:
+        return info["module_hash"], info["initramfs_hash"]
+    return info["opt_builds"][opt]
+
+
+def prepare_opt_builds(k, d, info, opts):
+    """kmlab.ko and an initramfs for each optimisation level some selected scenario needs."""
+    info.setdefault("opt_builds", {})
+    for opt in sorted(opts):
+        mh = build_module(k["release"], d, opt)
+        info["opt_builds"][opt] = (mh, build_initramfs(k["release"], d, mh, opt))
 
 
 def prepare_kernel(k):
@@ -986,6 +1069,9 @@ def main():
     only = set(a.only.split(",")) if a.only else None
     todo = [(k, d, info, sc) for k, d, info in prepared for sc in SCENARIOS
             if not only or sc["name"] in only]
+    for k, d, info in prepared:
+        prepare_opt_builds(k, d, info, {sc["opt"] for kk, _, _, sc in todo
+                                        if kk is k and sc.get("opt")})
     if a.reverse:
         todo.reverse()
     jobs = int(os.environ.get("KMORTEM_LAB_JOBS", "2"))

@@ -16,6 +16,15 @@
  *                    timer wheel still links the old entry and crashes in the timer code.
  *   wrong_cpu_index  seed 002: a per-queue array indexed with another hardware queue's index,
  *                    so spin_lock() runs on garbage.
+ *
+ * New shapes of the same bugs (issue 21), for explaining code it was not developed against:
+ *   null_member_deep  a NULL two members deep, with no variable naming it: req->conn->xprt.
+ *   hlist_double_del  hlist_del() twice: the second one writes through LIST_POISON2 (hlists
+ *                     have no CONFIG_DEBUG_LIST check, so it is a GPF, not a list report).
+ *   percpu_index      an index 0x2000000 into a per-CPU array of 4 (get_cpu_ptr(&a[i])).
+ *   uaf_realloc       a use after free whose slab page went back to the page allocator and
+ *                     now holds another cache's objects (needs slab_nomerge).
+ *   warn_then_oops    a benign WARNING first (the machine goes on), then the fatal oops.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -35,6 +44,8 @@
 #include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/kthread.h>
+#include <linux/percpu.h>
+#include <linux/cpumask.h>
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("kmortem crash lab triggers");
@@ -179,6 +190,58 @@ struct kmlab_hctx_data {
 	struct kmlab_ctx_queue *kcqs;
 };
 
+/* null_member_deep: a request, its connection, the connection's transport */
+struct kmlab_xprt {
+	u32 proto;
+	u32 mtu;
+	u64 tx_bytes;
+};
+
+struct kmlab_conn {
+	u64 id;
+	u32 state;
+	struct kmlab_xprt *xprt;
+};
+
+struct kmlab_request {
+	u32 tag;
+	u32 len;
+	struct kmlab_conn *conn;
+};
+
+/* hlist_double_del: a peer hashed by address */
+struct kmlab_peer {
+	u32 addr;
+	u16 port;
+	struct hlist_node hnode;
+	u64 last_seen;
+};
+
+/* percpu_index: per-CPU hit counters, 4 slots per CPU */
+struct kmlab_hit {
+	u64 hits;
+	u64 bytes;
+	unsigned long last;
+};
+
+/* uaf_realloc: two caches of 64-byte objects; a token's owner overlaps a frame's cookie */
+struct kmlab_token {
+	u64 id;
+	struct kmlab_device *owner;
+	u32 flags;
+	char label[44];
+};
+
+struct kmlab_frame {
+	u64 seq;
+	u64 cookie;
+	u32 len;
+	u8 payload[44];
+};
+
+/* 'KMLABFR', a non-canonical address: a use of it faults as a general protection fault */
+#define KMLAB_FRAME_COOKIE 0x4b4d4c4142465200ULL
+
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -188,6 +251,9 @@ static struct kmlab_watchdog kmlab_wd;
 static struct kmlab_pulse kmlab_pulse;
 static struct kmlab_flusher kmlab_flusher;
 static struct kmlab_neigh kmlab_neighs[2];
+static struct hlist_head kmlab_peer_hash[8];
+static DEFINE_PER_CPU(struct kmlab_hit, kmlab_hits[4]);
+static struct kmem_cache *kmlab_token_cache, *kmlab_frame_cache;
 
 /*
  * The oops's Code: line shows 42 bytes before the faulting instruction; at the very start of a
@@ -407,6 +473,41 @@ static noinline void kmlab_bio_merge(struct kmlab_hctx *hctx, struct kmlab_sw_ct
 	spin_lock(&kcq->lock);
 	list_del_init(&kcq->rq_list[0]);
 	spin_unlock(&kcq->lock);
+}
+
+/* null_member_deep */
+static noinline u32 kmlab_request_mtu(struct kmlab_request *req)
+{
+	return req->conn->xprt->mtu;
+}
+
+/* hlist_double_del */
+static noinline void kmlab_peer_unhash(struct kmlab_peer *p)
+{
+	hlist_del(&p->hnode);
+}
+
+/* percpu_index */
+static noinline void kmlab_account_hit(unsigned int slot, u64 bytes)
+{
+	struct kmlab_hit *h = get_cpu_ptr(&kmlab_hits[slot]);
+
+	h->hits++;
+	h->bytes += bytes;
+	h->last = jiffies;
+	put_cpu_ptr(&kmlab_hits[slot]);
+}
+
+/* uaf_realloc */
+static noinline void kmlab_token_get(struct kmlab_token *t)
+{
+	t->owner->refcount++;
+}
+
+/* warn_then_oops: a benign warning */
+static noinline void kmlab_check_budget(unsigned int used, unsigned int budget)
+{
+	WARN_ONCE(used > budget, "kmlab: budget exceeded: %u > %u\n", used, budget);
 }
 
 /* ---------------------------------------------------------------- scenarios */
@@ -645,6 +746,102 @@ static noinline void kmlab_do_wrong_cpu_index(void)
 	kmlab_bio_merge(&hctx, &ctx);
 }
 
+static noinline void kmlab_do_null_member_deep(void)
+{
+	struct kmlab_request *req = kzalloc(sizeof(*req), GFP_KERNEL);
+
+	if (!req)
+		return;
+	req->tag = 7;
+	req->len = 512;
+	req->conn = kzalloc(sizeof(*req->conn), GFP_KERNEL);
+	if (!req->conn)
+		return;
+	/* connected, but its transport was never attached: conn->xprt stays NULL */
+	req->conn->id = 42;
+	pr_info("kmlab: request mtu %u\n", kmlab_request_mtu(req));
+}
+
+static noinline void kmlab_do_hlist_double_del(void)
+{
+	struct kmlab_peer *p = kzalloc(sizeof(*p), GFP_KERNEL);
+	struct kmlab_peer *q = kzalloc(sizeof(*q), GFP_KERNEL);
+
+	if (!p || !q)
+		return;
+	p->addr = 0x0a000002;
+	q->addr = 0x0a00000a;
+	hlist_add_head(&q->hnode, &kmlab_peer_hash[q->addr & 7]);
+	hlist_add_head(&p->hnode, &kmlab_peer_hash[p->addr & 7]);
+	kmlab_peer_unhash(p);
+	/* unhashed a second time (an expiry and a close, one after the other) */
+	kmlab_peer_unhash(p);
+}
+
+static noinline void kmlab_do_percpu_index(void)
+{
+	/* a flow hash used as the slot, never reduced modulo the 4 slots */
+	unsigned int slot = 0x2000000;
+
+	KMLAB_HIDE(slot);
+	kmlab_account_hit(slot, 1500);
+}
+
+static noinline void kmlab_do_uaf_realloc(void)
+{
+	struct kmlab_token *toks[8], *t;
+	struct kmlab_frame *f = NULL;
+	int i, n;
+
+	kmlab_token_cache = kmem_cache_create("kmlab_token", sizeof(struct kmlab_token), 0, 0,
+					      NULL);
+	kmlab_frame_cache = kmem_cache_create("kmlab_frame", sizeof(struct kmlab_frame), 0, 0,
+					      NULL);
+	if (!kmlab_token_cache || !kmlab_frame_cache)
+		return;
+	/*
+	 * Stay on this CPU: the freed slab page goes to this CPU's free page lists, where the
+	 * other cache's first slab finds it.
+	 */
+	set_cpus_allowed_ptr(current, cpumask_of(raw_smp_processor_id()));
+	for (i = 0; i < ARRAY_SIZE(toks); i++) {
+		toks[i] = kmem_cache_zalloc(kmlab_token_cache, GFP_KERNEL);
+		if (!toks[i])
+			return;
+		toks[i]->id = i;
+	}
+	t = toks[3];
+	t->owner = kzalloc(sizeof(*t->owner), GFP_KERNEL);
+	for (i = 0; i < ARRAY_SIZE(toks); i++)
+		kmem_cache_free(kmlab_token_cache, toks[i]);
+	/* the slab is empty: shrinking gives its page back to the page allocator */
+	kmem_cache_shrink(kmlab_token_cache);
+	for (n = 0; n < 1024; n++) {
+		f = kmem_cache_alloc(kmlab_frame_cache, GFP_KERNEL);
+		if (!f)
+			break;
+		f->seq = n;
+		f->cookie = KMLAB_FRAME_COOKIE;
+		f->len = 0;
+		if ((void *)f == (void *)t)
+			break;
+	}
+	pr_info("kmlab: token %px %s\n", t,
+		(void *)f == (void *)t ? "now holds a kmlab_frame" : "was not reused");
+	/* not reused: a BUG with another title, which lab/build reports, instead of no crash */
+	BUG_ON((void *)f != (void *)t);
+	/* use after free: t->owner is now f->cookie */
+	kmlab_token_get(t);
+}
+
+static noinline void kmlab_do_warn_then_oops(void)
+{
+	/* benign: the machine goes on */
+	kmlab_check_budget(130, 100);
+	msleep(200);
+	kmlab_do_null_member_deep();
+}
+
 struct kmlab_scenario {
 	const char *name;
 	void (*fn)(void);
@@ -673,6 +870,11 @@ static const struct kmlab_scenario kmlab_scenarios[] = {
 	{ "leaf_cfs_rq", kmlab_do_leaf_cfs_rq },
 	{ "timer_reinit", kmlab_do_timer_reinit },
 	{ "wrong_cpu_index", kmlab_do_wrong_cpu_index },
+	{ "null_member_deep", kmlab_do_null_member_deep },
+	{ "hlist_double_del", kmlab_do_hlist_double_del },
+	{ "percpu_index", kmlab_do_percpu_index },
+	{ "uaf_realloc", kmlab_do_uaf_realloc },
+	{ "warn_then_oops", kmlab_do_warn_then_oops },
 };
 
 static ssize_t kmlab_write(struct file *file, const char __user *ubuf, size_t len, loff_t *off)

@@ -126,10 +126,21 @@ fn explain_json_with_vmcore() {
             println!("no array_index: kmortem-kernel cannot read this kernel's vmalloc areas (vmap_nodes, 6.9+)");
             return;
         }
-        assert_eq!(f[0]["kind"], "array_index", "{out}");
+        // The top finding names the element, its index and the bound read from the vmcore
+        // (kmlab.c: khd->nr_kcqs = 2, index_hw[2] = 64); the vmalloc finding backs it.
+        assert_eq!(f[0]["kind"], "bad_pointer", "{out}");
         assert_eq!(f[0]["confidence"], "high");
         assert_eq!(f[0]["facts"]["index"], "64");
+        assert_eq!(f[0]["facts"]["bound"], "2");
+        assert_eq!(f[0]["facts"]["verdict"], "index_out_of_bounds");
         assert!(f[0]["evidence"].as_array().is_some_and(|e| !e.is_empty()));
+        assert_eq!(v["picked"]["reason"], "panic", "{out}");
+        let a = findings
+            .iter()
+            .find(|x| x["kind"] == "array_index")
+            .expect("array_index");
+        assert_eq!(a["confidence"], "high");
+        assert_eq!(a["facts"]["index"], "64");
     });
 }
 
@@ -169,4 +180,53 @@ fn explain_links_known_fixes_when_an_index_exists() {
         "{out}"
     );
     assert!(fixes.iter().all(|f| f["confidence"] == "low"));
+}
+
+/// Issue 21: a benign WARNING before the fatal oops (lab `warn_then_oops`): explain explains
+/// the oops that `Kernel panic - not syncing` follows, lists the WARNING as context, says so in
+/// JSON, and `--report N` picks another (a bad N is a one-line error).
+#[test]
+fn explain_picks_the_report_that_ended_the_machine() {
+    kmortem_lab::each(|lab| {
+        let (out, sc) = explain(lab, "warn_then_oops", &[]);
+        println!("{out}");
+        assert!(
+            out.starts_with(&sc.meta.expected_title.clone().unwrap_or_default()),
+            "{out}"
+        );
+        assert!(
+            out.contains("(report 2 of 2: the one `Kernel panic - not syncing` follows)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("earlier report 1: WARNING in kmlab_check_budget"),
+            "{out}"
+        );
+        let (json, _) = explain(lab, "warn_then_oops", &["--json"]);
+        let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(v["picked"]["index"], 1, "{json}");
+        assert_eq!(v["picked"]["reason"], "panic");
+        assert_eq!(
+            v["reports"][0]["findings"].as_array().map(Vec::len),
+            Some(0)
+        );
+        assert!(v["reports"][1]["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()));
+        let (first, _) = explain(lab, "warn_then_oops", &["--report", "1"]);
+        assert!(
+            first.starts_with("WARNING in kmlab_check_budget"),
+            "{first}"
+        );
+        assert!(first.contains("(report 1 of 2: as requested)"), "{first}");
+        let log = sc.console_log().display().to_string();
+        let (_, err, code) = run(
+            &["explain", &log, "--no-system", "--report", "3"],
+            &[],
+            None,
+        );
+        assert_ne!(code, 0);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("--report 3: the log holds 2 reports"), "{err}");
+    });
 }

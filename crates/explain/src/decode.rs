@@ -76,6 +76,7 @@ pub fn decode_json<'a>(
     JsonOut {
         debug_info: di,
         notes,
+        picked: kmortem_oops::pick_fatal(reports),
         reports: decoded,
     }
 }
@@ -290,6 +291,10 @@ pub struct DecodedReport<'a> {
 pub struct JsonOut<'a> {
     pub debug_info: DebugInfo,
     pub notes: Vec<String>,
+    /// The report that ended the machine (an index into `reports`) and why
+    /// (`kmortem_oops::pick_fatal`); absent when the log holds no crash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picked: Option<kmortem_oops::Pick>,
     pub reports: Vec<DecodedReport<'a>>,
 }
 

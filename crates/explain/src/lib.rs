@@ -12,6 +12,7 @@
 
 pub mod core;
 pub mod decode;
+pub mod element;
 pub mod insn;
 pub mod list;
 pub mod origin;
@@ -167,7 +168,7 @@ pub fn explain(report: &Report, ctx: &mut Context<'_>) -> Vec<Finding> {
     let lists = list::explain(report, &frames, ctx.log);
     let had_list = !lists.is_empty();
     out.extend(lists);
-    out.extend(pointer::explain(report, &frames));
+    out.extend(pointer::explain(report, &frames, ctx.program));
     out.extend(pointer::divide(report, &frames));
     // A list-debug BUG's own file:line (lib/list_debug.c) says nothing more without the source.
     if !had_list || ctx.source.is_some() {

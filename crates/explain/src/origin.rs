@@ -129,6 +129,16 @@ impl FnCode {
         Some(def)
     }
 
+    /// Whether an instruction in [from, to) writes `reg`, or a branch lands in (from, to) (a
+    /// value that lived in `reg` at `from` may not be the one it holds at `to`).
+    pub fn writes_between(&self, from: u64, to: u64, reg: u16) -> bool {
+        self.insns
+            .iter()
+            .filter(|x| x.ip() >= from && x.ip() < to)
+            .any(|x| self.written(x).contains(&reg))
+            || self.branches.iter().any(|&(_, t)| t > from && t < to)
+    }
+
     /// Whether `reg` at `pc` still holds the value it had at function entry.
     pub fn unchanged_since_entry(&self, pc: u64, reg: u16) -> bool {
         !self.writes_before(pc, reg) && !self.branches.iter().any(|&(_, t)| t < self.start)
@@ -165,6 +175,10 @@ pub enum Origin {
         /// The variable's pointee type (typedefs stripped), for member resolution.
         pointee: Option<(Arc<Binary>, u64)>,
         reg: u16,
+        /// The frame it was found in: 0 for the faulting function, 1 for its caller, ...
+        level: usize,
+        /// The PC (in that frame's function) where it lives in `reg`.
+        pc: u64,
         /// How the variable got its value, when the instructions before show it.
         from: Option<Box<Origin>>,
     },
@@ -173,11 +187,18 @@ pub enum Origin {
         name: String,
         member: Option<String>,
         pointee: Option<(Arc<Binary>, u64)>,
+        /// The address is the value (`&name`), not the memory there.
+        addr_of: bool,
+        /// The ELF symbol (`khd.2`: GCC's name of a function-local static) and the offset in it,
+        /// with the module that holds it, for finding its run-time address in a vmcore.
+        elf: Option<(Option<String>, String, u64)>,
     },
     /// `base->path`, loaded from memory.
     Load {
         base: Box<Origin>,
         path: String,
+        /// Byte offset of `path` in the base's pointee.
+        offset: u64,
         pointee: Option<(Arc<Binary>, u64)>,
         /// `func+0xoff` of the load.
         at: String,
@@ -187,6 +208,7 @@ pub enum Origin {
     AddrOf {
         base: Box<Origin>,
         path: String,
+        offset: u64,
         pointee: Option<(Arc<Binary>, u64)>,
     },
     /// `&base[i]`.
@@ -194,6 +216,11 @@ pub enum Origin {
         base: Box<Origin>,
         pointee: Option<(Arc<Binary>, u64)>,
         text: String,
+        /// Where the index is, when a register holds a multiple of it: (register, frame level,
+        /// PC, byte multiplier: index = value × multiplier / element size).
+        index_reg: Option<(u16, usize, u64, u64)>,
+        /// The DWARF variable in that register (`slot`).
+        index_name: Option<String>,
     },
 }
 
@@ -208,7 +235,9 @@ impl Origin {
             },
             Origin::Load { base, path, .. } => format!("{}->{path}", base.expr_as_base()),
             Origin::AddrOf { base, path, .. } => format!("&{}->{path}", base.expr_as_base()),
-            Origin::Element { base, .. } => format!("&{}[…]", base.expr()),
+            Origin::Element { base, .. } => {
+                format!("&{}[…]", base.expr().trim_start_matches('&'))
+            }
         }
     }
 
@@ -230,9 +259,25 @@ impl Origin {
     /// Every known derivation along the way: `next = prev->next`, `prev = rq.tmp_alone_branch`.
     pub fn chain(&self, out: &mut Vec<String>) {
         match self {
-            Origin::Var { name, from, .. } => {
+            Origin::Var {
+                name,
+                from,
+                pointee,
+                ..
+            } => {
                 if let Some(f) = from {
-                    out.push(format!("`{name}` = `{}`", f.expr()));
+                    // `lock` = `kcq` where `lock` is a `raw_spinlock_t *` and `kcq` a struct
+                    // pointer: the member at offset 0 of that type is what was passed.
+                    let member = match (pointee, f.pointee()) {
+                        (Some((b, want)), Some((fb, have))) => {
+                            zero_member_path(fb, *have, &b.type_name(*want))
+                        }
+                        _ => None,
+                    };
+                    match member {
+                        Some(p) => out.push(format!("`{name}` = `&{}->{p}`", f.expr_as_base())),
+                        None => out.push(format!("`{name}` = `{}`", f.expr())),
+                    }
                     f.chain(out);
                 }
             }
@@ -332,7 +377,14 @@ fn pointee_of(bin: &Arc<Binary>, type_die: Option<u64>) -> Option<(Arc<Binary>, 
 impl<'a> Tracer<'a> {
     /// The variable living in `reg` at `pc`, innermost scope first (`prefer_struct`: the first
     /// whose pointee is a struct or union, if any).
-    pub fn var_in(&self, code: &FnCode, pc: u64, reg: u16, prefer_struct: bool) -> Option<Origin> {
+    pub fn var_in(
+        &self,
+        code: &FnCode,
+        level: usize,
+        pc: u64,
+        reg: u16,
+        prefer_struct: bool,
+    ) -> Option<Origin> {
         let scopes = code.variables_at(pc);
         let mut cands = Vec::new();
         for s in &scopes {
@@ -345,6 +397,8 @@ impl<'a> Tracer<'a> {
                         type_name: v.type_name.clone(),
                         pointee: pointee_of(&code.bin, v.type_die),
                         reg,
+                        level,
+                        pc,
                         from: None,
                     });
                 }
@@ -375,7 +429,7 @@ impl<'a> Tracer<'a> {
         reg: u16,
         depth: usize,
     ) -> Option<Origin> {
-        let var = self.var_in(code, pc, reg, true);
+        let var = self.var_in(code, level, pc, reg, true);
         let derived = if depth > 0 {
             self.derive(code, level, pc, reg, depth - 1)
         } else {
@@ -417,6 +471,21 @@ impl<'a> Tracer<'a> {
                 return self.origin(code, level, def.ip(), src, depth);
             }
         }
+        if let Some(e) = self.scaled_add(code, level, def, reg, depth) {
+            return Some(e);
+        }
+        if let Some(e) = self.static_scaled_add(code, level, def, reg) {
+            return Some(e);
+        }
+        // `add reg, %gs:this_cpu_off`: this_cpu_ptr(p) (get_cpu_ptr, per_cpu_ptr on this CPU)
+        // is p's own derivation in the CPU's per-CPU area.
+        if def.ins.mnemonic() == iced_x86::Mnemonic::Add
+            && def.ins.segment_prefix() == iced_x86::Register::GS
+            && def.ins.op0_kind() == iced_x86::OpKind::Register
+            && insn::dwarf_reg(def.ins.op0_register()) == Some(reg)
+        {
+            return self.origin(code, level, def.ip(), reg, depth);
+        }
         if let Some((d, m)) = insn::load(&def.ins) {
             if d != reg || m.index.is_some() {
                 return None;
@@ -434,6 +503,7 @@ impl<'a> Tracer<'a> {
             return Some(Origin::Load {
                 base: Box::new(base),
                 path: mp.path,
+                offset: m.disp as u64,
                 pointee,
                 at: format!("{}+{:#x}", code.name, def.ip() - code.start),
                 text: def.text.clone(),
@@ -455,6 +525,9 @@ impl<'a> Tracer<'a> {
                 let target = code.rip_target(def)?;
                 return self.static_addr(code, target);
             }
+            if m.base.is_none() {
+                return self.static_element(code, level, def, m.index?, m.scale as u64);
+            }
             let base = self.origin(code, level, def.ip(), m.base?, depth)?;
             let (bin, pt) = base.pointee()?.clone();
             if m.index.is_some() {
@@ -465,6 +538,8 @@ impl<'a> Tracer<'a> {
                     base: Box::new(base),
                     pointee: Some((bin, pt)),
                     text: def.text.clone(),
+                    index_reg: None,
+                    index_name: None,
                 });
             }
             let (path, mt) = shallow_member(&bin, pt, m.disp as u64)?;
@@ -474,10 +549,174 @@ impl<'a> Tracer<'a> {
             return Some(Origin::AddrOf {
                 base: Box::new(base),
                 path,
+                offset: m.disp as u64,
                 pointee,
             });
         }
         None
+    }
+
+    /// `imul reg, i, SIZE` then `add reg, [base+disp]`, where the memory is an array pointer
+    /// whose elements are SIZE bytes: `&base->arr[i]` (GCC at -Os computes `&p->a[i]` this way
+    /// instead of `lea (a,i,8)` on a `lea (i,i,8)`; pinned by `wrong_cpu_index_Os` in
+    /// tests/shapes.rs).
+    fn scaled_add(
+        &self,
+        code: &FnCode,
+        level: usize,
+        def: &Insn,
+        reg: u16,
+        depth: usize,
+    ) -> Option<Origin> {
+        use iced_x86::{Mnemonic, OpKind};
+        let x = &def.ins;
+        if x.mnemonic() != Mnemonic::Add
+            || x.op0_kind() != OpKind::Register
+            || x.op1_kind() != OpKind::Memory
+            || insn::dwarf_reg(x.op0_register()) != Some(reg)
+        {
+            return None;
+        }
+        let m = insn::mem_operand(x)?;
+        if m.index.is_some() || m.rip_relative || m.disp < 0 {
+            return None;
+        }
+        let base = self.origin(code, level, def.ip(), m.base?, depth)?;
+        let (bin, pt) = base.pointee()?.clone();
+        let mp = bin.member_path(pt, m.disp as u64)?;
+        if mp.remainder != 0 {
+            return None;
+        }
+        let elem = pointee_of(&bin, mp.type_die)?;
+        let es = bin.type_info(elem.1).and_then(|t| bin.sizeof(&t))?;
+        let scale = code.reaching_def(def.ip(), reg)?;
+        let imm = matches!(
+            scale.ins.op2_kind(),
+            OpKind::Immediate8to64 | OpKind::Immediate32to64 | OpKind::Immediate8to32
+        );
+        if scale.ins.mnemonic() != Mnemonic::Imul
+            || scale.ins.op_count() != 3
+            || !imm
+            || scale.ins.immediate(2) != es
+        {
+            return None;
+        }
+        let at = format!("{}+{:#x}", code.name, def.ip() - code.start);
+        Some(Origin::Element {
+            base: Box::new(Origin::Load {
+                base: Box::new(base),
+                path: mp.path,
+                offset: m.disp as u64,
+                pointee: Some(elem.clone()),
+                at,
+                text: def.text.clone(),
+            }),
+            pointee: Some(elem),
+            text: format!("{}; {}", scale.text, def.text),
+            index_reg: None,
+            index_name: None,
+        })
+    }
+
+    /// `lea (,%idx,SCALE) + &array` in a module (the displacement is relocated to a static
+    /// array): `&array[i]`, the index in `%idx` (or in `%r` when `%idx` = `r + r*k`, GCC's
+    /// multiply by 3, 5, 9). Pinned by `percpu_index` in tests/shapes.rs.
+    fn static_element(
+        &self,
+        code: &FnCode,
+        level: usize,
+        def: &Insn,
+        idx: u16,
+        scale: u64,
+    ) -> Option<Origin> {
+        if code.bin.kind != kmortem_symbols::ElfKind::Relocatable {
+            return None;
+        }
+        let site = def.end().checked_sub(4)?;
+        let target = code.bin.code_relocation(site)?;
+        let base = self.static_addr(code, target)?;
+        let pointee = base.pointee().cloned();
+        let (mut r, mut mult, mut at) = (idx, scale, def.ip());
+        if let Some(d) = code.reaching_def(def.ip(), idx) {
+            if let Some((dd, m)) = insn::lea(&d.ins) {
+                if dd == idx && m.base.is_some() && m.base == m.index && m.disp == 0 {
+                    r = m.base?;
+                    mult *= m.scale as u64 + 1;
+                    at = d.ip();
+                }
+            }
+        }
+        let index_name = match self.var_in(code, level, at, r, false) {
+            Some(Origin::Var { name, .. }) => Some(name),
+            _ => None,
+        };
+        Some(Origin::Element {
+            base: Box::new(base),
+            pointee,
+            text: def.text.clone(),
+            index_reg: Some((r, level, at, mult)),
+            index_name,
+        })
+    }
+
+    /// `imul reg, i, SIZE` then `add reg, $array` (a relocated immediate) in a module: GCC -Os's
+    /// `&array[i]` of a static (or per-CPU) array; the index is `i`'s register, through one
+    /// register copy (`mov %edi,%eax`). Pinned by `percpu_index_Os` in tests/shapes.rs.
+    fn static_scaled_add(
+        &self,
+        code: &FnCode,
+        level: usize,
+        def: &Insn,
+        reg: u16,
+    ) -> Option<Origin> {
+        use iced_x86::{Mnemonic, OpKind};
+        let x = &def.ins;
+        if x.mnemonic() != Mnemonic::Add
+            || x.op0_kind() != OpKind::Register
+            || x.op1_kind() != OpKind::Immediate32to64
+            || insn::dwarf_reg(x.op0_register()) != Some(reg)
+            || code.bin.kind != kmortem_symbols::ElfKind::Relocatable
+        {
+            return None;
+        }
+        let target = code.bin.code_relocation(def.end().checked_sub(4)?)?;
+        let base = self.static_addr(code, target)?;
+        let scale = code.reaching_def(def.ip(), reg)?;
+        let imm = matches!(
+            scale.ins.op2_kind(),
+            OpKind::Immediate8to64 | OpKind::Immediate32to64 | OpKind::Immediate8to32
+        );
+        if scale.ins.mnemonic() != Mnemonic::Imul
+            || scale.ins.op_count() != 3
+            || scale.ins.op1_kind() != OpKind::Register
+            || !imm
+        {
+            return None;
+        }
+        let mult = scale.ins.immediate(2);
+        let mut r = insn::dwarf_reg(scale.ins.op1_register())?;
+        let mut at = scale.ip();
+        if let Some(d) = code.reaching_def(at, r) {
+            if d.ins.mnemonic() == Mnemonic::Mov
+                && d.ins.op0_kind() == OpKind::Register
+                && d.ins.op1_kind() == OpKind::Register
+                && insn::dwarf_reg(d.ins.op0_register()) == Some(r)
+            {
+                r = insn::dwarf_reg(d.ins.op1_register())?;
+                at = d.ip();
+            }
+        }
+        let index_name = match self.var_in(code, level, at, r, false) {
+            Some(Origin::Var { name, .. }) => Some(name),
+            _ => None,
+        };
+        Some(Origin::Element {
+            pointee: base.pointee().cloned(),
+            base: Box::new(base),
+            text: format!("{}; {}", scale.text, def.text),
+            index_reg: Some((r, level, at, mult)),
+            index_name,
+        })
     }
 
     /// A RIP-relative load of a static variable (or of one of its members).
@@ -497,6 +736,8 @@ impl<'a> Tracer<'a> {
             name,
             member,
             pointee: pointee_of(&code.bin, member_type),
+            addr_of: false,
+            elf: elf_symbol(code, addr),
         })
     }
 
@@ -522,8 +763,16 @@ impl<'a> Tracer<'a> {
             pointee: mt
                 .and_then(|t| code.bin.strip_type(t))
                 .map(|t| (code.bin.clone(), t.die)),
+            addr_of: true,
+            elf: elf_symbol(code, addr),
         })
     }
+}
+
+/// The ELF symbol holding a (link-time) data address, with the module it is in.
+fn elf_symbol(code: &FnCode, addr: u64) -> Option<(Option<String>, String, u64)> {
+    let (s, off) = code.bin.data_symbol_at(addr)?;
+    Some((code.module.clone(), s.name.to_string(), off))
 }
 
 fn static_named(code: &FnCode, addr: u64) -> Option<(String, Option<u64>, u64)> {
@@ -536,6 +785,34 @@ fn static_named(code: &FnCode, addr: u64) -> Option<(String, Option<u64>, u64)> 
             off,
         ))
     })
+}
+
+/// The path of members at offset 0 of struct `die` down to one of type `want` (a type name):
+/// `lock.rlock` for `struct kmlab_ctx_queue` and `struct raw_spinlock`. `None` when `die` is
+/// itself of that type or no such member exists.
+fn zero_member_path(bin: &Binary, die: u64, want: &str) -> Option<String> {
+    let mut cur = bin.strip_type(die)?;
+    if bin.type_name(cur.die) == want {
+        return None;
+    }
+    let mut path = Vec::new();
+    for _ in 0..6 {
+        if !matches!(cur.kind, TypeKind::Struct | TypeKind::Union) {
+            return None;
+        }
+        let m = bin
+            .type_members(cur.die)
+            .into_iter()
+            .find(|m| m.offset == 0)?;
+        if let Some(n) = &m.name {
+            path.push(n.clone());
+        }
+        cur = bin.strip_type(m.type_die?)?;
+        if bin.type_name(cur.die) == want {
+            return (!path.is_empty()).then(|| path.join("."));
+        }
+    }
+    None
 }
 
 /// The shallowest member starting exactly at `off` (`link`, not `link.next`), descending only

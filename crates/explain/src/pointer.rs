@@ -226,7 +226,28 @@ pub fn divide(report: &Report, frames: &Frames) -> Vec<Finding> {
     out
 }
 
-pub fn explain(report: &Report, frames: &Frames) -> Vec<Finding> {
+/// What a bad pointer's value means, as one word for machines (`verdict`).
+fn verdict(class: Option<&Class>, kind: Kind) -> &'static str {
+    match class.map(|c| c.id) {
+        Some("null") | Some("small") => "null",
+        Some("list_poison1") | Some("list_poison2") => "use_after_delete",
+        Some("slab_free_poison") | Some("slab_redzone_inactive") => "use_after_free",
+        Some("slab_inuse_poison") => "uninitialized",
+        Some("slab_redzone") | Some("slab_end_poison") => "out_of_bounds",
+        Some("err_ptr") => "err_ptr",
+        Some("poison_pointer") | Some("non_canonical") => "non_canonical",
+        _ if kind == Kind::PagingRequest => "unmapped",
+        _ => "bad",
+    }
+}
+
+/// Explains the bad pointer of a fault; `program` (the vmcore) lets array bases and bounds be
+/// read from memory.
+pub fn explain(
+    report: &Report,
+    frames: &Frames,
+    program: Option<&kmortem_kernel::Program>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     if !matches!(
         report.kind,
@@ -356,10 +377,23 @@ pub fn explain(report: &Report, frames: &Frames) -> Vec<Finding> {
         if let Some(c) = &class {
             f.fact("class", c.id);
         }
+        f.fact("verdict", verdict(class.as_ref(), report.kind));
         out.push(f);
         return out;
     };
     origin.evidence(&mut evidence);
+    // An element of an indexed array: which one, and against which bound.
+    let env = crate::element::Env {
+        report,
+        levels: std::iter::once((code, pc))
+            .chain(tracer.callers.iter().map(|c| (c.code, c.call_ip)))
+            .collect(),
+        program,
+    };
+    let element = crate::element::find(&env, &origin, bv);
+    if let Some(e) = &element {
+        evidence.extend(e.evidence.iter().cloned());
+    }
     // The member touched: the displacement in the pointee type.
     let member = if m.index.is_none() && m.disp >= 0 {
         origin.pointee().and_then(|(b, t)| {
@@ -406,14 +440,60 @@ pub fn explain(report: &Report, frames: &Frames) -> Vec<Finding> {
     }
     let mut chain = Vec::new();
     origin.chain(&mut chain);
+    if let Some(e) = element.as_ref().filter(|e| e.index.is_some()) {
+        let generic = format!("&{}[…]", e.array);
+        for c in chain.iter_mut() {
+            *c = c.replace(&generic, &e.expr());
+        }
+    }
+    let chain_fact = chain.join(", ");
     let chain = if chain.len() > 1 {
         format!(" (derivation: {})", chain.join(", "))
     } else {
         String::new()
     };
+    let mut verdict = verdict(class.as_ref(), report.kind);
+    let elem_say = element.as_ref().map(|e| {
+        let mut s = format!(
+            "; it is `{}` ({}-byte elements{})",
+            e.expr(),
+            e.element_size,
+            if e.remainder > 0 {
+                format!(", {} bytes into it", e.remainder)
+            } else {
+                String::new()
+            }
+        );
+        if let Some(x) = &e.index_expr {
+            s.push_str(&format!(", index `{x}`"));
+        }
+        if let Some((n, src)) = &e.bound {
+            if src.starts_with("DWARF: ") {
+                s.push_str(&format!(", and the array has {n} elements"));
+            } else {
+                s.push_str(&format!(", and `{src}` = {n}"));
+            }
+            match e.out_of_bounds() {
+                Some(true) => {
+                    s.push_str(": index out of bounds");
+                    verdict = "index_out_of_bounds";
+                    // The index and the bound are both read, not inferred.
+                    if confidence == Confidence::Medium {
+                        confidence = Confidence::High;
+                    }
+                }
+                Some(false) => s.push_str(": the index is within bounds"),
+                None => {}
+            }
+        }
+        s
+    });
     let mut f = Finding::new(
         "bad_pointer",
-        format!("{name} {state}; {what}{chain}"),
+        format!(
+            "{name} {state}; {what}{}{chain}",
+            elem_say.unwrap_or_default()
+        ),
         confidence,
     );
     f.evidence = evidence;
@@ -433,6 +513,28 @@ pub fn explain(report: &Report, frames: &Frames) -> Vec<Finding> {
         f.fact("array", arr);
         f.fact("element_size", size.to_string());
     }
+    if let Some(e) = &element {
+        f.fact("array", e.array.clone());
+        f.fact("element_size", e.element_size.to_string());
+        f.fact("element", e.expr());
+        if let Some(b) = e.base {
+            f.fact("array_base", format!("{b:#x}"));
+        }
+        if let Some(i) = e.index {
+            f.fact("index", i.to_string());
+        }
+        if let Some(x) = &e.index_expr {
+            f.fact("index_expr", x.clone());
+        }
+        if let Some((n, src)) = &e.bound {
+            f.fact("bound", n.to_string());
+            f.fact("bound_source", src.clone());
+        }
+    }
+    if !chain_fact.is_empty() {
+        f.fact("chain", chain_fact);
+    }
+    f.fact("verdict", verdict);
     if let Some((b, t)) = origin.pointee() {
         f.fact("pointee", b.type_name(*t));
     }

@@ -11,10 +11,10 @@ pub fn explain_console(lab: &Lab, name: &str) -> Vec<Finding> {
     let sc = lab.need(name);
     let log = std::fs::read(sc.console_log()).expect("console.log");
     let text = String::from_utf8_lossy(&log).into_owned();
-    let report = kmortem_oops::parse(&log)
-        .into_iter()
-        .next()
-        .expect("a report in console.log");
+    // The report that ended the machine (a console may hold benign WARNINGs before it).
+    let mut reports = kmortem_oops::parse(&log);
+    let pick = kmortem_oops::pick_fatal(&reports).expect("a report in console.log");
+    let report = reports.swap_remove(pick.index);
     let mut sym = Symbolizer::new();
     sym.set_vmlinux(&sc.meta.vmlinux).expect("vmlinux");
     sym.add_module_file("kmlab", &sc.meta.kmlab_ko)
@@ -196,10 +196,10 @@ pub fn explain_with_core(lab: &Lab, name: &str) -> Vec<Finding> {
     let sc = lab.need(name);
     let log = std::fs::read(sc.console_log()).expect("console.log");
     let text = String::from_utf8_lossy(&log).into_owned();
-    let report = kmortem_oops::parse(&log)
-        .into_iter()
-        .next()
-        .expect("a report in console.log");
+    // The report that ended the machine (a console may hold benign WARNINGs before it).
+    let mut reports = kmortem_oops::parse(&log);
+    let pick = kmortem_oops::pick_fatal(&reports).expect("a report in console.log");
+    let report = reports.swap_remove(pick.index);
     let dump = sc
         .dump("kdump-zlib")
         .or_else(|| sc.dump("elf"))

@@ -208,6 +208,18 @@ pub struct Meta {
     /// What the oracles were run on.
     #[serde(default)]
     pub oracles: Option<Oracles>,
+    /// The optimisation level `kmlab_ko` was built at: `-O2` (the kernel's own, every base
+    /// scenario), `-O1` or `-Os` (the `_O1`/`_Os` variants). `None` in labs built before it.
+    #[serde(default)]
+    pub opt: Option<String>,
+    /// How many reports the console holds: 1, or more when benign ones (a WARNING) come before
+    /// the crash; the fatal one is always the one `expected_title` names.
+    #[serde(default = "one")]
+    pub expected_reports: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// `meta.json`'s `oracles`.
@@ -221,6 +233,18 @@ pub struct Oracles {
 }
 
 impl Meta {
+    /// The scenario this one is a variant of at another optimisation level (`uaf` for
+    /// `uaf_O1`), or its own name.
+    pub fn base_name(&self) -> &str {
+        match self.opt.as_deref() {
+            Some(o) if o != "-O2" => self
+                .name
+                .strip_suffix(&format!("_{}", o.trim_start_matches('-')))
+                .unwrap_or(&self.name),
+            _ => &self.name,
+        }
+    }
+
     /// The KASLR offset as a number (0 when KASLR is off or unknown).
     pub fn kaslr_offset_value(&self) -> u64 {
         self.kaslr_offset

@@ -37,7 +37,20 @@ fn titles_of(lab: &Lab) {
             }
             continue;
         };
-        match reports.first() {
+        // The crash is the report that ended the machine (warn_then_oops has a benign WARNING
+        // first): kmortem-oops' pick, and the console holds at least the reports meta.json
+        // counts (a panic may parse as a report of its own after the one it ends).
+        if reports.len() < sc.meta.expected_reports {
+            bad.push(format!(
+                "{}: {} reports, expected {}",
+                sc.meta.name,
+                reports.len(),
+                sc.meta.expected_reports
+            ));
+            continue;
+        }
+        let fatal = kmortem_oops::pick_fatal(&reports).map(|p| &reports[p.index]);
+        match fatal {
             None => bad.push(format!(
                 "{}: no report found (expected {title:?})",
                 sc.meta.name

@@ -25,11 +25,13 @@
 
 pub mod input;
 pub mod line;
+pub mod pick;
 mod report;
 mod syz;
 
 pub use line::Arch;
 pub use line::{clean as clean_line, Clean, Ctx, MAX_LINE};
+pub use pick::{pick_fatal, Pick, PickReason};
 pub use report::{Code, Context, Frame, InstructionPointer, Kind, Report};
 
 use aho_corasick::AhoCorasick;

@@ -43,14 +43,31 @@ pub struct Args {
     /// Print JSON (docs/json/explain.md).
     #[arg(long)]
     pub json: bool,
+    /// Explain the Nth report of the log (1 = the first) instead of the one that ended the
+    /// machine (the one `Kernel panic - not syncing` follows, else the last oops/BUG, else the
+    /// last report).
+    #[arg(long = "report", value_name = "N")]
+    pub report: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct ReportOut {
     title: String,
     kind: String,
     findings: Vec<Finding>,
 }
+
+/// A report kept until the end of the input can say whether it is the one to explain: its
+/// line numbers counted from the start of `window`, the log text around it.
+struct Held {
+    index: usize,
+    report: kmortem_oops::Report,
+    window: String,
+    text: String,
+}
+
+/// Stop listing earlier reports by title after this many (the count goes on).
+const MAX_CONTEXT: usize = 100_000;
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut program = None;
@@ -85,10 +102,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut out = std::io::BufWriter::new(super::SafeWriter::new(stdout.lock(), !args.json));
     // Reports are explained and written as their chunk of the log completes; --json writes
     // `{"reports": [...], "notes": [...]}` the same way.
+    // The report explained is the one that ended the machine (kmortem_oops::pick_fatal): the
+    // one `Kernel panic` follows is known as soon as the panic is read, and is explained then,
+    // while the input is still open; without a panic, the last oops/BUG (else the last report)
+    // is explained at the end of the input. Two reports are held for that, each with its log
+    // window; the others are kept as titles (context) only.
+    let mut titles: Vec<(String, String)> = Vec::new();
     let mut count = 0usize;
-    if args.json {
-        out.write_all(b"{\n  \"reports\": [")?;
-    }
+    let mut picked: Option<kmortem_oops::Pick> = None;
+    let mut explained: Option<ReportOut> = None;
+    let mut last: Option<Held> = None;
+    let mut last_oops: Option<Held> = None;
+    let explain_one = |h: &Held, lazy: &mut super::decode::LazySym| -> ReportOut {
+        let mut findings = match lazy.sym.as_mut() {
+            Some(sym) => {
+                let mut ctx = kmortem_explain::Context {
+                    sym,
+                    source: args.source.as_deref(),
+                    log: Some(&h.window),
+                    program: program.as_ref(),
+                };
+                kmortem_explain::explain(&h.report, &mut ctx)
+            }
+            None => Vec::new(),
+        };
+        if let Some(ix) = &fixes {
+            findings.extend(known_fixes(ix, &h.report, &h.text));
+        }
+        ReportOut {
+            title: h.report.title.clone(),
+            kind: h.report.kind.as_str().to_string(),
+            findings,
+        }
+    };
     super::stream::for_each_chunk(reader, &name, "explain", |chunk| {
         let text = chunk.text();
         if chunk.reports.is_empty() {
@@ -99,41 +145,108 @@ pub fn run(args: Args) -> Result<ExitCode> {
             same_crash_notes = Some(same_crash(p, &chunk.reports));
         }
         let (window, base) = chunk.window();
-        let sym = lazy.for_chunk(&chunk, &text, true).expect("forced");
+        lazy.for_chunk(&chunk, &text, true).expect("forced");
         for r in &chunk.reports {
+            let index = count;
+            count += 1;
+            if titles.len() < MAX_CONTEXT {
+                titles.push((r.title.clone(), r.kind.as_str().to_string()));
+            }
+            if r.kind.is_event() || picked.is_some() {
+                continue;
+            }
             // The report's lines counted from the start of the window the explainer is given.
             let mut local = r.clone();
             local.start_line = r.start_line.saturating_sub(base - 1).max(1);
             local.end_line = r.end_line.saturating_sub(base - 1).max(1);
-            let mut ctx = kmortem_explain::Context {
-                sym: &mut *sym,
-                source: args.source.as_deref(),
-                log: Some(&window),
-                program: program.as_ref(),
+            let held = Held {
+                index,
+                report: local,
+                window: window.clone(),
+                text: text.clone(),
             };
-            let mut findings = kmortem_explain::explain(&local, &mut ctx);
-            if let Some(ix) = &fixes {
-                findings.extend(known_fixes(ix, r, &text));
-            }
-            let ro = ReportOut {
-                title: r.title.clone(),
-                kind: r.kind.as_str().to_string(),
-                findings,
-            };
-            if args.json {
-                out.write_all(if count == 0 { b"\n" } else { b",\n" })?;
-                super::decode::write_indented(&mut out, &ro, 4, true)?;
-            } else {
-                if count > 0 {
-                    writeln!(out)?;
+            // Which report this one decides for: `Some(true)` the previous one, `Some(false)`
+            // this one, `None` no decision yet.
+            let prev_is_it = match args.report {
+                Some(n) if n == index + 1 => Some((false, kmortem_oops::PickReason::Requested)),
+                Some(_) => None,
+                None if r.panic_message.is_some() => {
+                    // A bare `Fatal exception` panic names the report before it.
+                    let pair: Vec<kmortem_oops::Report> = last
+                        .iter()
+                        .map(|h| h.report.clone())
+                        .chain(std::iter::once(held.report.clone()))
+                        .collect();
+                    let prev = last.is_some()
+                        && kmortem_oops::pick_fatal(&pair).is_some_and(|p| p.index == 0);
+                    Some((prev, kmortem_oops::PickReason::Panic))
                 }
-                print_report(&mut out, &ro)?;
+                None => None,
+            };
+            let choice = match prev_is_it {
+                Some((true, reason)) => last.take().map(|h| (h, reason)),
+                Some((false, reason)) => Some((held, reason)),
+                None => {
+                    if kmortem_oops::pick::is_oops(&held.report) {
+                        last_oops = Some(Held {
+                            index: held.index,
+                            report: held.report.clone(),
+                            window: held.window.clone(),
+                            text: held.text.clone(),
+                        });
+                    }
+                    last = Some(held);
+                    None
+                }
+            };
+            if let Some((h, reason)) = choice {
+                let ro = explain_one(&h, &mut lazy);
+                if !args.json {
+                    print_report(&mut out, &ro)?;
+                    out.flush()?;
+                }
+                picked = Some(kmortem_oops::Pick {
+                    index: h.index,
+                    reason,
+                });
+                explained = Some(ro);
+                last = None;
+                last_oops = None;
             }
-            count += 1;
         }
-        out.flush()?;
         Ok(true)
     })?;
+    if let Some(n) = args.report {
+        if n == 0 || n > count {
+            anyhow::bail!(
+                "--report {n}: the log holds {count} report{} (numbered from 1)",
+                if count == 1 { "" } else { "s" }
+            );
+        }
+    }
+    if picked.is_none() {
+        let (h, reason) = match (last_oops.take(), last.take()) {
+            (Some(h), _) => (Some(h), kmortem_oops::PickReason::LastOops),
+            (None, Some(h)) => (Some(h), kmortem_oops::PickReason::LastReport),
+            (None, None) => (None, kmortem_oops::PickReason::LastReport),
+        };
+        if let Some(h) = h {
+            let ro = explain_one(&h, &mut lazy);
+            if !args.json {
+                print_report(&mut out, &ro)?;
+            }
+            picked = Some(kmortem_oops::Pick {
+                index: h.index,
+                reason,
+            });
+            explained = Some(ro);
+        }
+    }
+    if !args.json {
+        if let Some(p) = picked.filter(|_| count > 1) {
+            write_pick(&mut out, p, count, &titles)?;
+        }
+    }
     let mut notes = std::mem::take(&mut lazy.notes);
     notes.extend(same_crash_notes.unwrap_or_default());
     if lazy.sym.is_none() {
@@ -151,10 +264,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
         notes.append(&mut sym.notes);
     }
     if args.json {
-        if count > 0 {
-            out.write_all(b"\n  ")?;
+        // `{"reports": [...], "picked": {...}, "notes": [...]}`: the picked report with its
+        // findings, the others by title and kind (no findings).
+        let reports: Vec<ReportOut> = titles
+            .iter()
+            .enumerate()
+            .map(|(i, (title, kind))| match (&picked, &explained) {
+                (Some(p), Some(ro)) if p.index == i => ro.clone(),
+                _ => ReportOut {
+                    title: title.clone(),
+                    kind: kind.clone(),
+                    findings: Vec::new(),
+                },
+            })
+            .collect();
+        out.write_all(b"{\n  \"reports\": ")?;
+        super::decode::write_indented(&mut out, &reports, 2, false)?;
+        if let Some(p) = &picked {
+            out.write_all(b",\n  \"picked\": ")?;
+            super::decode::write_indented(&mut out, p, 2, false)?;
         }
-        out.write_all(b"],\n  \"notes\": ")?;
+        out.write_all(b",\n  \"notes\": ")?;
         super::decode::write_indented(&mut out, &notes, 2, false)?;
         out.write_all(b"\n}\n")?;
         out.flush()?;
@@ -171,6 +301,38 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which report of several is explained, and the others as context.
+fn write_pick(
+    out: &mut impl Write,
+    p: kmortem_oops::Pick,
+    count: usize,
+    titles: &[(String, String)],
+) -> Result<()> {
+    writeln!(
+        out,
+        "  (report {} of {}: {})",
+        p.index + 1,
+        count,
+        p.reason.describe()
+    )?;
+    for (j, (title, _)) in titles.iter().enumerate() {
+        if j != p.index {
+            writeln!(
+                out,
+                "  {} report {}: {} (`--report {}` explains it)",
+                if j < p.index { "earlier" } else { "later" },
+                j + 1,
+                title,
+                j + 1
+            )?;
+        }
+    }
+    if titles.len() < count {
+        writeln!(out, "  ({} more reports not listed)", count - titles.len())?;
+    }
+    Ok(())
 }
 
 fn print_report(out: &mut impl Write, r: &ReportOut) -> std::io::Result<()> {
