@@ -259,7 +259,7 @@ fn dedup_frames(names: Vec<RawFrame>) -> Vec<QueryFrame> {
     out
 }
 
-/// Finds the kernel release in an oops `CPU:` line (`... Not tainted 6.1.0-53-cloud-amd64 #1 Debian
+/// Finds the kernel release in an oops `CPU:` line (`... Not tainted 6.1.0-43-cloud-amd64 #1 Debian
 /// 6.1.187-1`) or a `Linux version X` banner, whichever comes first (the grammar's
 /// [`line::parse_cpu_line`] and [`line::parse_banner`]).
 pub fn kernel_in_text(text: &str) -> Option<KernelId> {
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn kernel_from_cpu_line() {
-        let k = kernel_in_text("[ 1.0] CPU: 1 PID: 102 Comm: sh Tainted: G OE 6.1.0-53-cloud-amd64 #1 Debian 6.1.187-1\n").unwrap();
+        let k = kernel_in_text("[ 1.0] CPU: 1 PID: 102 Comm: sh Tainted: G OE 6.1.0-43-cloud-amd64 #1 Debian 6.1.187-1\n").unwrap();
         assert_eq!(k.upstream.as_deref(), Some("6.1.187"));
         let k = kernel_in_text("[ 1076.638557] CPU: 0 PID: 0 Comm: swapper/0 Tainted: G        W  OE  ------------ T 3.10.0-514.26.2.el7.x86_64 #1\n").unwrap();
         assert_eq!(k.upstream, None);

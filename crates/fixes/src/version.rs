@@ -219,7 +219,7 @@ pub fn parse_dyad(text: &str) -> Result<Vec<Range>, DyadError> {
 /// Where the user's kernel version came from, and how far it can be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelId {
-    /// What the user or the report said (`6.1.0-53-cloud-amd64`, `5.12.0`).
+    /// What the user or the report said (`6.1.0-43-cloud-amd64`, `5.12.0`).
     pub release: String,
     /// The upstream version, when it is known (`6.1.187`).
     pub upstream: Option<String>,
@@ -233,7 +233,7 @@ pub struct KernelId {
 /// one, the build string after `#` (`1 Debian 6.1.187-1`).
 ///
 /// Folklore: distributions that ship a stable release with their own ABI number put a `.0` patch
-/// level in the release string: Debian `6.1.0-53-cloud-amd64` is 6.1.187 (the `CPU:` line's
+/// level in the release string: Debian `6.1.0-43-cloud-amd64` is 6.1.187 (the `CPU:` line's
 /// `#1 Debian 6.1.187-1` says so, since Debian 9), Ubuntu `5.15.0-91-generic` is some 5.15.y, RHEL
 /// `3.10.0-514.26.2.el7` is 3.10 with thousands of backports. Only upstream-looking strings
 /// (`5.12.0`, `6.6.30`, `6.8.0-rc3`, `6.1.12-arch1-1`, `6.5.6-300.fc39`) are taken as upstream.
@@ -497,9 +497,9 @@ mod tests {
 
     #[test]
     fn kernel_ids() {
-        let k = identify_kernel("6.1.0-53-cloud-amd64", Some("1 Debian 6.1.187-1"));
+        let k = identify_kernel("6.1.0-43-cloud-amd64", Some("1 Debian 6.1.187-1"));
         assert_eq!(k.upstream.as_deref(), Some("6.1.187"));
-        let k = identify_kernel("6.1.0-53-cloud-amd64", None);
+        let k = identify_kernel("6.1.0-43-cloud-amd64", None);
         assert_eq!(k.upstream, None);
         assert_eq!(k.base.as_deref(), Some("6.1.0"));
         let k = identify_kernel("3.10.0-514.26.2.el7.x86_64", Some("1"));

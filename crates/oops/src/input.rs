@@ -67,7 +67,7 @@ pub fn parse_kmsg(line: &[u8]) -> Option<KmsgRecord<'_>> {
     let mut fields = head.split(|&b| b == b',');
     let mut first = fields.next()?;
     let mut release = None;
-    // netconsole `r` option: "6.1.0-53-cloud-amd64,6,1234,5678,-;text"
+    // netconsole `r` option: "6.1.0-43-cloud-amd64,6,1234,5678,-;text"
     if parse_u64(first).is_none() {
         if first.len() > 64 || first.iter().any(|b| b.is_ascii_whitespace()) {
             return None;
@@ -521,8 +521,8 @@ mod tests {
 
     #[test]
     fn kmsg_release_prefix() {
-        let r = parse_kmsg(b"6.1.0-53-cloud-amd64,4,77,100,c;x").unwrap();
-        assert_eq!(r.release, Some("6.1.0-53-cloud-amd64"));
+        let r = parse_kmsg(b"6.1.0-43-cloud-amd64,4,77,100,c;x").unwrap();
+        assert_eq!(r.release, Some("6.1.0-43-cloud-amd64"));
         assert!(r.cont);
         assert_eq!(r.pri, 4);
     }

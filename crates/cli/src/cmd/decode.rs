@@ -12,7 +12,7 @@ use std::process::ExitCode;
 /// disassembled like `scripts/decodecode` with the trapping instruction marked and its memory
 /// operands evaluated with the oops's registers.
 ///
-/// Debug info is found from the release in the oops (`CPU: ... 6.1.0-56-cloud-amd64 #1`):
+/// Debug info is found from the release in the oops (`CPU: ... 6.1.0-46-cloud-amd64 #1`):
 /// /usr/lib/debug/boot/vmlinux-REL, /usr/lib/debug/lib/modules/REL/, /lib/modules/REL/build/vmlinux,
 /// each also under every --debug-dir. Without DWARF it falls back to the ELF symbol table, then to
 /// System.map or a copy of /proc/kallsyms, and says what is missing.

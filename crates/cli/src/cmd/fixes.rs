@@ -23,7 +23,7 @@ use std::process::ExitCode;
 ///   kmortem oops --json crash.log | kmortem fixes --json
 ///
 /// The kernel version comes from --kernel, else from the report's CPU line
-/// (`... 6.1.0-53-cloud-amd64 #1 Debian 6.1.187-1`). Vendor kernels whose release string hides the
+/// (`... 6.1.0-43-cloud-amd64 #1 Debian 6.1.187-1`). Vendor kernels whose release string hides the
 /// upstream version (RHEL `3.10.0-514.26.2.el7`, Ubuntu `5.15.0-91-generic`) get `unknown`.
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true, verbatim_doc_comment)]
@@ -34,7 +34,7 @@ pub struct Args {
     /// `import` as `./import`.
     pub file: Option<PathBuf>,
     /// Your kernel: an upstream version (`5.12.0`, `6.1.187`) or a release string
-    /// (`6.1.0-53-cloud-amd64`). Overrides the version found in the report.
+    /// (`6.1.0-43-cloud-amd64`). Overrides the version found in the report.
     #[arg(long, value_name = "VERSION")]
     pub kernel: Option<String>,
     /// Print a JSON array of candidates, best first (schema: docs/json/fixes.md).
