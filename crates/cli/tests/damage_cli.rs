@@ -568,3 +568,59 @@ fn lab_module_of_another_build_is_named() {
         assert_eq!((code, err.as_str()), (0, ""), "own module");
     });
 }
+
+/// `bt` makes the same check as `mod`: a `kmlab.ko` of the other lab kernel found in a
+/// `--mod-dir` is named (vermagic) and gives no file:line; the module's own build does.
+#[test]
+fn lab_bt_names_a_module_of_another_build() {
+    kmortem_lab::each(|l| {
+        let (d, v) = scenario_dump(l, "kdump-zlib");
+        let other = kmortem_lab::Lab::all()
+            .ok()
+            .and_then(|all| all.iter().find(|o| o.name() != l.name()))
+            .map(|o| o.kmlab_ko());
+        let Some(other) = other.filter(|p| p.is_file()) else {
+            println!("[{}] no other kernel's module: skipped", l.name());
+            return;
+        };
+        let run = |ko: &Path| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::copy(ko, dir.path().join("kmlab.ko")).unwrap();
+            let r = kmortem(&[
+                "core",
+                d.to_str().unwrap(),
+                "-s",
+                v.to_str().unwrap(),
+                "--mod-dir",
+                dir.path().to_str().unwrap(),
+                "-c",
+                "bt -l",
+            ]);
+            drop(dir);
+            r
+        };
+        let kmlab_frame_lines = |out: &str| {
+            out.lines()
+                .filter(|l| l.trim_end().contains("kmlab.c: "))
+                .count()
+        };
+        let (out, err, code) = run(&other);
+        println!(
+            "[{}] bt with another build's kmlab.ko: exit {code}\n{err}",
+            l.name()
+        );
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains("module kmlab:") && err.contains("(vermagic)"),
+            "{err}"
+        );
+        assert_eq!(
+            kmlab_frame_lines(&out),
+            0,
+            "file:line from another build:\n{out}"
+        );
+        let (out, err, code) = run(&l.kmlab_ko());
+        assert_eq!((code, err.as_str()), (0, ""), "own module");
+        assert!(kmlab_frame_lines(&out) > 0, "no kmlab.c line in bt:\n{out}");
+    });
+}

@@ -26,6 +26,9 @@ pub struct BtState {
     cache: HashMap<(u64, bool), Resolved>,
     want_vars: bool,
     cfi: Option<Option<crate::unwind::cfi::Cfi>>,
+    /// Modules whose `.ko` was checked against the dump (vermagic), so that a file of another
+    /// build is named once and never used.
+    checked_modules: std::collections::HashSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -151,6 +154,30 @@ impl BtState {
         self.symbolizer.as_mut().and_then(|s| s.as_mut())
     }
 
+    /// The first time a frame of module `m` is resolved: the `.ko` found for it must be the
+    /// build the dump loaded (vermagic, `Program::module_file_mismatch`, the check `mod` makes);
+    /// one of another build is named as a warning and left out, so `bt` never prints file:line
+    /// from it. Pinned by `lab_bt_names_a_module_of_another_build`.
+    fn check_module_file(&mut self, prog: &Program, m: &str) {
+        if !self.checked_modules.insert(m.to_string()) {
+            return;
+        }
+        let Some(sym) = self.symbolizer(prog) else {
+            return;
+        };
+        let key = m.replace('-', "_");
+        let Some(path) = sym.module_paths().get(&key).cloned() else {
+            return;
+        };
+        if let Some(why) = prog.module_file_mismatch(m, &path) {
+            sym.reject_module(m);
+            prog.warnings.push(
+                crate::warnings::Warning::new(crate::warnings::Kind::ModuleMismatch, why)
+                    .what(format!("module {m}")),
+            );
+        }
+    }
+
     fn resolve(&mut self, prog: &Program, pc: u64, ret: bool) -> Resolved {
         if let Some(r) = self.cache.get(&(pc, ret)) {
             return r.clone();
@@ -162,6 +189,9 @@ impl BtState {
             r.offset = pc.wrapping_sub(s.addr);
             r.module = s.module.clone();
             let (name, module) = (s.name.clone(), s.module.clone());
+            if let Some(m) = &module {
+                self.check_module_file(prog, m);
+            }
             if let Some(sym) = self.symbolizer(prog) {
                 // Look up the call instruction (pc - 1) ourselves: a call to a noreturn
                 // function can be a function's last instruction, and then the return address

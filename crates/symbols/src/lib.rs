@@ -194,6 +194,12 @@ impl Symbolizer {
         self.module_index.get_or_insert_with(HashMap::new)
     }
 
+    /// Leaves module `name` without debug info from now on (its file is of another build):
+    /// its frames keep the dump's own symbols and get no file:line.
+    pub fn reject_module(&mut self, name: &str) {
+        self.modules.insert(normalize_module(name), None);
+    }
+
     /// The `.ko` for a module, opened once.
     pub fn module(&mut self, name: &str) -> Option<Arc<Binary>> {
         let key = normalize_module(name);
