@@ -83,6 +83,24 @@ fn console_cpu_line(sc: &kmortem_lab::Scenario) -> Option<(String, String)> {
     Some((after("PID:")?.to_string(), after("CPU:")?.to_string()))
 }
 
+/// `kmlab.c: 285` becomes `kmlab.c: «return dev->ops;»`: the source line itself, so that the
+/// snapshot checks that the line is the right one and does not move when kmlab.c grows (a new
+/// lab scenario shifts every line number below it).
+fn kmlab_source_lines(s: &str, src: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    for l in s.lines() {
+        let replaced = l.rfind("kmlab.c: ").and_then(|i| {
+            let n: usize = l[i + 9..].trim().parse().ok()?;
+            let code = lines.get(n.checked_sub(1)?)?.trim();
+            Some(format!("{}kmlab.c: «{code}»", &l[..i]))
+        });
+        out.push(replaced.unwrap_or_else(|| l.to_string()));
+    }
+    out.join("\n") + if s.ends_with('\n') { "\n" } else { "" }
+}
+
 fn redact(s: &str, lab: &kmortem_lab::Lab) -> String {
     // The upstream version (`6.1.192` of Debian's `6.1.192-3`) in the build paths.
     let upstream = lab.kernel.version.split('-').next().unwrap_or("");
@@ -155,7 +173,7 @@ fn lab_bt_snapshot() {
                 .unwrap_or_default(),
             "{head}"
         );
-        let out = from_panic(&redact_header(&out));
+        let out = kmlab_source_lines(&from_panic(&redact_header(&out)), &sc.meta.kmlab_source);
         insta::with_settings!({snapshot_suffix => lab.name()}, {
             insta::assert_snapshot!("bt_null_deref_nokaslr", redact(&out, lab));
         });

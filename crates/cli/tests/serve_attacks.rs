@@ -280,7 +280,9 @@ fn slow_connections_do_not_hold_the_server() {
     let took = t.elapsed();
     println!("a real crash with 2,000 slow connections open: {legit:?} in {took:?}");
     let legit = legit.unwrap();
-    assert!(took < Duration::from_secs(2), "the crash took {took:?}");
+    // Served before the 4 s header timeout: it did not wait for the slow connections to be
+    // dropped (a bound on starvation, not a speed figure; generous for a loaded CI machine).
+    assert!(took < Duration::from_secs(4), "the crash took {took:?}");
     // After the header timeout the slow connections are gone.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut open = slow.len();
