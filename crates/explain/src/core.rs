@@ -539,7 +539,7 @@ pub fn hung_waits(report: &Report, prog: &Program, sym: &mut Symbolizer) -> Vec<
 /// The backtrace of a lock's owner, in `bt`'s text layout: from its CPU's registers when it is
 /// running, else from its saved `thread.sp`.
 pub fn owner_stack(prog: &Program, task: u64, pid: i32, comm: &str) -> Option<String> {
-    use kmortem_kernel::bt;
+    use kmortem_shell::bt;
     let cpu = bt::active_tasks(prog)
         .into_iter()
         .find(|&(_, t)| t == task)

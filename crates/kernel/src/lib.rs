@@ -5,9 +5,7 @@
 //! log ([`printk`]), tasks ([`tasks`]), `sys` ([`sys`]), and crash-style struct printing
 //! ([`types`]).
 
-pub mod bt;
 pub mod btf;
-pub mod cmds;
 pub mod dwarf;
 pub mod kallsyms;
 pub mod list;
@@ -15,7 +13,6 @@ pub mod locks;
 pub mod mem;
 pub mod printk;
 pub mod program;
-pub mod session;
 pub mod slab;
 pub mod symbols;
 pub mod sys;

@@ -1,11 +1,11 @@
 //! The command language of `kmortem core`: crash's names and layouts (sys, log, ps, rd, sym,
 //! struct), each giving text for people and a JSON value for machines (docs/json/core.md).
 
-use crate::mem::Memory;
-use crate::printk::LogRecord;
-use crate::program::Program;
-use crate::sys::{format_uptime, format_utc};
-use crate::types::{Type, Types};
+use kmortem_kernel::mem::Memory;
+use kmortem_kernel::printk::LogRecord;
+use kmortem_kernel::program::Program;
+use kmortem_kernel::sys::{format_uptime, format_utc};
+use kmortem_kernel::types::{Type, Types};
 use serde_json::{json, Value};
 
 pub struct Session {
@@ -31,9 +31,9 @@ pub enum CmdError {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
-    Program(#[from] crate::program::Error),
+    Program(#[from] kmortem_kernel::program::Error),
     #[error(transparent)]
-    Read(#[from] crate::mem::ReadError),
+    Read(#[from] kmortem_kernel::mem::ReadError),
 }
 
 pub(crate) fn usage(s: impl Into<String>) -> CmdError {
@@ -122,7 +122,7 @@ impl Session {
 
     pub fn log(&mut self) -> Result<&[LogRecord], CmdError> {
         if self.log.is_none() {
-            let r = crate::printk::read_log_partial(&self.prog, &self.prog.vmcoreinfo);
+            let r = kmortem_kernel::printk::read_log_partial(&self.prog, &self.prog.vmcoreinfo);
             self.log = Some(match r {
                 Ok((l, holes)) => {
                     self.log_holes = holes;
@@ -134,8 +134,8 @@ impl Session {
         // Said on every command that uses the log (the log itself is read once).
         if !self.log_holes.is_empty() {
             self.prog.warnings.push(
-                crate::warnings::Warning::new(
-                    crate::warnings::Kind::Unreadable,
+                kmortem_kernel::warnings::Warning::new(
+                    kmortem_kernel::warnings::Kind::Unreadable,
                     format!(
                         "log: {} records unreadable (first: {})",
                         self.log_holes.len(),
@@ -147,8 +147,11 @@ impl Session {
         }
         if let Some(Err(e)) = &self.log {
             self.prog.warnings.push(
-                crate::warnings::Warning::new(crate::warnings::Kind::Printk, format!("log: {e}"))
-                    .what("printk ring"),
+                kmortem_kernel::warnings::Warning::new(
+                    kmortem_kernel::warnings::Kind::Printk,
+                    format!("log: {e}"),
+                )
+                .what("printk ring"),
             );
         }
         match self.log.as_ref() {
@@ -349,7 +352,7 @@ impl Session {
             self.prog
                 .dump
                 .read_phys(addr, &mut buf)
-                .map_err(crate::mem::ReadError::from)?;
+                .map_err(kmortem_kernel::mem::ReadError::from)?;
         } else {
             self.prog.read(addr, &mut buf)?;
         }
@@ -433,7 +436,7 @@ impl Session {
                 self.prog
                     .vmcoreinfo
                     .symbol(q)
-                    .map(|a| crate::symbols::Symbol {
+                    .map(|a| kmortem_kernel::symbols::Symbol {
                         name: q.to_string(),
                         addr: a,
                         size: 0,
@@ -476,7 +479,7 @@ impl Session {
         let sid = types
             .find_struct(tname)
             .ok_or_else(|| usage(format!("struct: type {tname} not found")))?;
-        crate::types::with_hex(hex, || {
+        kmortem_kernel::types::with_hex(hex, || {
             describe(&types, &self.prog, sid, member, addr, offsets, hex)
         })
     }

@@ -1,12 +1,12 @@
-//! `bt` and `foreach bt`: crash's backtrace layout over [`crate::unwind`], with inlined calls
+//! `bt` and `foreach bt`: crash's backtrace layout over [`kmortem_kernel::unwind`], with inlined calls
 //! as frames of their own (from the vmlinux/.ko DWARF, through kmortem-symbols), `-f` frame
 //! contents, `-l` file:line, and `--json` (docs/json/core.md).
 
-use crate::mem::Memory;
-use crate::program::Program;
 use crate::session::{CmdError, Output};
-use crate::unwind::{stacks, End, Frame, Regs, Start, Trace, Unwinder};
-use crate::unwind::{
+use kmortem_kernel::mem::Memory;
+use kmortem_kernel::program::Program;
+use kmortem_kernel::unwind::{stacks, End, Frame, Regs, Start, Trace, Unwinder};
+use kmortem_kernel::unwind::{
     AX, BP, BX, CS, CX, DI, DX, FLAGS, IP, ORIG_AX, R10, R11, R12, R13, R14, R15, R8, R9, SI, SP,
     SS,
 };
@@ -25,7 +25,7 @@ pub struct BtState {
     pub module_dirs: Vec<PathBuf>,
     cache: HashMap<(u64, bool), Resolved>,
     want_vars: bool,
-    cfi: Option<Option<crate::unwind::cfi::Cfi>>,
+    cfi: Option<Option<kmortem_kernel::unwind::cfi::Cfi>>,
     /// Modules whose `.ko` was checked against the dump (vermagic), so that a file of another
     /// build is named once and never used.
     checked_modules: std::collections::HashSet<String>,
@@ -48,12 +48,12 @@ struct Resolved {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BtFrame {
     pub function: Option<String>,
-    #[serde(serialize_with = "crate::hex_addr")]
+    #[serde(serialize_with = "kmortem_kernel::hex_addr")]
     pub address: u64,
     pub module: Option<String>,
     pub inline: bool,
     pub exception: bool,
-    #[serde(serialize_with = "crate::hex_addr")]
+    #[serde(serialize_with = "kmortem_kernel::hex_addr")]
     pub stack_address: u64,
     pub offset: u64,
     pub file: Option<String>,
@@ -88,7 +88,7 @@ pub struct Flags {
 }
 
 fn regs_json(r: &Regs) -> serde_json::Map<String, Value> {
-    crate::unwind::REG_NAMES
+    kmortem_kernel::unwind::REG_NAMES
         .iter()
         .zip(r.0.iter())
         .map(|(n, v)| (n.to_string(), Value::String(format!("{v:#x}"))))
@@ -172,8 +172,11 @@ impl BtState {
         if let Some(why) = prog.module_file_mismatch(m, &path) {
             sym.reject_module(m);
             prog.warnings.push(
-                crate::warnings::Warning::new(crate::warnings::Kind::ModuleMismatch, why)
-                    .what(format!("module {m}")),
+                kmortem_kernel::warnings::Warning::new(
+                    kmortem_kernel::warnings::Kind::ModuleMismatch,
+                    why,
+                )
+                .what(format!("module {m}")),
             );
         }
     }
@@ -274,8 +277,8 @@ impl BtState {
         let regs = match cpu_running {
             Some(c) => stacks::cpu_regs_checked(prog, c).map_err(|why| {
                 prog.warnings.push(
-                    crate::warnings::Warning::new(
-                        crate::warnings::Kind::MissingRegisters,
+                    kmortem_kernel::warnings::Warning::new(
+                        kmortem_kernel::warnings::Kind::MissingRegisters,
                         format!("bt: {why}: the stack of the task running there cannot be walked"),
                     )
                     .what("NT_PRSTATUS"),
@@ -529,8 +532,8 @@ pub fn active_tasks(prog: &Program) -> Vec<(u32, u64)> {
             let t = stacks::current_task(prog, c);
             if t.is_none() {
                 prog.warnings.push(
-                    crate::warnings::Warning::new(
-                        crate::warnings::Kind::Unreadable,
+                    kmortem_kernel::warnings::Warning::new(
+                        kmortem_kernel::warnings::Kind::Unreadable,
                         format!("bt: CPU {c}: its current task is unreadable in this dump"),
                     )
                     .what("current_task"),
@@ -605,8 +608,8 @@ fn run_targets(
             // One task's failure is the others' business only as a warning (bt -a, foreach).
             Err(e) if targets.len() > 1 => {
                 prog.warnings.push(
-                    crate::warnings::Warning::new(
-                        crate::warnings::Kind::Unreadable,
+                    kmortem_kernel::warnings::Warning::new(
+                        kmortem_kernel::warnings::Kind::Unreadable,
                         format!("bt: PID {pid} (task {task:#x}): no backtrace: {e}"),
                     )
                     .what("task_struct")
@@ -687,7 +690,7 @@ impl BtState {
             self.cfi = Some(
                 prog.vmlinux
                     .as_ref()
-                    .and_then(|v| crate::unwind::cfi::Cfi::load(&v.path)),
+                    .and_then(|v| kmortem_kernel::unwind::cfi::Cfi::load(&v.path)),
             );
         }
         let cfi = self.cfi.as_ref().and_then(|c| c.as_ref());
@@ -946,8 +949,8 @@ fn addr_operands(e: &[u8]) -> Vec<usize> {
 fn enum_name(prog: &Program, type_name: &str, x: u64, size: usize) -> Option<String> {
     let n = type_name.strip_prefix("enum ")?.trim();
     let types = prog.types().ok()?;
-    let id = types.0.find(crate::types::Kind::Enum, n)?;
-    let crate::types::Type::Enum { values, .. } = types.get(id) else {
+    let id = types.0.find(kmortem_kernel::types::Kind::Enum, n)?;
+    let kmortem_kernel::types::Type::Enum { values, .. } = types.get(id) else {
         return None;
     };
     let sh = 64 - size as u32 * 8;

@@ -1,9 +1,9 @@
 //! Session commands over the kernel helpers: `list`, `dis`, `mod`, `runq` (crash's names and
 //! layouts; JSON shapes in docs/json/core.md).
 
-use crate::list::{walk_hlist, walk_list, End, DEFAULT_LIMIT};
-use crate::mem::{Memory, KERNEL_IMAGE_END, START_KERNEL_MAP};
 use crate::session::{parse_num, usage, CmdError, Output, Session};
+use kmortem_kernel::list::{walk_hlist, walk_list, End, DEFAULT_LIMIT};
+use kmortem_kernel::mem::{Memory, KERNEL_IMAGE_END, START_KERNEL_MAP};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ impl Session {
         // An unreadable start is a bad address, not a corrupted list.
         if let End::Corrupted(b) = &walk.end {
             if b.index == 0 {
-                if let crate::list::Corruption::Unreadable { .. } = b.corruption {
+                if let kmortem_kernel::list::Corruption::Unreadable { .. } = b.corruption {
                     self.prog.read_u64(b.node)?;
                 }
             }
@@ -337,7 +337,7 @@ impl Session {
             }
         }
         let found = self.module_files();
-        let mut mods: Vec<&crate::program::Module> = self.prog.modules().iter().collect();
+        let mut mods: Vec<&kmortem_kernel::program::Module> = self.prog.modules().iter().collect();
         mods.sort_by_key(|m| m.addr);
         let w = mods.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
         let mut t = format!(
@@ -422,8 +422,11 @@ impl Session {
         idx.retain(|n, p| match prog.module_file_mismatch(n, p) {
             Some(why) => {
                 prog.warnings.push(
-                    crate::warnings::Warning::new(crate::warnings::Kind::ModuleMismatch, why)
-                        .what(format!("module {n}")),
+                    kmortem_kernel::warnings::Warning::new(
+                        kmortem_kernel::warnings::Kind::ModuleMismatch,
+                        why,
+                    )
+                    .what(format!("module {n}")),
                 );
                 false
             }
@@ -462,7 +465,7 @@ impl Session {
         }
         let o = match p.slab_object(addr) {
             Ok(o) => o,
-            Err(crate::program::Error::Read(e)) => {
+            Err(kmortem_kernel::program::Error::Read(e)) => {
                 return Ok(Output {
                     text: format!("{addr:x}: not mapped ({e})\n"),
                     json: json!({"kind": "unmapped", "error": e.to_string()}),

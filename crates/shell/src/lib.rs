@@ -1,0 +1,5 @@
+pub mod bt;
+pub mod cmds;
+pub mod session;
+
+pub use session::{CmdError, Output, Session, COMMANDS};
