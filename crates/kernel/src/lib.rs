@@ -5,6 +5,7 @@
 //! log ([`printk`]), tasks ([`tasks`]), `sys` ([`sys`]), and crash-style struct printing
 //! ([`types`]).
 
+pub mod backtrace;
 pub mod btf;
 pub mod dwarf;
 pub mod kallsyms;

@@ -1,5 +1,17 @@
+mod args;
 pub mod bt;
-pub mod cmds;
+mod dis;
+pub mod help;
+mod kmem;
+mod list;
+mod modules;
+pub mod output;
+pub mod ptype;
+mod rd;
+mod runq;
 pub mod session;
+mod sys;
 
-pub use session::{CmdError, Output, Session, COMMANDS};
+pub use help::COMMANDS;
+pub use output::{CmdError, Output};
+pub use session::Session;

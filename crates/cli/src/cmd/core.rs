@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use kmortem_kernel::Program;
-use kmortem_shell::session::{Session, COMMANDS};
+use kmortem_shell::{Session, COMMANDS};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
