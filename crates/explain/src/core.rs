@@ -539,12 +539,13 @@ pub fn hung_waits(report: &Report, prog: &Program, sym: &mut Symbolizer) -> Vec<
 /// The backtrace of a lock's owner, in `bt`'s text layout: from its CPU's registers when it is
 /// running, else from its saved `thread.sp`.
 pub fn owner_stack(prog: &Program, task: u64, pid: i32, comm: &str) -> Option<String> {
-    use kmortem_kernel::bt;
-    let cpu = bt::active_tasks(prog)
+    use kmortem_kernel::backtrace;
+    use kmortem_shell::bt;
+    let cpu = backtrace::active_tasks(prog)
         .into_iter()
         .find(|&(_, t)| t == task)
         .map(|(c, _)| c);
-    let mut st = bt::BtState::default();
+    let mut st = backtrace::BtState::default();
     let t = st
         .task_trace(
             prog,

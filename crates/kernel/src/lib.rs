@@ -1,13 +1,23 @@
 //! kmortem-kernel: the Linux kernel as a vmcore froze it.
 //!
-//! A [`Program`] ties a dump to VMCOREINFO, the x86_64 address space, and optionally the
-//! vmlinux (symbols with KASLR applied, BTF and lazily indexed DWARF types). On it: the printk
-//! log ([`printk`]), tasks ([`tasks`]), `sys` ([`sys`]), and crash-style struct printing
-//! ([`types`]).
+//! It owns the program model: a [`Program`] ties a dump to VMCOREINFO, the x86_64 address space
+//! and optionally the vmlinux (symbols with KASLR applied, BTF and lazily indexed DWARF types),
+//! and computes what the kernel's memory says: the printk log ([`printk`]), tasks ([`tasks`]),
+//! per-CPU data, modules, lists ([`list`]), slab and vmalloc ([`slab`]), locks ([`locks`]),
+//! `sys`'s facts ([`sys`]), values of typed objects ([`types`]), the ORC unwinder
+//! ([`unwind`]) and the backtraces it walks, with inlined frames and variables
+//! ([`backtrace`]).
+//!
+//! It depends on kmortem-dump (the vmcore containers and their physical memory) and
+//! kmortem-symbols (DWARF line tables, inlined calls, frame variables), and reads the vmlinux's
+//! ELF, BTF and DWARF itself (object, gimli). It must not parse
+//! command lines or lay out a command's output: that is kmortem-shell, which asks a
+//! [`Program`] for data and prints it. What it renders is values in the kernel's and C's own
+//! notation (a struct's members as gdb prints them, a log record as dmesg does), for the
+//! shell to place.
 
-pub mod bt;
+pub mod backtrace;
 pub mod btf;
-pub mod cmds;
 pub mod dwarf;
 pub mod kallsyms;
 pub mod list;
@@ -15,7 +25,6 @@ pub mod locks;
 pub mod mem;
 pub mod printk;
 pub mod program;
-pub mod session;
 pub mod slab;
 pub mod symbols;
 pub mod sys;

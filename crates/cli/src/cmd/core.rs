@@ -1,8 +1,8 @@
 //! `kmortem core`: open a vmcore and run crash-style commands on it.
 
 use anyhow::Result;
-use kmortem_kernel::session::{Session, COMMANDS};
 use kmortem_kernel::Program;
+use kmortem_shell::{Session, COMMANDS};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

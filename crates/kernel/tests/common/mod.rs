@@ -1,10 +1,12 @@
-//! What the kernel crate's lab tests share. The labs, their kernels and paths come from
+//! What the lab tests of the kernel and shell crates share (the shell's tests include this file
+//! by `#[path]`). The labs, their kernels and paths come from
 //! `kmortem-lab` (the one source of truth: no test names a release); here are the dumps of a
 //! scenario with the oracle outputs made from each, and readers for those outputs that only
 //! return what the tool really printed (an oracle that failed or that the kernel has not got
 //! says why, so a test can print it instead of comparing with nothing).
 #![allow(dead_code)]
 
+use kmortem_kernel::Program;
 pub use kmortem_lab::{each, Lab, Scenario};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -349,4 +351,79 @@ for dump, code in jobs:
             None => Ok(j.to_string()),
         })
         .collect()
+}
+
+// ------------------------------------------------------------------ shared by the helper tests
+// (crates/kernel/tests/helpers.rs, crates/shell/tests/commands.rs)
+
+/// The primary dump of a scenario; a missing scenario fails naming it and the kernel.
+pub fn dump(lab: &Lab, name: &str) -> PathBuf {
+    primary(&lab.need(name)).path
+}
+
+pub fn open(lab: &Lab, name: &str) -> Program {
+    Program::open(&dump(lab, name), Some(&vmlinux(lab))).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A register value from the oops in the scenario's console log (`RBX: ffff...`).
+pub fn console_reg(lab: &Lab, name: &str, reg: &str) -> u64 {
+    let log = std::fs::read(lab.need(name).console_log()).expect("console.log");
+    let log = String::from_utf8_lossy(&log);
+    let key = format!("{reg}: ");
+    for line in log.lines() {
+        if let Some(i) = line.find(&key) {
+            let v = &line[i + key.len()..];
+            let v = v.split_whitespace().next().unwrap_or("");
+            if let Ok(x) = u64::from_str_radix(v, 16) {
+                return x;
+            }
+        }
+    }
+    panic!("no {reg} in the console log of {name}");
+}
+
+/// The module's static symbols named `prefix.N` (GCC's names for function-local statics).
+pub fn statics(p: &Program, prefix: &str) -> Vec<u64> {
+    let m = p
+        .modules()
+        .iter()
+        .find(|m| m.name == "kmlab")
+        .expect("kmlab loaded");
+    let mut v: Vec<u64> = m
+        .symbols
+        .iter()
+        .filter(|s| {
+            s.name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|r| r.chars().all(|c| c.is_ascii_digit()))
+        })
+        .map(|s| s.addr)
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no static {prefix}.N in kmlab");
+    v
+}
+
+/// drgn's `slab_object_info()` of each address: `cache object allocated slab` or `-` when
+/// drgn finds no slab object there.
+pub fn drgn_slab(lab: &Lab, dump: &Path, addrs: &[u64]) -> Vec<String> {
+    let code = format!(
+        r#"
+from drgn.helpers.linux.slab import slab_object_info
+for a in {addrs:?}:
+    i = slab_object_info(prog, a)
+    if i is None:
+        print("-")
+    else:
+        print(i.slab_cache.name.string_().decode(), hex(i.address), i.allocated, hex(i.slab.value_()))
+"#
+    );
+    let out = drgn_jobs(&vmlinux(lab), &[(dump.to_path_buf(), code)]);
+    let text = out
+        .into_iter()
+        .next()
+        .expect("one job")
+        .unwrap_or_else(|e| panic!("drgn slab_object_info: {e}"));
+    text.lines().map(String::from).collect()
 }

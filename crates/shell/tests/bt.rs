@@ -3,12 +3,13 @@
 //! where it reads the kernel (6.1). Figures are printed per kernel and scenario (run with
 //! `--show-output`).
 
-use kmortem_kernel::session::Session;
 use kmortem_kernel::Program;
+use kmortem_shell::Session;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 
+#[path = "../../kernel/tests/common/mod.rs"]
 mod common;
 use common::{dumps, each, oracle, primary, scenarios, vmlinux, Lab, Scenario};
 
