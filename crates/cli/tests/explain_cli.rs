@@ -145,6 +145,7 @@ fn explain_json_with_vmcore() {
 }
 
 #[test]
+#[cfg(feature = "fixes")]
 fn explain_links_known_fixes_when_an_index_exists() {
     let vulns = common::kyber_vulns_tree();
     let home = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! `kmortem-fixes`: known-bug knowledge for kmortem.
 //!
 //! - [`FixIndex::import_cves`] indexes the Linux kernel CNA's CVE records (a clone of the kernel's
-//!   `vulns` repository); [`git::import_git`] indexes a kernel git history.
+//!   `vulns` repository); `git::import_git` indexes a kernel git history (feature `git`).
 //! - [`CrashQuery::from_text`] reads a crash (console log, `kmortem oops --json`, drgn or crash
 //!   `bt`), [`FixIndex::search`] ranks the known fixes for it with evidence, and
 //!   [`version::verdict`] tells whether a kernel version is affected.
@@ -19,6 +19,7 @@ pub mod baseline;
 pub mod devset;
 pub mod eval;
 pub mod extract;
+#[cfg(feature = "git")]
 pub mod git;
 mod index;
 pub mod model;

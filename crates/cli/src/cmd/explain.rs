@@ -95,9 +95,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // With both a log and a dump: are they the same crash? Asked of the first reports seen.
     let mut same_crash_notes: Option<Vec<String>> = None;
     // Known-bug link: only when a fixes index was built under $KMORTEM_HOME (`kmortem fixes import`).
-    let fixes = kmortem_fixes::FixIndex::open(&kmortem_fixes::default_home())
-        .ok()
-        .filter(|ix| !ix.is_empty());
+    let fixes = open_fixes();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(super::SafeWriter::new(stdout.lock(), !args.json));
     // Reports are explained and written as their chunk of the log completes; --json writes
@@ -358,8 +356,28 @@ fn print_report(out: &mut impl Write, r: &ReportOut) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The fix index under $KMORTEM_HOME, if one was built and has entries.
+#[cfg(feature = "fixes")]
+fn open_fixes() -> Option<kmortem_fixes::FixIndex> {
+    kmortem_fixes::FixIndex::open(&kmortem_fixes::default_home())
+        .ok()
+        .filter(|ix| !ix.is_empty())
+}
+
+/// Built without the `fixes` feature: no index, no known-fix links.
+#[cfg(not(feature = "fixes"))]
+fn open_fixes() -> Option<std::convert::Infallible> {
+    None
+}
+
+#[cfg(not(feature = "fixes"))]
+fn known_fixes(ix: &std::convert::Infallible, _: &kmortem_oops::Report, _: &str) -> Vec<Finding> {
+    match *ix {}
+}
+
 /// The top candidates of the fixes index for one report, as `known_fix` findings (low
 /// confidence: a ranked suggestion, not a proof).
+#[cfg(feature = "fixes")]
 fn known_fixes(ix: &kmortem_fixes::FixIndex, r: &kmortem_oops::Report, text: &str) -> Vec<Finding> {
     let Some(q) = kmortem_fixes::CrashQuery::from_reports(std::slice::from_ref(r), text) else {
         return Vec::new();

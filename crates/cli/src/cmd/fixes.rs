@@ -1,6 +1,7 @@
 //! `kmortem fixes`: from a crash to its known fix, CVE, and "is my kernel affected".
 
 use anyhow::{bail, Result};
+#[cfg(feature = "fixes-git")]
 use kmortem_fixes::git::{import_git, GitOptions};
 use kmortem_fixes::{default_home, identify_kernel, CrashQuery, FixIndex, ImportOptions};
 use std::io::Write;
@@ -83,9 +84,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn import(home: &std::path::Path, a: ImportArgs) -> Result<ExitCode> {
+    #[cfg(not(feature = "fixes-git"))]
+    if a.git.is_some() {
+        return Err(super::missing::error("fixes import --git", "fixes-git"));
+    }
     let mut ix = FixIndex::open_or_create(home).map_err(|e| index_error(home, e))?;
     let out = std::io::stdout();
     let mut out = out.lock();
+    #[cfg(feature = "fixes-git")]
     if let Some(repo) = &a.git {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(

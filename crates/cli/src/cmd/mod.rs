@@ -1,14 +1,41 @@
-pub mod agent;
+#[macro_use]
+pub mod missing;
+
 pub mod core;
 pub mod decode;
-pub mod doctor;
 pub mod explain;
-pub mod fixes;
 pub mod log;
 pub mod oops;
-pub mod serve;
 pub mod stream;
 pub mod sys;
+
+#[cfg(feature = "server")]
+pub mod agent;
+#[cfg(feature = "server")]
+pub mod doctor;
+#[cfg(feature = "fixes")]
+pub mod fixes;
+#[cfg(feature = "server")]
+pub mod serve;
+
+#[cfg(not(feature = "server"))]
+missing_command!(
+    agent,
+    "agent",
+    "server",
+    "Ship this host's crashes to a kmortem server"
+);
+#[cfg(not(feature = "server"))]
+missing_command!(
+    doctor,
+    "doctor",
+    "server",
+    "Check every reason a kernel crash on this host would go unseen"
+);
+#[cfg(not(feature = "fixes"))]
+missing_command!(fixes, "fixes", "fixes", "Find the known fix for a crash");
+#[cfg(not(feature = "server"))]
+missing_command!(serve, "serve", "server", "Run the crash server");
 
 /// An I/O error as the end of a sentence, without the `(os error N)` of the library message.
 pub fn io_reason(e: &std::io::Error) -> String {
