@@ -24,6 +24,7 @@
 //! lines), and then the title and the fields are extracted from that bounded buffer only.
 
 pub mod input;
+mod json;
 pub mod line;
 pub mod pick;
 mod report;
@@ -144,11 +145,13 @@ impl Needle {
 }
 
 static PANIC_MSG: Needle = Needle::new("Kernel panic - not syncing: ");
-static KILLED: Needle = Needle::new("Killed process");
 static PID_FIELD: Needle = Needle::new("PID: ");
 
-/// What one pass over a line finds of the substrings the scanner tests on every line of an
-/// open report (one overlapping automaton search instead of a dozen separate ones).
+/// What one pass over a decoded line finds: the substrings the scanner tests on every line of
+/// an open report, whether it can open a report at all (a start literal, a syzkaller header
+/// literal) and the pieces of kmortem's own events. One overlapping DFA pass instead of the
+/// start filter, this, `match_oops`'s header check and the event needles one after the other
+/// (issue 15: a report line of the dense fleet log went through up to four automata).
 #[derive(Debug, Clone, Copy, Default)]
 struct Marks(u32);
 
@@ -164,11 +167,19 @@ const M_END: u32 = 1 << 8;
 const M_END_PANIC: u32 = 1 << 9;
 const M_START_IGNORED: u32 = 1 << 10;
 const M_INFO_STACK: u32 = 1 << 11;
+/// One of [`START_LITERALS`]: `start_filter().is_match(line)`.
+const M_START: u32 = 1 << 12;
+/// One of the syzkaller headers: `match_oops` has a candidate.
+const M_HEADER: u32 = 1 << 13;
+/// The needles of [`extra_event`].
+const M_OOM_INVOKED: u32 = 1 << 14;
+const M_OUT_OF_MEMORY: u32 = 1 << 15;
+const M_MCE: u32 = 1 << 16;
 
 impl Marks {
     fn of(t: &str) -> Marks {
-        static AC: OnceLock<(AhoCorasick, Vec<u32>)> = OnceLock::new();
-        let (ac, bits) = AC.get_or_init(|| {
+        static AC: OnceLock<(aho_corasick::dfa::DFA, Vec<u32>)> = OnceLock::new();
+        let (dfa, bits) = AC.get_or_init(|| {
             let mut pats: Vec<(&str, u32)> = vec![
                 (" ? ", M_QUESTION),
                 ("<EOI>", M_EOI),
@@ -186,6 +197,9 @@ impl Marks {
                 ("Killed process", M_KILLED),
                 ("---[ end", M_END),
                 ("end Kernel panic", M_END_PANIC),
+                (EXTRA_OOM_INVOKED, M_OOM_INVOKED),
+                (EXTRA_OUT_OF_MEMORY, M_OUT_OF_MEMORY),
+                (EXTRA_MCE, M_MCE),
             ];
             pats.extend(
                 syz::REPORT_START_IGNORES
@@ -193,18 +207,35 @@ impl Marks {
                     .map(|p| (*p, M_START_IGNORED)),
             );
             pats.extend(syz::INFO_WITH_STACK.iter().map(|p| (*p, M_INFO_STACK)));
-            let ac = AhoCorasick::builder()
-                .build(pats.iter().map(|p| p.0))
+            pats.extend(START_LITERALS.iter().map(|p| (*p, M_START)));
+            pats.extend(syz::headers().into_iter().map(|p| (p, M_HEADER)));
+            // A literal in several lists is one pattern with all their bits.
+            let mut merged: BTreeMap<&str, u32> = BTreeMap::new();
+            for (p, b) in pats {
+                *merged.entry(p).or_default() |= b;
+            }
+            // The DFA walked by hand, a few instructions a byte: report lines are short (a frame
+            // is 30-60 bytes), where the packed prefilter falls back to Rabin-Karp, and the
+            // library's overlapping search costs about 20 instructions a byte.
+            let dfa = aho_corasick::dfa::DFA::builder()
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .prefilter(false)
+                .build(merged.keys())
                 .expect("static patterns");
-            (ac, pats.iter().map(|p| p.1).collect())
+            (dfa, merged.into_values().collect())
         });
-        // Most lines carry none: the (prefiltered) yes/no search first.
-        if !ac.is_match(t) {
-            return Marks(0);
-        }
+        use aho_corasick::automaton::Automaton;
+        let any = aho_corasick::Anchored::No;
+        let mut sid = dfa.start_state(any).expect("unanchored start");
         let mut m = 0;
-        for hit in ac.find_overlapping_iter(t) {
-            m |= bits[hit.pattern().as_usize()];
+        for &b in t.as_bytes() {
+            sid = dfa.next_state(any, sid, b);
+            // Standard semantics: a match state lists every pattern that ends here.
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                for i in 0..dfa.match_len(sid) {
+                    m |= bits[dfa.match_pattern(sid, i).as_usize()];
+                }
+            }
         }
         Marks(m)
     }
@@ -413,6 +444,7 @@ struct Held {
     no: usize,
     text: String,
     ctx: Ctx,
+    marks: Marks,
     header: Option<usize>,
     extra: Option<Kind>,
 }
@@ -455,7 +487,10 @@ fn relevant(t: &str) -> bool {
     {
         return true;
     }
-    if memchr::memmem::find(b, b"+0x").is_some() {
+    // A searcher built once: `memmem::find` builds one per call, which cost more than the
+    // rest of this test on the register lines of a report.
+    static OFFSET: Needle = Needle::new("+0x");
+    if OFFSET.is_in_bytes(b) {
         return true;
     }
     const PREFIXES: &[&str] = &[
@@ -641,19 +676,20 @@ impl Scanner {
         // A CRLF line end is one line end.
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match input::Normalizer::line(line) {
-            None => self.push_clean(line),
+            None => self.push_clean(line, false),
             Some(n) => {
                 let mut done = Vec::new();
                 for l in n.split(|&b| b == b'\n') {
-                    done.extend(self.push_clean(l));
+                    done.extend(self.push_clean(l, false));
                 }
                 done
             }
         }
     }
 
-    /// [`Scanner::push_line`] for a line already normalized.
-    fn push_clean(&mut self, line: &[u8]) -> Vec<Report> {
+    /// [`Scanner::push_line`] for a line already normalized. `vetted`: the line is known to
+    /// hold one of [`START_LITERALS`] (the skip search of [`Scanner::feed`] stopped on it).
+    fn push_clean(&mut self, line: &[u8], vetted: bool) -> Vec<Report> {
         self.line_no += 1;
         let mut done = Vec::new();
         if let Some(h) = self.held.take() {
@@ -662,10 +698,10 @@ impl Scanner {
             // take it as a report start. Pinned by lib::tests::replayed_header_is_not_a_report.
             let replayed = REPLAY.is_in_bytes(line);
             let header = h.header.filter(|_| !replayed);
-            done.extend(self.process(h.no, &h.text, h.ctx, header, h.extra));
+            done.extend(self.process(h.no, &h.text, h.ctx, h.marks, header, h.extra));
         }
         // Fast path: nothing open and nothing that could open a report.
-        if self.open.is_empty() && !start_filter().is_match(line) {
+        if self.open.is_empty() && !vetted && !start_filter().is_match(line) {
             self.in_kmsg = false;
             self.last_ctx = None;
             return done;
@@ -705,14 +741,18 @@ impl Scanner {
         // reports (`BUG: KASAN: use-after-free in dst_check include/net/dst.h:470 [inline]`
         // above `... in tcp_v4_early_demux+0x95b/0x960`). The kernel printed only the last
         // one: the expansions are never a report start. Pinned by tests/syzbot_mailed.rs.
-        let hit = start_filter().is_match(c.text.as_bytes()) && !c.text.ends_with(" [inline]");
+        let m = Marks::of(&c.text);
+        let hit = m.has(M_START) && !c.text.ends_with(" [inline]");
         let header = if hit {
-            syz::match_oops(&c.text).or_else(|| syz::match_extension(&c.text))
+            m.has(M_HEADER)
+                .then(|| syz::match_oops_candidate(&c.text))
+                .flatten()
+                .or_else(|| syz::match_extension(&c.text))
         } else {
             None
         };
         let extra = if hit && header.is_none() {
-            extra_event(&c.text)
+            extra_event(m)
         } else {
             None
         };
@@ -721,12 +761,13 @@ impl Scanner {
                 no: self.line_no,
                 text: c.text.into_owned(),
                 ctx,
+                marks: m,
                 header,
                 extra,
             });
             return done;
         }
-        done.extend(self.process(self.line_no, &c.text, ctx, header, extra));
+        done.extend(self.process(self.line_no, &c.text, ctx, m, header, extra));
         done
     }
 
@@ -737,15 +778,11 @@ impl Scanner {
         no: usize,
         text: &str,
         ctx: Ctx,
+        m: Marks,
         header: Option<usize>,
         extra: Option<Kind>,
     ) -> Vec<Report> {
         let mut done = Vec::new();
-        let m = if self.open.is_empty() && header.is_none() {
-            Marks::default()
-        } else {
-            Marks::of(text)
-        };
         let syz_header = header.filter(|&h| !syz::is_extension(h));
         let starts_report = (syz_header.is_some() && !m.has(M_START_IGNORED))
             || (!self.open.is_empty() && m.has(M_INFO_STACK));
@@ -910,7 +947,7 @@ impl Scanner {
                 text: text.to_string(),
             };
             let o = Open::new(header, if header.is_some() { None } else { extra }, ctx, l);
-            if o.extra == Some(Kind::Oom) && KILLED.is_in(text) {
+            if o.extra == Some(Kind::Oom) && m.has(M_KILLED) {
                 // Folklore: a memory cgroup's OOM kill is often logged as its one summary line
                 // (`Memory cgroup out of memory: Killed process 4133 (java) ...`, the dump
                 // rate-limited away): the event is complete. Pinned by
@@ -952,12 +989,13 @@ impl Scanner {
                 Some(i) => {
                     self.push_partial(&data[..i]);
                     let line = std::mem::take(&mut self.partial);
-                    out.extend(self.push_clean(&line));
+                    out.extend(self.push_clean(&line, false));
                     data = &data[i + 1..];
                 }
             }
         }
         loop {
+            let mut vetted = false;
             if self.open.is_empty() && self.held.is_none() {
                 match start_filter().find(data) {
                     None => {
@@ -981,6 +1019,7 @@ impl Scanner {
                             self.last_ctx = None;
                         }
                         data = &data[ls..];
+                        vetted = true;
                     }
                 }
             }
@@ -990,7 +1029,8 @@ impl Scanner {
                     return out;
                 }
                 Some(i) => {
-                    out.extend(self.push_clean(&data[..i]));
+                    // The skip search stopped on this line: it holds a start literal.
+                    out.extend(self.push_clean(&data[..i], vetted));
                     data = &data[i + 1..];
                 }
             }
@@ -1050,10 +1090,10 @@ impl Scanner {
         let mut done = Vec::new();
         if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
-            done.extend(self.push_clean(&line));
+            done.extend(self.push_clean(&line, false));
         }
         if let Some(h) = self.held.take() {
-            done.extend(self.process(h.no, &h.text, h.ctx, h.header, h.extra));
+            done.extend(self.process(h.no, &h.text, h.ctx, h.marks, h.header, h.extra));
         }
         let last_ctx = self.last_ctx;
         for mut o in std::mem::take(&mut self.open) {
@@ -1089,8 +1129,10 @@ impl Scanner {
 
 /// Inputs fed past this size get a worker thread that builds the reports (titles, fields) while
 /// the scanner reads on: a crash-dense log spends about half its time there. Reports come back
-/// in the order they were completed.
-const POOL_AFTER: u64 = 8 << 20;
+/// in the order they were completed. 1 MiB (the CLI's first read) rather than more: the first
+/// report built also compiles syzkaller's title expressions (about 150 M instructions), which
+/// the worker then does while the scanner reads on (issue 15).
+const POOL_AFTER: u64 = 1 << 20;
 
 /// One worker building reports, FIFO, behind a bounded queue of batches (one batch per
 /// [`Scanner::feed`] call: a hand-over per report cost more in thread wake-ups than the
@@ -1171,19 +1213,21 @@ impl Pool {
     }
 }
 
-/// Events that are not in syzkaller's table: OOM kills and machine checks.
-fn extra_event(text: &str) -> Option<Kind> {
-    static INVOKED: Needle = Needle::new("invoked oom-killer");
-    static OUT_OF: Needle = Needle::new("ut of memory");
-    static MCE: Needle = Needle::new("mce: [Hardware Error]");
-    if INVOKED.is_in(text) {
+const EXTRA_OOM_INVOKED: &str = "invoked oom-killer";
+const EXTRA_OUT_OF_MEMORY: &str = "ut of memory";
+const EXTRA_MCE: &str = "mce: [Hardware Error]";
+
+/// Events that are not in syzkaller's table: OOM kills and machine checks, from the line's
+/// [`Marks`].
+fn extra_event(m: Marks) -> Option<Kind> {
+    if m.has(M_OOM_INVOKED) {
         return Some(Kind::Oom);
     }
     // `Out of memory: Killed process`, `Memory cgroup out of memory: Killed process`.
-    if KILLED.is_in(text) && OUT_OF.is_in(text) {
+    if m.has(M_KILLED) && m.has(M_OUT_OF_MEMORY) {
         return Some(Kind::Oom);
     }
-    if MCE.is_in(text) {
+    if m.has(M_MCE) {
         return Some(Kind::MachineCheck);
     }
     None
@@ -1360,12 +1404,16 @@ fn extra_title_raw(r: &Report, lines: &[Line]) -> String {
     match r.kind {
         Kind::Oom => {
             // `Out of memory: Killed process 1234 (java) total-vm:...`
+            static KILLED: Needle = Needle::new("Killed process");
             for l in lines {
-                if let Some(p) = l.text.find("Killed process") {
+                if let Some(p) = KILLED.find(&l.text) {
                     let rest = &l.text[p..];
                     if let (Some(a), Some(b)) = (rest.find('('), rest.find(')')) {
                         if a < b {
-                            return format!("OOM: killed process {}", &rest[a + 1..b]);
+                            let mut t = String::with_capacity(24 + b - a);
+                            t.push_str("OOM: killed process ");
+                            t.push_str(&rest[a + 1..b]);
+                            return t;
                         }
                     }
                 }
@@ -1564,10 +1612,15 @@ fn signature(r: &Report) -> String {
             break;
         }
     }
+    let kind = r.kind.as_str();
     if picked.is_empty() {
-        return format!("{}:{}", r.kind.as_str(), r.title);
+        let mut s = String::with_capacity(kind.len() + 1 + r.title.len());
+        s.push_str(kind);
+        s.push(':');
+        s.push_str(&r.title);
+        return s;
     }
-    format!("{}:{}", r.kind.as_str(), picked.join("|"))
+    format!("{kind}:{}", picked.join("|"))
 }
 
 /// The kind of a report, from its (normalised) title.
@@ -1663,7 +1716,7 @@ pub fn parse(input: &[u8]) -> Vec<Report> {
     let input = input.strip_suffix(b"\n").unwrap_or(input);
     if !input.is_empty() {
         for line in input.split(|&b| b == b'\n') {
-            out.extend(s.push_clean(line));
+            out.extend(s.push_clean(line, false));
         }
     }
     out.extend(s.finish());
@@ -1729,6 +1782,86 @@ mod tests {
         for h in all {
             assert!(start_filter().is_match(h), "{h} escapes the start filter");
         }
+    }
+
+    /// The one pass of [`Marks::of`] (a DFA walked by hand) finds what the separate searches
+    /// it replaced found: the start filter, the header literals, the event needles and each
+    /// mark, on every line of the golden logs and on lines made of the literals themselves.
+    #[test]
+    fn marks_agree_with_separate_searches() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut lines: Vec<String> = Vec::new();
+        for d in [root.join("tests/golden"), root.join("../../examples")] {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "log") {
+                    let raw = std::fs::read(&p).unwrap();
+                    for l in raw.split(|&b| b == b'\n') {
+                        lines.push(line::clean(l, false).text.into_owned());
+                    }
+                }
+            }
+        }
+        let mut lits: Vec<&str> = START_LITERALS.to_vec();
+        lits.extend(syz::headers());
+        lits.extend(syz::REPORT_START_IGNORES);
+        lits.extend(syz::INFO_WITH_STACK);
+        lits.extend([
+            EXTRA_OOM_INVOKED,
+            EXTRA_OUT_OF_MEMORY,
+            EXTRA_MCE,
+            " ? ",
+            "<EOI>",
+        ]);
+        for (i, a) in lits.iter().enumerate() {
+            lines.push(format!("x{a}"));
+            lines.push(format!("{a} {}", lits[(i * 7 + 3) % lits.len()]));
+            lines.push(a[..a.len() - 1].to_string());
+        }
+        let has = |t: &str, n: &str| t.contains(n);
+        let mut hits = 0;
+        for t in &lines {
+            let m = Marks::of(t);
+            assert_eq!(m.has(M_START), start_filter().is_match(t), "start: {t:?}");
+            let header = syz::headers().iter().any(|h| has(t, h));
+            assert_eq!(m.has(M_HEADER), header, "header: {t:?}");
+            assert_eq!(
+                m.has(M_HEADER)
+                    .then(|| syz::match_oops_candidate(t))
+                    .flatten(),
+                syz::match_oops(t),
+                "match_oops: {t:?}"
+            );
+            let old_extra = if has(t, EXTRA_OOM_INVOKED)
+                || (has(t, "Killed process") && has(t, EXTRA_OUT_OF_MEMORY))
+            {
+                Some(Kind::Oom)
+            } else if has(t, EXTRA_MCE) {
+                Some(Kind::MachineCheck)
+            } else {
+                None
+            };
+            assert_eq!(extra_event(m), old_extra, "extra: {t:?}");
+            for (bit, needles) in [
+                (M_QUESTION, &[" ? "][..]),
+                (M_EOI, &["<EOI>"]),
+                (M_PANIC, &["Kernel panic - not syncing"]),
+                (M_KILLED, &["Killed process"]),
+                (M_END, &["---[ end"]),
+                (M_END_PANIC, &["end Kernel panic"]),
+                (M_START_IGNORED, syz::REPORT_START_IGNORES),
+                (M_INFO_STACK, syz::INFO_WITH_STACK),
+            ] {
+                assert_eq!(
+                    m.has(bit),
+                    needles.iter().any(|n| has(t, n)),
+                    "bit {bit:#x}: {t:?}"
+                );
+            }
+            hits += usize::from(m.0 != 0);
+        }
+        println!("{} lines, {hits} with marks", lines.len());
+        assert!(hits > 150 && lines.len() > 500, "too few lines to compare");
     }
 
     #[test]

@@ -232,3 +232,36 @@ fn syzkaller_corpus_conformance() {
     }
     assert!(held.pos > 100 && dev.pos > 200, "the split lost files");
 }
+
+/// `Report::write_json_pretty` (the CLI's `oops --json`) writes serde_json's bytes for every
+/// report of the corpus: its odd titles, escapes and field mixes (issue 15).
+#[test]
+fn hand_written_json_is_serde_json_on_the_corpus() {
+    let dir = shared().join("corpus/syzkaller/report");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let (mut n, mut bytes) = (0, 0);
+    let mut out = Vec::new();
+    for p in &paths {
+        for mut r in kmortem_oops::parse(&std::fs::read(p).unwrap()) {
+            r.source = Some(p.display().to_string());
+            out.clear();
+            r.write_json_pretty(&mut out);
+            let want = serde_json::to_string_pretty(&r).unwrap();
+            assert!(
+                out == want.as_bytes(),
+                "{}: {}\nhand-written:\n{}\nserde_json:\n{want}",
+                p.display(),
+                r.title,
+                String::from_utf8_lossy(&out)
+            );
+            n += 1;
+            bytes += out.len();
+        }
+    }
+    println!("{n} corpus reports, {bytes} bytes of JSON, byte-identical to serde_json");
+    assert!(n > 300, "only {n} reports in the corpus");
+}

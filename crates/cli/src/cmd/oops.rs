@@ -41,30 +41,129 @@ struct Sink<W: Write> {
     json: bool,
     brief: bool,
     count: usize,
+    /// The JSON is made on a helper thread (started with the first report).
+    json_thread: Option<JsonThread>,
+}
+
+/// Pretty JSON of the report batches, made on a thread of its own while the scanner reads on
+/// (issue 15: a crash-dense log has tens of MB of it, a fifth of the main thread's work). The
+/// bytes come back in batch order and are written here, so output and write errors stay where
+/// they were. At most [`JsonThread::QUEUE`] batches wait.
+struct JsonThread {
+    tx: Option<std::sync::mpsc::SyncSender<(Vec<Report>, String, usize)>>,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    /// Batches sent whose bytes have not come back yet.
+    pending: usize,
+}
+
+impl JsonThread {
+    const QUEUE: usize = 4;
+
+    fn start() -> std::io::Result<JsonThread> {
+        let (tx, work) = std::sync::mpsc::sync_channel::<(Vec<Report>, String, usize)>(Self::QUEUE);
+        let (done, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("kmortem-json".into())
+            .spawn(move || {
+                for (mut batch, source, before) in work {
+                    let mut buf = Vec::new();
+                    let mut source = Some(source);
+                    // By first line, as a stable sort of the reports would order them (the
+                    // reports themselves are big to move).
+                    let mut order: Vec<usize> = (0..batch.len()).collect();
+                    order.sort_by_key(|&i| batch[i].start_line);
+                    for (i, &k) in order.iter().enumerate() {
+                        let r = &mut batch[k];
+                        // Pretty JSON written by hand: serde_json's bytes, a fraction of its
+                        // cost (`kmortem_oops::Report::write_json_pretty`).
+                        buf.extend_from_slice(if before + i == 0 { b"[\n" } else { b",\n" });
+                        r.source = source.take();
+                        r.write_json_pretty(&mut buf);
+                        source = r.source.take();
+                    }
+                    if done.send(buf).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(JsonThread {
+            tx: Some(tx),
+            rx,
+            handle: Some(handle),
+            pending: 0,
+        })
+    }
+
+    fn lost() -> std::io::Error {
+        std::io::Error::other("the JSON thread stopped")
+    }
+
+    /// Hand a batch over (in completion order; the thread sorts it); write whatever is ready.
+    fn send<W: Write>(
+        &mut self,
+        batch: Vec<Report>,
+        source: &str,
+        before: usize,
+        out: &mut W,
+    ) -> std::io::Result<()> {
+        let tx = self.tx.as_ref().ok_or_else(Self::lost)?;
+        tx.send((batch, source.to_string(), before))
+            .map_err(|_| Self::lost())?;
+        self.pending += 1;
+        while let Ok(bytes) = self.rx.try_recv() {
+            self.pending -= 1;
+            out.write_all(&bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Write the rest and stop the thread.
+    fn finish<W: Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.tx = None;
+        while self.pending > 0 {
+            let bytes = self.rx.recv().map_err(|_| Self::lost())?;
+            self.pending -= 1;
+            out.write_all(&bytes)?;
+        }
+        if let Some(h) = self.handle.take() {
+            h.join().map_err(|_| Self::lost())?;
+        }
+        Ok(())
+    }
 }
 
 impl<W: Write> Sink<W> {
     fn emit(&mut self, batch: Vec<Report>, source: &str) -> std::io::Result<()> {
         let mut batch = batch;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.json {
+            let before = self.count;
+            self.count += batch.len();
+            if self.json_thread.is_none() {
+                self.json_thread = Some(JsonThread::start()?);
+            }
+            let t = self.json_thread.as_mut().expect("started");
+            return t.send(batch, source, before, &mut self.out);
+        }
         batch.sort_by_key(|r| r.start_line);
         for mut r in batch {
             r.source = Some(source.to_string());
             self.count += 1;
-            if self.json {
-                self.out
-                    .write_all(if self.count == 1 { b"[\n" } else { b",\n" })?;
-                serde_json::to_writer_pretty(&mut self.out, &r)?;
-            } else {
-                if self.count > 1 {
-                    writeln!(self.out)?;
-                }
-                print_human(&mut self.out, self.count, &r, self.brief)?;
+            if self.count > 1 {
+                writeln!(self.out)?;
             }
+            print_human(&mut self.out, self.count, &r, self.brief)?;
         }
         Ok(())
     }
 
     fn close(&mut self, failed: bool) -> std::io::Result<()> {
+        if let Some(t) = self.json_thread.as_mut() {
+            t.finish(&mut self.out)?;
+        }
         if self.json {
             self.out
                 .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
@@ -134,6 +233,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         json: args.json,
         brief: args.brief,
         count: 0,
+        json_thread: None,
     };
     let mut failed = false;
     for f in &files {

@@ -88,7 +88,12 @@ pub fn parse_frame(line: &str) -> Option<Frame> {
         fr.reliable = false;
         t = x.trim_start();
     }
-    let plus = t.find("+0x")?;
+    // A searcher built once: `str::find` builds a Two-Way searcher on every call, the larger
+    // part of this function's cost on the lines that are no frame (issue 15).
+    static PLUS: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let plus = PLUS
+        .get_or_init(|| memchr::memmem::Finder::new("+0x"))
+        .find(t.as_bytes())?;
     // Symbol names have no spaces.
     if t[..plus].contains(' ') {
         return None;

@@ -99,25 +99,47 @@ pub fn parse_modules(rest: &str) -> Vec<String> {
         .collect()
 }
 
+/// The keys of [`header_fault_address`], in the order they are tried.
+const FAULT_ADDRESS_KEYS: &[&str] = &[
+    "non-canonical address ",
+    "NULL pointer dereference, address: ",
+    "page fault for address: ",
+    "NULL pointer dereference at ",
+    "paging request at virtual address ",
+    "paging request at ",
+    "at virtual address ",
+    " at addr ",
+    "read at 0x",
+    "write at 0x",
+    "access at 0x",
+    "corruption at 0x",
+    "free at 0x",
+];
+
 /// The faulting address a header line names.
 pub fn header_fault_address(line: &str) -> Option<u64> {
-    const KEYS: &[&str] = &[
-        "non-canonical address ",
-        "NULL pointer dereference, address: ",
-        "page fault for address: ",
-        "NULL pointer dereference at ",
-        "paging request at virtual address ",
-        "paging request at ",
-        "at virtual address ",
-        " at addr ",
-        "read at 0x",
-        "write at 0x",
-        "access at 0x",
-        "corruption at 0x",
-        "free at 0x",
-    ];
-    // Most lines of a report carry none of the keys: one automaton pass rules them out
-    // before the ordered search below (which decides between overlapping keys).
+    const KEYS: &[&str] = FAULT_ADDRESS_KEYS;
+    // Every key holds ` at ` or `address`: two vectorised substring searches rule out most
+    // lines (an OOM-kill line, most frames) for less than the automaton's prefilter costs on
+    // them (issue 15: 3,000 instructions on an OOM-kill line). Pinned by
+    // tests::fault_address_keys_hold_the_precheck.
+    type Finder = std::sync::OnceLock<memchr::memmem::Finder<'static>>;
+    static AT: Finder = Finder::new();
+    static ADDRESS: Finder = Finder::new();
+    let b = line.as_bytes();
+    if AT
+        .get_or_init(|| memchr::memmem::Finder::new(" at "))
+        .find(b)
+        .is_none()
+        && ADDRESS
+            .get_or_init(|| memchr::memmem::Finder::new("address"))
+            .find(b)
+            .is_none()
+    {
+        return None;
+    }
+    // Then one automaton pass before the ordered search below (which decides between
+    // overlapping keys).
     static ANY: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
     let any = ANY.get_or_init(|| {
         aho_corasick::AhoCorasick::builder()
@@ -193,6 +215,20 @@ pub fn scan_kaslr(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_address_keys_hold_the_precheck() {
+        for k in FAULT_ADDRESS_KEYS {
+            assert!(k.contains(" at ") || k.contains("address"), "{k:?}");
+        }
+        let oom = "Memory cgroup out of memory: Killed process 4133 (java) total-vm:100kB";
+        assert_eq!(header_fault_address(oom), None);
+        let gpf = "general protection fault, probably for non-canonical address \
+                   0xdffffc0000000001: 0000 [#1] PREEMPT SMP KASAN";
+        assert_eq!(header_fault_address(gpf), Some(0xdffffc0000000001));
+        let kasan = "BUG: KASAN: use-after-free in f+0x1/0x2 at addr ffff888012345678";
+        assert_eq!(header_fault_address(kasan), Some(0xffff888012345678));
+    }
 
     #[test]
     fn cpu_line_debian() {

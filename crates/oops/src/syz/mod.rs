@@ -217,6 +217,13 @@ pub(crate) fn match_oops(line: &str) -> Option<usize> {
     if !any.is_match(b) {
         return None;
     }
+    match_oops_candidate(line)
+}
+
+/// [`match_oops`] for a line known to hold one of the header literals (the scanner's one pass
+/// over the line found it).
+pub(crate) fn match_oops_candidate(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
     table()[..table::OOPSES.len()].iter().position(|o| {
         memchr::memmem::find(b, o.def.header.as_bytes()).is_some()
             && !o.suppressions.iter().any(|s| s.is_match(b))
