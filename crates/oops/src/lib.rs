@@ -1143,6 +1143,12 @@ struct Pool {
     rx: std::sync::mpsc::Receiver<Vec<Report>>,
     batch: Vec<Open>,
     worker: Option<std::thread::JoinHandle<()>>,
+    /// Batches handed over and batches come back: `flush` returns exactly the batches sent
+    /// before the current one, so which reports a `feed` call returns never depends on the
+    /// worker's timing (the CLI sorts each call's reports by first line; with timing-dependent
+    /// grouping, two runs on one file printed reports in different orders).
+    sent: u64,
+    received: u64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -1172,6 +1178,8 @@ impl Pool {
             rx,
             batch: Vec::new(),
             worker: Some(worker),
+            sent: 0,
+            received: 0,
         })
     }
 
@@ -1180,21 +1188,36 @@ impl Pool {
         self.batch.push(o);
     }
 
-    /// Hand the batch over; the reports built so far come back. A batch the worker cannot
-    /// take (it is gone) is built here.
+    /// Hand the batch over; the batches handed over before it come back (waiting for them if
+    /// the worker is behind: it lags by one batch at most, so reading and building overlap).
+    /// A batch the worker cannot take (it is gone) is built here, after the ones before it.
     fn flush(&mut self, out: &mut Vec<Report>) {
+        let mut refused = None;
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
-            let refused = match self.tx.as_ref() {
-                Some(tx) => tx.send(batch).err().map(|e| e.0),
-                None => Some(batch),
-            };
-            if let Some(b) = refused {
-                out.extend(b.into_iter().filter_map(finish_open));
+            match self.tx.as_ref() {
+                Some(tx) => match tx.send(batch) {
+                    Ok(()) => self.sent += 1,
+                    Err(e) => refused = Some(e.0),
+                },
+                None => refused = Some(batch),
             }
         }
-        for built in self.rx.try_iter() {
-            out.extend(built);
+        let keep = if refused.is_some() { 0 } else { 1 };
+        while self.received + keep < self.sent {
+            match self.rx.recv() {
+                Ok(built) => {
+                    out.extend(built);
+                    self.received += 1;
+                }
+                Err(_) => {
+                    self.received = self.sent;
+                    break;
+                }
+            }
+        }
+        if let Some(b) = refused {
+            out.extend(b.into_iter().filter_map(finish_open));
         }
     }
 
@@ -1203,11 +1226,11 @@ impl Pool {
         let mut out = Vec::new();
         self.flush(&mut out);
         drop(self.tx.take());
+        for built in self.rx.iter() {
+            out.extend(built);
+        }
         if let Some(w) = self.worker.take() {
             let _ = w.join();
-        }
-        for built in self.rx.try_iter() {
-            out.extend(built);
         }
         out
     }
@@ -2090,6 +2113,40 @@ mod tests {
         want.sort_by_key(|r| r.start_line);
         got.sort_by_key(|r| r.start_line);
         assert_eq!(got, want);
+    }
+
+    /// Which reports each `feed` call returns does not depend on the worker's timing: the
+    /// batches handed over before the current one come back, no more, no fewer. A worker slowed
+    /// down (a pause in the test's feed loop gives it time to finish everything) must give the
+    /// same grouping as one racing the scanner.
+    #[test]
+    fn feed_grouping_does_not_depend_on_the_worker() {
+        let log = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/interleaved_callers.log"
+        ))
+        .unwrap();
+        let mut big = Vec::new();
+        while big.len() < (POOL_AFTER as usize) * 3 {
+            big.extend_from_slice(&b"[1.0] eth0: link up\n".repeat(200));
+            big.extend_from_slice(&log);
+        }
+        let run = |pause: bool| {
+            let mut s = Scanner::new();
+            let mut calls = Vec::new();
+            for c in big.chunks(1 << 18) {
+                let got = s.feed(c);
+                calls.push(got.iter().map(|r| r.start_line).collect::<Vec<_>>());
+                if pause {
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+            }
+            calls.push(s.finish().iter().map(|r| r.start_line).collect());
+            calls
+        };
+        let (racing, paused) = (run(false), run(true));
+        assert!(racing.iter().map(Vec::len).sum::<usize>() > 100);
+        assert_eq!(racing, paused);
     }
 
     /// `feed` with arbitrary chunk boundaries finds the same reports as `parse`.
