@@ -400,9 +400,12 @@ impl Program {
 ///
 /// Folklore: with CONFIG_SLAB_FREELIST_HARDENED (4.14+, commit 2482ddec670f) the free pointer
 /// is stored as `ptr ^ s->random ^ swab(at)`, where `at` is the address the pointer is stored
-/// at (byte-swapped since 5.7, commit 1ad53d9fa3f6; before, the plain address). `kmem_cache`
-/// has the `random` member only with the option, so its presence is the probe. Pinned by
-/// `tests::freeptr` and the lab's `uaf`/`double_free` dumps (`lab_slab_and_vmalloc`).
+/// at. `kmem_cache` has the `random` member only with the option, so its presence is the
+/// probe. This always byte-swaps `at`, which is the 5.7+ form (commit 1ad53d9fa3f6); kernels
+/// 4.14-5.6 stored `ptr ^ random ^ at` unswapped and are not decoded right here (no lab
+/// kernel has that form; a probe would try both and keep the one that lands in the slab).
+/// Pinned by `tests::freeptr` and the lab's `uaf`/`double_free` dumps
+/// (`lab_slab_and_vmalloc`).
 pub fn decode_freeptr(raw: u64, at: u64, random: Option<u64>) -> u64 {
     match random {
         Some(r) => raw ^ r ^ at.swap_bytes(),
