@@ -298,9 +298,77 @@ pub fn explain(report: &Report, prog: &Program, sym: &mut Symbolizer, found: &mu
         }
         extra.push(g);
     }
+    // 4. A garbage pointer read from an object that is now a live object of another cache: the
+    //    stale pointer's memory was freed and reallocated (use after free).
+    for f in found.iter_mut() {
+        reallocated(prog, f);
+    }
     extra.extend(hung_waits(report, prog, sym));
     found.extend(extra);
     found.sort_by_key(|f| std::cmp::Reverse(f.confidence));
+}
+
+/// Whether a kmem_cache's name is the one of a type's objects: `kmlab_token` for `struct
+/// kmlab_token`, `TCP` for `struct tcp_sock`, `inode_cache` for `struct inode` (one contains the
+/// other once lowercased, without `struct ` and a `_cache`/`_cachep` suffix).
+fn cache_of_type(cache: &str, type_name: &str) -> bool {
+    let norm = |s: &str| {
+        let s = s.trim();
+        let s = s
+            .strip_prefix("struct ")
+            .or_else(|| s.strip_prefix("union "))
+            .unwrap_or(s);
+        let s = s.to_ascii_lowercase();
+        let s = s
+            .strip_suffix("_cachep")
+            .or_else(|| s.strip_suffix("_cache"))
+            .unwrap_or(&s)
+            .to_string();
+        s
+    };
+    let (c, t) = (norm(cache), norm(type_name));
+    !c.is_empty() && !t.is_empty() && (c.contains(&t) || t.contains(&c))
+}
+
+/// A bad pointer with a garbage (non-canonical) value read from `source` (`t` of `t->owner`),
+/// where `source` points into an allocated object of a dedicated cache named after another type
+/// (`kmlab_frame` for a `struct kmlab_token`): `source` is stale, its object was freed and the
+/// memory given to another cache (slab page freed and reused); the garbage is the new object's
+/// data. Generic `kmalloc-*` caches say nothing about the type and are left alone. Pinned by
+/// `uaf_realloc` (vmcore rows) in tests/shapes.rs.
+fn reallocated(prog: &Program, f: &mut Finding) {
+    if f.kind != "bad_pointer" || f.facts.get("class").map(String::as_str) != Some("non_canonical")
+    {
+        return;
+    }
+    let (Some(src), Some(addr), Some(ty)) = (
+        f.facts.get("source").cloned(),
+        hexfact(f, "source_address"),
+        f.facts.get("source_type").cloned(),
+    ) else {
+        return;
+    };
+    let Ok(Some(o)) = prog.slab_object(addr) else {
+        return;
+    };
+    let generic = o.cache_name.starts_with("kmalloc-")
+        || o.cache_name.starts_with("kmalloc_")
+        || o.cache_name.starts_with("dma-kmalloc");
+    if o.free != Some(false) || generic || cache_of_type(&o.cache_name, &ty) {
+        return;
+    }
+    f.summary.push_str(&format!(
+        "; `{src}` ({ty} *) = {addr:#x} points into a live object of kmem_cache `{}`, not a {ty}: its object was freed and the memory reallocated to another cache (use after free)",
+        o.cache_name
+    ));
+    f.evidence.push(format!(
+        "vmcore: `{src}` = {addr:#x} is {:#x} bytes into the allocated object {:#x} ({} bytes) of kmem_cache `{}` (slab {:#x}); the cache is not named after {ty}",
+        o.offset, o.object, o.object_size, o.cache_name, o.slab
+    ));
+    f.fact("stale", src);
+    f.fact("stale_cache", o.cache_name.clone());
+    f.fact("stale_object", format!("{:#x}", o.object));
+    f.fact("verdict", "reallocated");
 }
 
 /// Values that are never slab addresses (poison, non-canonical).
@@ -560,4 +628,25 @@ pub fn owner_stack(prog: &Program, task: u64, pid: i32, comm: &str) -> Option<St
         return None;
     }
     Some(bt::format_task(prog, &t, bt::Flags::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_of_type;
+
+    #[test]
+    fn cache_names_against_types() {
+        let cases = [
+            ("kmlab_token", "struct kmlab_token", true),
+            ("TCP", "struct tcp_sock", true),
+            ("inode_cache", "struct inode", true),
+            ("kmlab_frame", "struct kmlab_token", false),
+            ("dentry", "struct kmlab_session", false),
+            ("", "struct x", false),
+        ];
+        for (c, t, want) in cases {
+            println!("{c} / {t}: {}", cache_of_type(c, t));
+            assert_eq!(cache_of_type(c, t), want, "{c} vs {t}");
+        }
+    }
 }

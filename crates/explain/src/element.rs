@@ -65,12 +65,14 @@ impl Env<'_> {
         match o {
             Origin::Var {
                 reg,
+                plus,
                 level,
                 pc,
                 from,
                 ..
             } => self
                 .reg(*level, *pc, *reg)
+                .map(|v| v.wrapping_add(*plus as u64))
                 .or_else(|| self.value(from.as_deref()?)),
             Origin::Static { addr_of, elf, .. } => {
                 let (m, name, off) = elf.as_ref()?;
@@ -86,6 +88,7 @@ impl Env<'_> {
                 self.read(b.wrapping_add(*offset), 8)
             }
             Origin::AddrOf { base, offset, .. } => Some(self.value(base)?.wrapping_add(*offset)),
+            Origin::Piece { reg, level, pc, .. } => self.reg(*level, *pc, *reg),
             Origin::Element { .. } => None,
         }
     }

@@ -175,6 +175,9 @@ pub enum Origin {
         /// The variable's pointee type (typedefs stripped), for member resolution.
         pointee: Option<(Arc<Binary>, u64)>,
         reg: u16,
+        /// The variable is `reg + plus` (`DW_OP_breg5 8; DW_OP_stack_value`: `n` = `&p->hnode`
+        /// while `p` is in %rdi); 0 when it is the register's value itself.
+        plus: i64,
         /// The frame it was found in: 0 for the faulting function, 1 for its caller, ...
         level: usize,
         /// The PC (in that frame's function) where it lives in `reg`.
@@ -222,6 +225,29 @@ pub enum Origin {
         /// The DWARF variable in that register (`slot`).
         index_name: Option<String>,
     },
+    /// `param->path`: a member of a parameter that GCC's IPA-SRA dropped from an `.isra` clone,
+    /// passed by value in `reg` instead. Inferred from the types: the only pointer member of
+    /// `*param` whose pointee has members at every offset the clone uses `reg` at.
+    Piece {
+        param: String,
+        function: String,
+        /// The dropped parameter's type.
+        type_name: String,
+        path: String,
+        offset: u64,
+        /// The member's pointee type.
+        pointee: Option<(Arc<Binary>, u64)>,
+        /// The member's type (`struct kmlab_conn *`).
+        member_type: String,
+        reg: u16,
+        /// The offsets `reg` is used at, up to the PC.
+        uses: Vec<i64>,
+        /// The frame it was found in (0: the faulting function) and the PC there.
+        level: usize,
+        pc: u64,
+        /// What the caller passed, when its instructions show it (`f->cookie`).
+        from: Option<Box<Origin>>,
+    },
 }
 
 impl Origin {
@@ -238,6 +264,7 @@ impl Origin {
             Origin::Element { base, .. } => {
                 format!("&{}[…]", base.expr().trim_start_matches('&'))
             }
+            Origin::Piece { param, path, .. } => format!("{param}->{path}"),
         }
     }
 
@@ -251,7 +278,9 @@ impl Origin {
     /// `stats` → `stats (= sk->estats)` when the derivation is known.
     pub fn explained(&self) -> String {
         match self {
-            Origin::Var { from: Some(f), .. } => format!("`{}` (= `{}`)", self.expr(), f.expr()),
+            Origin::Var { from: Some(f), .. } | Origin::Piece { from: Some(f), .. } => {
+                format!("`{}` (= `{}`)", self.expr(), f.expr())
+            }
             _ => format!("`{}`", self.expr()),
         }
     }
@@ -284,7 +313,11 @@ impl Origin {
             Origin::Load { base, .. }
             | Origin::AddrOf { base, .. }
             | Origin::Element { base, .. } => base.chain(out),
-            Origin::Static { .. } => {}
+            Origin::Piece { from: Some(f), .. } => {
+                out.push(format!("`{}` = `{}`", self.expr(), f.expr()));
+                f.chain(out);
+            }
+            Origin::Static { .. } | Origin::Piece { .. } => {}
         }
     }
 
@@ -298,14 +331,14 @@ impl Origin {
             }
             Origin::Var { from, .. } => from.as_ref()?.element(),
             Origin::Load { base, .. } | Origin::AddrOf { base, .. } => base.element(),
-            Origin::Static { .. } => None,
+            Origin::Static { .. } | Origin::Piece { .. } => None,
         }
     }
 
     /// The innermost variable (its register), for reading its value.
     pub fn register(&self) -> Option<u16> {
         match self {
-            Origin::Var { reg, .. } => Some(*reg),
+            Origin::Var { reg, plus: 0, .. } => Some(*reg),
             _ => None,
         }
     }
@@ -316,7 +349,8 @@ impl Origin {
             | Origin::Static { pointee, .. }
             | Origin::Load { pointee, .. }
             | Origin::AddrOf { pointee, .. }
-            | Origin::Element { pointee, .. } => pointee.as_ref(),
+            | Origin::Element { pointee, .. }
+            | Origin::Piece { pointee, .. } => pointee.as_ref(),
         }
     }
 
@@ -329,12 +363,16 @@ impl Origin {
                 inlined,
                 type_name,
                 reg,
+                plus,
                 from,
                 ..
             } => {
                 out.push(format!(
-                    "DWARF: `{name}` ({type_name}) lives in %{} here, in {function}{}",
-                    x86_64_register_name(*reg).unwrap_or("?"),
+                    "DWARF: `{name}` ({type_name}) {} here, in {function}{}",
+                    match *plus {
+                        0 => format!("lives in %{}", x86_64_register_name(*reg).unwrap_or("?")),
+                        k => format!("is %{} + {k:#x}", x86_64_register_name(*reg).unwrap_or("?")),
+                    },
                     if *inlined { " (inlined)" } else { "" }
                 ));
                 if let Some(f) = from {
@@ -354,6 +392,30 @@ impl Origin {
                 "`{}` is a static variable (relocation of the instruction, symbol table and DWARF)",
                 self.expr()
             )),
+            Origin::Piece {
+                param,
+                function,
+                type_name,
+                path,
+                member_type,
+                reg,
+                uses,
+                from,
+                ..
+            } => {
+                out.push(format!(
+                    "DWARF: `{param}` ({type_name}) of {function} is DW_OP_GNU_parameter_ref: GCC's IPA-SRA dropped it from the clone, which gets members of `*{param}` by value instead"
+                ));
+                let offs: Vec<String> = uses.iter().map(|u| format!("{u:#x}")).collect();
+                out.push(format!(
+                    "%{r} is an argument register never written before here, used as a pointer at offset {}: of the pointer members of `*{param}`, only `{path}` ({member_type}) points to a type with members there, so %{r} = `{param}->{path}` (inferred from the types)",
+                    offs.join(", "),
+                    r = x86_64_register_name(*reg).unwrap_or("?"),
+                ));
+                if let Some(f) = from {
+                    f.evidence(out);
+                }
+            }
         }
     }
 }
@@ -397,6 +459,7 @@ impl<'a> Tracer<'a> {
                         type_name: v.type_name.clone(),
                         pointee: pointee_of(&code.bin, v.type_die),
                         reg,
+                        plus: 0,
                         level,
                         pc,
                         from: None,
@@ -447,6 +510,172 @@ impl<'a> Tracer<'a> {
         }
     }
 
+    /// The origin of `reg` used as a pointer at `disp` (`disp(%reg)`): [`Self::origin`], or the
+    /// IPA-SRA piece `reg` must be ([`Self::sra_piece`]) when no DWARF variable lives in `reg`
+    /// (the callee's own name first, what the caller passed as its derivation: `t->owner` =
+    /// `f->cookie`).
+    pub fn base_origin(
+        &self,
+        code: &FnCode,
+        level: usize,
+        pc: u64,
+        reg: u16,
+        disp: i64,
+        depth: usize,
+    ) -> Option<Origin> {
+        if self.var_in(code, level, pc, reg, true).is_none() {
+            if let Some(mut p) = self.sra_piece(code, level, pc, reg, disp) {
+                let name = p.expr();
+                let derived = self.origin(code, level, pc, reg, depth);
+                if let Origin::Piece { from, .. } = &mut p {
+                    *from = derived.filter(|d| d.expr() != name).map(Box::new);
+                }
+                return Some(p);
+            }
+        }
+        self.origin(code, level, pc, reg, depth)
+    }
+
+    /// A variable living at `reg + k` (0 < k <= disp) whose pointee has a member starting at
+    /// `disp - k`, innermost scope first, with the displacement from it: `n->pprev` for
+    /// `0x10(%rdi)` where `n` = %rdi + 8 (hlist_del(&p->hnode) inlined, `p` in %rdi) rather than
+    /// `p->hnode.pprev`: the inlined helper's own variable names the struct the member is in,
+    /// and `n` = `&p->hnode` is its derivation. Pinned by `hlist_double_del` in tests/shapes.rs.
+    fn offset_var(
+        &self,
+        code: &FnCode,
+        level: usize,
+        pc: u64,
+        reg: u16,
+        disp: i64,
+        depth: usize,
+    ) -> Option<(Origin, i64)> {
+        let bin = &code.bin;
+        for s in &code.variables_at(pc) {
+            for v in &s.vars {
+                let Some((r, k)) = v.location.register_plus() else {
+                    continue;
+                };
+                if r != reg || k <= 0 || k > disp {
+                    continue;
+                }
+                let Some(pointee) = pointee_of(bin, v.type_die) else {
+                    continue;
+                };
+                let structured = bin
+                    .type_info(pointee.1)
+                    .is_some_and(|t| matches!(t.kind, TypeKind::Struct | TypeKind::Union));
+                let fits = bin
+                    .member_path(pointee.1, (disp - k) as u64)
+                    .is_some_and(|mp| mp.remainder == 0);
+                if !structured || !fits {
+                    continue;
+                }
+                // `n` = `&p->hnode`: the member at +k of what the register holds.
+                let from = self.origin(code, level, pc, reg, depth).and_then(|b| {
+                    let (bb, bt) = b.pointee()?.clone();
+                    let (path, _) = shallow_member(&bb, bt, k as u64)?;
+                    Some(Box::new(Origin::AddrOf {
+                        base: Box::new(b),
+                        path,
+                        offset: k as u64,
+                        pointee: Some(pointee.clone()),
+                    }))
+                });
+                let var = Origin::Var {
+                    name: v.name.clone(),
+                    function: s.function.clone(),
+                    inlined: s.inlined,
+                    type_name: v.type_name.clone(),
+                    pointee: Some(pointee),
+                    reg,
+                    plus: k,
+                    level,
+                    pc,
+                    from,
+                };
+                return Some((var, disp - k));
+            }
+        }
+        None
+    }
+
+    /// In an `.isra` clone, an argument register that no DWARF variable describes and that the
+    /// function never wrote before `pc` holds a piece of a dropped parameter (see
+    /// `Location::is_parameter_ref`): GCC passes `p->m` instead of `p` when `p` is only read
+    /// through. Which member is told by the types alone: the pointer members of `*p` (nested
+    /// structs included) whose pointee has a member starting at every offset the clone uses the
+    /// register at (`disp` and each `off(%reg)` before `pc`). Named only when exactly one member
+    /// of one dropped parameter fits. Pinned by `null_member_deep` (`req->conn`) and
+    /// `uaf_realloc` (`t->owner`) in tests/shapes.rs.
+    pub fn sra_piece(
+        &self,
+        code: &FnCode,
+        level: usize,
+        pc: u64,
+        reg: u16,
+        disp: i64,
+    ) -> Option<Origin> {
+        if !code.name.contains(".isra") || !ARG_REGS.contains(&reg) || code.writes_before(pc, reg) {
+            return None;
+        }
+        let mut uses = vec![disp];
+        for x in code.insns.iter().take_while(|x| x.ip() < pc) {
+            if let Some(m) = insn::mem_operand(&x.ins) {
+                if m.base == Some(reg) && m.index.is_none() && !uses.contains(&m.disp) {
+                    uses.push(m.disp);
+                }
+            }
+        }
+        if uses.iter().any(|&u| u < 0) {
+            return None;
+        }
+        uses.sort_unstable();
+        let scopes = code.variables_at(pc);
+        let concrete = scopes.iter().rfind(|s| !s.inlined)?;
+        let bin = &code.bin;
+        let mut found = Vec::new();
+        for v in &concrete.vars {
+            let dropped = matches!(v.location, kmortem_symbols::vars::Location::OptimizedOut)
+                || v.location.is_parameter_ref();
+            if !v.is_param || !dropped {
+                continue;
+            }
+            let Some(pt) = bin.pointee(v.type_die?) else {
+                continue;
+            };
+            let mut members = Vec::new();
+            pointer_members(bin, pt.die, String::new(), 0, 0, &mut members);
+            for (path, off, mt) in members {
+                let Some(target) = bin.pointee(mt) else {
+                    continue;
+                };
+                let fits = uses.iter().all(|&u| {
+                    bin.member_path(target.die, u as u64)
+                        .is_some_and(|mp| mp.remainder == 0)
+                });
+                if fits {
+                    found.push((v, path, off, mt, target.die));
+                }
+            }
+        }
+        let [(v, path, off, mt, target)] = <[_; 1]>::try_from(found).ok()?;
+        Some(Origin::Piece {
+            param: v.name.clone(),
+            function: concrete.function.clone(),
+            type_name: v.type_name.clone(),
+            path,
+            offset: off,
+            pointee: Some((bin.clone(), target)),
+            member_type: bin.type_name(mt),
+            reg,
+            uses,
+            level,
+            pc,
+            from: None,
+        })
+    }
+
     fn derive(
         &self,
         code: &FnCode,
@@ -493,9 +722,16 @@ impl<'a> Tracer<'a> {
             if m.rip_relative {
                 return self.static_at(code, def, true);
             }
-            let base = self.origin(code, level, def.ip(), m.base?, depth)?;
+            let (base, disp) = match self.offset_var(code, level, def.ip(), m.base?, m.disp, depth)
+            {
+                Some(v) => v,
+                None => (
+                    self.base_origin(code, level, def.ip(), m.base?, m.disp, depth)?,
+                    m.disp,
+                ),
+            };
             let (bin, pt) = base.pointee()?.clone();
-            let mp = bin.member_path(pt, m.disp as u64)?;
+            let mp = bin.member_path(pt, disp as u64)?;
             if mp.remainder != 0 {
                 return None;
             }
@@ -503,7 +739,7 @@ impl<'a> Tracer<'a> {
             return Some(Origin::Load {
                 base: Box::new(base),
                 path: mp.path,
-                offset: m.disp as u64,
+                offset: disp as u64,
                 pointee,
                 at: format!("{}+{:#x}", code.name, def.ip() - code.start),
                 text: def.text.clone(),
@@ -528,7 +764,10 @@ impl<'a> Tracer<'a> {
             if m.base.is_none() {
                 return self.static_element(code, level, def, m.index?, m.scale as u64);
             }
-            let base = self.origin(code, level, def.ip(), m.base?, depth)?;
+            let base = match m.index {
+                None => self.base_origin(code, level, def.ip(), m.base?, m.disp, depth)?,
+                Some(_) => self.origin(code, level, def.ip(), m.base?, depth)?,
+            };
             let (bin, pt) = base.pointee()?.clone();
             if m.index.is_some() {
                 if m.disp != 0 {
@@ -581,7 +820,7 @@ impl<'a> Tracer<'a> {
         if m.index.is_some() || m.rip_relative || m.disp < 0 {
             return None;
         }
-        let base = self.origin(code, level, def.ip(), m.base?, depth)?;
+        let base = self.base_origin(code, level, def.ip(), m.base?, m.disp, depth)?;
         let (bin, pt) = base.pointee()?.clone();
         let mp = bin.member_path(pt, m.disp as u64)?;
         if mp.remainder != 0 {
@@ -766,6 +1005,40 @@ impl<'a> Tracer<'a> {
             addr_of: true,
             elf: elf_symbol(code, addr),
         })
+    }
+}
+
+/// The pointer-typed members of struct/union `die`, through nested structs and unions (not
+/// through pointers or arrays): (path, offset, member type DIE).
+fn pointer_members(
+    bin: &Binary,
+    die: u64,
+    prefix: String,
+    base: u64,
+    depth: usize,
+    out: &mut Vec<(String, u64, u64)>,
+) {
+    let Some(t) = bin.strip_type(die) else { return };
+    if depth > 4 || !matches!(t.kind, TypeKind::Struct | TypeKind::Union) {
+        return;
+    }
+    for m in bin.type_members(t.die) {
+        let Some(md) = m.type_die else { continue };
+        let Some(mt) = bin.strip_type(md) else {
+            continue;
+        };
+        let path = match &m.name {
+            Some(n) if prefix.is_empty() => n.clone(),
+            Some(n) => format!("{prefix}.{n}"),
+            None => prefix.clone(),
+        };
+        match mt.kind {
+            TypeKind::Pointer if !path.is_empty() => out.push((path, base + m.offset, md)),
+            TypeKind::Struct | TypeKind::Union => {
+                pointer_members(bin, mt.die, path, base + m.offset, depth + 1, out)
+            }
+            _ => {}
+        }
     }
 }
 

@@ -226,6 +226,37 @@ pub fn divide(report: &Report, frames: &Frames) -> Vec<Finding> {
     out
 }
 
+/// The object a derivation's value was loaded from: (its expression, the derivation whose value
+/// is its address, its type's name). For an IPA-SRA piece (`t->owner`) the caller's load at the
+/// same offset (`f->cookie`, `mov 0x8(%rbp),%rdi`) read it from the object `t` points to, so
+/// its base has `t`'s value.
+fn source_object(o: &Origin) -> Option<(String, &Origin, String)> {
+    match o {
+        Origin::Var { from, .. } => source_object(from.as_deref()?),
+        Origin::Load { base, .. } => {
+            let (b, t) = base.pointee()?;
+            Some((base.expr(), base, b.type_name(*t)))
+        }
+        Origin::Piece {
+            param,
+            offset,
+            type_name,
+            from: Some(from),
+            ..
+        } => match from.as_ref() {
+            Origin::Load {
+                base, offset: o2, ..
+            } if o2 == offset => Some((
+                param.clone(),
+                base,
+                type_name.trim_end_matches('*').trim().to_string(),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// What a bad pointer's value means, as one word for machines (`verdict`).
 fn verdict(class: Option<&Class>, kind: Kind) -> &'static str {
     match class.map(|c| c.id) {
@@ -339,7 +370,10 @@ pub fn explain(
     }
     let class = classify(bv);
     let tracer = frames.tracer();
-    let origin = tracer.origin(code, 0, pc, base, 8);
+    let origin = match m.index {
+        None => tracer.base_origin(code, 0, pc, base, m.disp, 8),
+        Some(_) => tracer.origin(code, 0, pc, base, 8),
+    };
     let access = match (m.read, m.write) {
         (true, true) => "update",
         (false, true) => "write",
@@ -498,7 +532,7 @@ pub fn explain(
     );
     f.evidence = evidence;
     f.fact("variable", origin.expr());
-    if let Origin::Var { from: Some(fr), .. } = &origin {
+    if let Origin::Var { from: Some(fr), .. } | Origin::Piece { from: Some(fr), .. } = &origin {
         f.fact("derived_from", fr.expr());
     }
     if let Some(mp) = &member {
@@ -535,6 +569,15 @@ pub fn explain(
         f.fact("chain", chain_fact);
     }
     f.fact("verdict", verdict);
+    // The object the bad pointer was read from (`t` of `t->owner`) and its address, for the
+    // vmcore's slab check (core.rs: a stale pointer into memory another cache reuses).
+    if let Some((expr, base, ty)) = source_object(&origin) {
+        if let Some(a) = env.value(base) {
+            f.fact("source", expr);
+            f.fact("source_address", format!("{a:#x}"));
+            f.fact("source_type", ty);
+        }
+    }
     if let Some((b, t)) = origin.pointee() {
         f.fact("pointee", b.type_name(*t));
     }

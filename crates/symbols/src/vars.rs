@@ -90,6 +90,24 @@ impl Location {
         }
     }
 
+    /// Whether the value is `DW_OP_GNU_parameter_ref` (no register or memory holds it).
+    ///
+    /// Folklore: when GCC's IPA-SRA (`-fipa-sra`, on at -O2/-Os, `.isra` clones since GCC 4.x,
+    /// this form since GCC 5) drops a parameter from a clone and passes pieces of what it points
+    /// to instead, the clone's DIE describes the dropped parameter as "the value the caller
+    /// passed for it" (`DW_OP_GNU_parameter_ref <abstract formal parameter>`), to be found in the
+    /// caller's `DW_TAG_call_site_parameter`. Pinned by `null_member_deep` and `uaf_realloc` in
+    /// crates/explain/tests/shapes.rs (`req` of `kmlab_request_mtu.constprop.0.isra.0`).
+    pub fn is_parameter_ref(&self) -> bool {
+        let Location::Expr(e) = self else {
+            return false;
+        };
+        matches!(
+            decode_ops(e).as_deref(),
+            Some([gimli::Operation::ParameterRef { .. }, ..])
+        )
+    }
+
     /// A short human description: `%rsi`, `[%rsp+0x10]`, `<optimized out>`, `DW_OP_...`.
     pub fn describe(&self) -> String {
         match self {

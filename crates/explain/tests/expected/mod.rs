@@ -284,7 +284,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         scenario: "null_member_deep",
-        must: false,
+        must: true,
         picked: (0, "panic"),
         console: DEEP,
         console_also: &[],
@@ -293,7 +293,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         scenario: "hlist_double_del",
-        must: false,
+        must: true,
         picked: (0, "panic"),
         console: HLIST,
         console_also: &[],
@@ -311,7 +311,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         scenario: "uaf_realloc",
-        must: false,
+        must: true,
         picked: (0, "panic"),
         console: REALLOC_CONSOLE,
         console_also: &[],
@@ -322,7 +322,7 @@ pub const EXPECTED: &[Expect] = &[
     // explain must pick the last report, the one `Kernel panic - not syncing` follows.
     Expect {
         scenario: "warn_then_oops",
-        must: false,
+        must: true,
         picked: (0, "panic"),
         console: DEEP,
         console_also: &[],
