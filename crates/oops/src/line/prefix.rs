@@ -92,6 +92,11 @@ fn caller_id(s: &[u8]) -> Option<(usize, Ctx)> {
     }
     let end = memchr::memchr(b']', &s[..s.len().min(12)])?;
     let inner = std::str::from_utf8(&s[1..end]).ok()?.trim_start();
+    // The id is ASCII (`T`/`C` and digits); anything else, a multi-byte character first
+    // included, is no caller id (found by the fixes_crash_text fuzz target).
+    if !inner.is_char_boundary(1.min(inner.len())) {
+        return None;
+    }
     let (kind, num) = inner.split_at(1.min(inner.len()));
     let n: u32 = num.parse().ok()?;
     let ctx = match kind {
@@ -302,6 +307,14 @@ fn lossy(s: &[u8]) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    /// A multi-byte character where the caller id's letter stands is no caller id, never a
+    /// panic (fuzz/regressions/fixes_crash_text).
+    #[test]
+    fn caller_id_multibyte() {
+        assert_eq!(super::caller_id("[\u{fffd}C0] x".as_bytes()), None);
+        assert!(super::caller_id(b"[T12] x").is_some());
+    }
+
     use super::*;
 
     #[test]
