@@ -188,6 +188,10 @@ fn initrd(lab: &Lab, work: &Path, base: &str) -> PathBuf {
 }
 
 /// Boot once; return (doctor's JSON, its exit code, the console).
+/// Boot the guest in `mode`; once more if its kernel panicked before doctor wrote anything
+/// (seen once under TCG: "corrupted stack end detected inside scheduler" in swapper/0 right
+/// after netconsole came up, the capture kernel then ran): that is the emulated kernel dying,
+/// not something doctor did, and the second boot says whether doctor works.
 fn boot(
     lab: &Lab,
     work: &Path,
@@ -196,6 +200,35 @@ fn boot(
     server: &str,
     nc_port: u16,
 ) -> (serde_json::Value, i32, String) {
+    match boot_once(lab, work, mode, extra, server, nc_port) {
+        Ok(r) => r,
+        Err(log) => {
+            let panic = log
+                .lines()
+                .find(|l| l.contains("Kernel panic - not syncing"))
+                .unwrap_or("")
+                .to_string();
+            println!(
+                "[{mode}] the guest kernel panicked before doctor ran ({panic}): booting again"
+            );
+            boot_once(lab, work, mode, extra, server, nc_port).unwrap_or_else(|log| {
+                panic!(
+                    "[{mode}] the guest kernel panicked twice before doctor ran; console:\n{log}"
+                )
+            })
+        }
+    }
+}
+
+/// One boot: Err(console) when the guest's kernel panicked and doctor wrote nothing.
+fn boot_once(
+    lab: &Lab,
+    work: &Path,
+    mode: &str,
+    extra: &str,
+    server: &str,
+    nc_port: u16,
+) -> Result<(serde_json::Value, i32, String), String> {
     let base = if mode == "good" {
         "initramfs-kdump.cpio.gz"
     } else {
@@ -258,13 +291,16 @@ fn boot(
     }
     let log = read(&console);
     let text = read(&out);
+    if !text.contains("@@doctor-rc=") && log.contains("Kernel panic - not syncing") {
+        return Err(log);
+    }
     let (json, rc) = text.rsplit_once("@@doctor-rc=").unwrap_or_else(|| {
         panic!("[{mode}] no doctor output on ttyS1 ({text:?}); console:\n{log}")
     });
     let rc: i32 = rc.trim().parse().unwrap_or(-1);
     let v: serde_json::Value = serde_json::from_str(json.trim())
         .unwrap_or_else(|e| panic!("[{mode}] doctor --json: {e}: {json}\nconsole:\n{log}"));
-    (v, rc, log)
+    Ok((v, rc, log))
 }
 
 fn check<'v>(v: &'v serde_json::Value, name: &str) -> &'v serde_json::Value {

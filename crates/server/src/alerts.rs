@@ -110,9 +110,11 @@ pub async fn run(
                 }
                 _ => {
                     // The database counts every server's reports (and survives restarts); the
-                    // event itself is already stored, so it is in the count.
+                    // event itself is already stored, so it is in the count. Reports stored
+                    // after it (the evaluator runs behind ingest) are not: with them the 4th
+                    // warning's alert named the 3rd report (alert_rules_post_to_a_webhook).
                     let n = store
-                        .count_since(g, ev.received_at - HOUR)
+                        .count_since(g, ev.received_at - HOUR, ev.inserted.report)
                         .await
                         .unwrap_or(1)
                         .max(1) as u64;

@@ -749,16 +749,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Reports in `group` received at or after `since` (for rate alerts).
-    pub async fn count_since(&self, group: i64, since: i64) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) FROM reports WHERE group_id = $1 AND received_at >= $2")
-                .bind(group)
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?,
+    /// Reports in `group` received at or after `since` and stored no later than report
+    /// `upto` (for rate alerts: the count as of one report, not of whatever was stored after it
+    /// by the time the alert is evaluated).
+    pub async fn count_since(&self, group: i64, since: i64, upto: i64) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) FROM reports WHERE group_id = $1 AND received_at >= $2 AND id <= $3",
         )
+        .bind(group)
+        .bind(since)
+        .bind(upto)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
     }
 
     /// Total number of reports (all groups).

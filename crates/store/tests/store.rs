@@ -185,7 +185,13 @@ async fn exercise(db: &str) {
     assert_eq!(tl[0].count, 2);
     let facets = store.facets().await.unwrap();
     assert_eq!(facets.kernels.len(), 2);
-    assert_eq!(store.count_since(ins[0].group, t0 + 1).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_since(ins[0].group, t0 + 1, i64::MAX)
+            .await
+            .unwrap(),
+        1
+    );
     // NUL bytes (valid UTF-8, but not storable in PostgreSQL TEXT) do not fail the batch.
     let mut nul = new("web-1", t0, warn.clone(), None);
     nul.raw = "[ 1.0] WARNING: \0 in the log".into();
