@@ -308,7 +308,7 @@ fn lossy(s: &[u8]) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     /// A multi-byte character where the caller id's letter stands is no caller id, never a
-    /// panic (fuzz/regressions/fixes_crash_text).
+    /// panic (found by the fixes_crash_text fuzz target; crates/fixes/tests/fuzz_regressions.rs).
     #[test]
     fn caller_id_multibyte() {
         assert_eq!(super::caller_id("[\u{fffd}C0] x".as_bytes()), None);
