@@ -86,6 +86,18 @@ fn scenario_dump(l: &kmortem_lab::Lab, format: &str) -> (PathBuf, PathBuf) {
     (d, l.vmlinux())
 }
 
+/// The other pinned kernel's `kmlab.ko`: a module of another build for `l`'s dumps.
+fn other_kernels_kmlab(l: &kmortem_lab::Lab) -> Option<PathBuf> {
+    kmortem_lab::Lab::all()
+        .ok()
+        .and_then(|all| {
+            all.iter()
+                .find(|o| o.name() != l.name())
+                .map(|o| o.kmlab_ko())
+        })
+        .filter(|p| p.is_file())
+}
+
 /// A sound dump says nothing: exit 0 and no warning (the warnings below are not noise).
 #[test]
 fn lab_sound_dumps_have_no_warnings() {
@@ -532,11 +544,7 @@ fn lab_explain_core_and_decode_mismatches() {
 fn lab_module_of_another_build_is_named() {
     kmortem_lab::each(|l| {
         let (d, v) = scenario_dump(l, "kdump-zlib");
-        let other = kmortem_lab::Lab::all()
-            .ok()
-            .and_then(|all| all.iter().find(|o| o.name() != l.name()))
-            .map(|o| o.kmlab_ko());
-        let Some(other) = other.filter(|p| p.is_file()) else {
+        let Some(other) = other_kernels_kmlab(l) else {
             println!("[{}] no other kernel's module: skipped", l.name());
             return;
         };
@@ -575,11 +583,7 @@ fn lab_module_of_another_build_is_named() {
 fn lab_bt_names_a_module_of_another_build() {
     kmortem_lab::each(|l| {
         let (d, v) = scenario_dump(l, "kdump-zlib");
-        let other = kmortem_lab::Lab::all()
-            .ok()
-            .and_then(|all| all.iter().find(|o| o.name() != l.name()))
-            .map(|o| o.kmlab_ko());
-        let Some(other) = other.filter(|p| p.is_file()) else {
+        let Some(other) = other_kernels_kmlab(l) else {
             println!("[{}] no other kernel's module: skipped", l.name());
             return;
         };
