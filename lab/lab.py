@@ -788,10 +788,25 @@ DRGN_SCRIPT = os.path.join(LAB_SRC, "oracle", "drgn_oracle.py")
 
 
 def drgn_oracle(dump, tag, odir, vmlinux, ko, timings):
+    # One drgn process per dump for the four outputs (drgn_oracle.py `all`): drgn loads the
+    # vmlinux's DWARF once instead of four times, which was a fifth of a cold lab's oracle time.
     py = os.path.join(VENV, "bin", "python")
-    for what in ("bt", "ps", "dmesg", "mod"):
-        timed([py, DRGN_SCRIPT, what, dump, vmlinux, ko],
-              os.path.join(odir, f"drgn-{what}{tag}.txt"), timings, f"drgn-{what}{tag}")
+    log_path = os.path.join(odir, f"drgn-run{tag}.log")
+    timed([py, DRGN_SCRIPT, "all", dump, vmlinux, ko, odir, tag], log_path, timings,
+          f"drgn{tag}")
+    status_path = os.path.join(odir, f"drgn-status{tag}.json")
+    if os.path.exists(status_path):
+        for key, st in json.load(open(status_path)).items():
+            timings[key] = {"command": timings[f"drgn{tag}"]["command"], **st}
+        os.unlink(status_path)
+    else:  # the process died before writing its status (killed, out of memory)
+        for what in ("bt", "ps", "dmesg", "mod"):
+            out = os.path.join(odir, f"drgn-{what}{tag}.txt")
+            with open(out, "a") as f:
+                f.write(open(log_path, errors="replace").read())
+            timings[f"drgn-{what}{tag}"] = {**timings[f"drgn{tag}"], "exit_status": 1}
+    if os.path.getsize(log_path) == 0:
+        os.unlink(log_path)
 
 
 def addr2line_oracle(console, odir, vmlinux, ko, sysmap, timings):
@@ -827,8 +842,13 @@ def console_only(sc, d, info):
 
 
 # A report line as the kernel starts one (after the printk timestamp).
-REPORT_RE = re.compile(r"\] (Oops: |BUG: |WARNING: |general protection fault|kernel BUG at |"
-                       r"Kernel panic - not syncing|divide error|INFO: |watchdog: )")
+# Folklore: RCU's stall warnings carry its pr_fmt, `rcu: INFO: rcu_preempt self-detected stall`
+# (kernel/rcu/rcu.h `#define pr_fmt(fmt) "rcu: " fmt`, since 5.x); a guest starved by a busy
+# host (scripts/test boots the lab while cargo compiles) can print one during boot, and a later
+# crash's dump then holds a CPU that was stalled (the 6.12 null_deref of a cold CI run, issue 14).
+REPORT_RE = re.compile(r"\] (?:rcu: )?(Oops: |BUG: |WARNING: |general protection fault|"
+                       r"kernel BUG at |Kernel panic - not syncing|divide error|INFO: |"
+                       r"watchdog: )")
 TRIGGER_MARK = "kmlab: triggering "
 BOOT_ATTEMPTS = 3
 # A scenario's `timeout` is what an idle 2-core machine needs, times this: a guest under TCG on a

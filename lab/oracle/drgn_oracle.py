@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""drgn oracle for the crash lab: `drgn_oracle.py bt|ps|dmesg|mod VMCORE VMLINUX KMLAB_KO`.
+"""drgn oracle for the crash lab: `drgn_oracle.py bt|ps|dmesg|mod VMCORE VMLINUX KMLAB_KO`, or
+`drgn_oracle.py all VMCORE VMLINUX KMLAB_KO OUT_DIR TAG`: the four in one process (drgn reads the
+vmlinux's debug info once, not four times), each into OUT_DIR/drgn-WHAT{TAG}.txt, with each one's
+exit status and seconds in OUT_DIR/drgn-status{TAG}.json.
 
 bt:    the crashed thread's stack trace, each frame with its function, file:line and the
        values of its local variables and parameters (what `explain` must match);
@@ -9,7 +12,12 @@ dmesg: the kernel log from the dump;
 mod:   the loaded modules: name, struct module address, text base and size (crash's `mod`).
 Runs with the drgn from PyPI (in ~/.cache/kmortem/venv), which reads ELF and kdump files.
 """
+import contextlib
+import io
+import json
 import sys
+import time
+import traceback
 
 import drgn
 from drgn.helpers.linux.pid import for_each_task
@@ -28,6 +36,44 @@ def load(vmcore, vmlinux, ko):
         # Reported, not fatal: drgn names what it could not find (other modules).
         print(f"# drgn: {str(e).splitlines()[0]}", file=sys.stderr)
     return prog
+
+
+COMMANDS = ("bt", "ps", "dmesg", "mod")
+
+
+def all_in_one(vmcore, vmlinux, ko, out_dir, tag):
+    """Every command on one loaded program; a failing one is recorded, the others still run."""
+    status = {}
+    head = io.StringIO()
+    t0 = time.monotonic()
+    try:
+        with contextlib.redirect_stderr(head):
+            prog = load(vmcore, vmlinux, ko)
+        load_error = None
+    except Exception:  # noqa: BLE001 - every output file says why drgn could not start
+        prog, load_error = None, traceback.format_exc()
+    load_seconds = time.monotonic() - t0
+    for what in COMMANDS:
+        t = time.monotonic()
+        with open(f"{out_dir}/drgn-{what}{tag}.txt", "w") as f:
+            f.write(head.getvalue())
+            if load_error:
+                f.write(load_error)
+                code = 1
+            else:
+                try:
+                    with contextlib.redirect_stdout(f):
+                        globals()["cmd_" + what](prog)
+                    code = 0
+                except Exception:  # noqa: BLE001
+                    f.flush()
+                    f.write(traceback.format_exc())
+                    code = 1
+        status[f"drgn-{what}{tag}"] = {"exit_status": code,
+                                       "wall_seconds": round(time.monotonic() - t + load_seconds, 2)}
+        load_seconds = 0.0
+    with open(f"{out_dir}/drgn-status{tag}.json", "w") as f:
+        json.dump(status, f, indent=2)
 
 
 def fmt_value(obj):
@@ -108,6 +154,9 @@ def cmd_mod(prog):
 
 def main():
     what, vmcore, vmlinux, ko = sys.argv[1:5]
+    if what == "all":
+        all_in_one(vmcore, vmlinux, ko, sys.argv[5], sys.argv[6] if len(sys.argv) > 6 else "")
+        return
     prog = load(vmcore, vmlinux, ko)
     {"bt": cmd_bt, "ps": cmd_ps, "dmesg": cmd_dmesg, "mod": cmd_mod}[what](prog)
 
