@@ -338,7 +338,9 @@ SCENARIOS = [
     # Folklore: with the soft-lockup detector on, the other CPU could print `BUG: soft lockup`
     # first (stuck in smp_call_function_many_cond waiting for the spinning CPU), and which
     # watchdog won depended on timing (seen on a fresh build, issue 14). `nosoftlockup` leaves
-    # the RCU stall as the only report; crates/lab/tests/titles.rs pins the title.
+    # the RCU stall as the only report. kmlab's trigger also keeps TLB-flush IPIs away from the
+    # spinning CPU (one once left the other CPU stuck in smp_call_function and the stall was
+    # titled after it; kmlab_do_hard_lockup); crates/lab/tests/titles.rs pins the title.
     dict(name="irqs_off_stall", trigger="hard_lockup", kind="rcu_stall",
          title="INFO: rcu detected stall in kmlab_irqsoff_thread", func="kmlab_irqsoff_thread",
          extra="sysctl.kernel.panic_on_rcu_stall=1 rcupdate.rcu_cpu_stall_timeout=5 nosoftlockup",

@@ -637,9 +637,39 @@ static noinline void kmlab_do_soft_lockup(void)
 	kthread_run(kmlab_softlockup_thread, NULL, "kmlab-spin");
 }
 
+/*
+ * Folklore: a CPU spinning with interrupts off never answers an IPI, and whoever sends it one
+ * spins in smp_call_function_many_cond() with preemption off. When that happened, RCU's GP
+ * kthread starved behind the sender on the other CPU and the stall came out titled after
+ * smp_call_function (6.12 on a loaded host, issue 14). Two IPIs reached the spinning CPU:
+ * - insmod returns with the module loader's do_free_init() still queued (it waits for a grace
+ *   period, then vfree()s the init sections, whose VM_FLUSH_RESET_PERMS flushes the kernel TLB
+ *   on every CPU). The trigger flushes that work first. schedule_work() queues on system_wq up
+ *   to 6.1 and on system_percpu_wq where it exists (Debian's 6.12; Kbuild probes the header).
+ * - a kthread runs on the mm of the last user task of its CPU (lazy TLB), and when that task
+ *   exits, exit_mmap() frees page tables and flushes every CPU in the mm's cpumask, lazy ones
+ *   included (seen for the writing `sh` on 6.1 and 6.12). So the spinner is SCHED_FIFO and bound
+ *   to the writer's CPU, and the writer is pinned there: the spinner preempts it at once and the
+ *   writer never runs again, so the borrowed mm is never torn down.
+ * crates/lab/tests/titles.rs pins the title on both kernels.
+ */
 static noinline void kmlab_do_hard_lockup(void)
 {
-	kthread_run(kmlab_irqsoff_thread, NULL, "kmlab-irqsoff");
+	struct task_struct *t;
+	int cpu = raw_smp_processor_id();
+
+	__flush_workqueue(system_wq);
+#ifdef KMLAB_HAVE_SYSTEM_PERCPU_WQ
+	__flush_workqueue(system_percpu_wq);
+#endif
+	if (set_cpus_allowed_ptr(current, cpumask_of(cpu)))
+		return;
+	t = kthread_create(kmlab_irqsoff_thread, NULL, "kmlab-irqsoff");
+	if (IS_ERR(t))
+		return;
+	kthread_bind(t, cpu);
+	sched_set_fifo(t);
+	wake_up_process(t);
 }
 
 static noinline void kmlab_do_hung_task(void)

@@ -38,9 +38,6 @@ def load(vmcore, vmlinux, ko):
     return prog
 
 
-COMMANDS = ("bt", "ps", "dmesg", "mod")
-
-
 def all_in_one(vmcore, vmlinux, ko, out_dir, tag):
     """Every command on one loaded program; a failing one is recorded, the others still run."""
     status = {}
@@ -63,7 +60,7 @@ def all_in_one(vmcore, vmlinux, ko, out_dir, tag):
             else:
                 try:
                     with contextlib.redirect_stdout(f):
-                        globals()["cmd_" + what](prog)
+                        COMMANDS[what](prog)
                     code = 0
                 except Exception:  # noqa: BLE001
                     f.flush()
@@ -152,13 +149,15 @@ def cmd_mod(prog):
               f"{layout.base.value_():016x}  {layout.size.value_()}")
 
 
+COMMANDS = {"bt": cmd_bt, "ps": cmd_ps, "dmesg": cmd_dmesg, "mod": cmd_mod}
+
+
 def main():
     what, vmcore, vmlinux, ko = sys.argv[1:5]
     if what == "all":
         all_in_one(vmcore, vmlinux, ko, sys.argv[5], sys.argv[6] if len(sys.argv) > 6 else "")
         return
-    prog = load(vmcore, vmlinux, ko)
-    {"bt": cmd_bt, "ps": cmd_ps, "dmesg": cmd_dmesg, "mod": cmd_mod}[what](prog)
+    COMMANDS[what](load(vmcore, vmlinux, ko))
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ fn lab_bt_matches_oracles() {
                     }
                     Some(d)
                         if d.len() == 1
-                            && d.len() < mine.len()
+                            && mine.len() > 1
                             && agrees(d, &mine[..1])
                             && d[0].function.starts_with("__x86_indirect_thunk") =>
                     {
